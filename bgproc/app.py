@@ -1,0 +1,57 @@
+"""The Celery app: one configuration, built from :class:`Settings` (SPEC §6).
+
+``celeryconfig.py`` and every command build the app through :func:`create_app`,
+so a worker, a beat and the CLI of one installation always agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from bgproc.settings import Settings
+
+RUN_TASK = "bgproc.run"  # the one task that runs a registered process
+BEAT_LOOP_S = 1.0  # new and edited requests are picked up within about a second
+BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder dies
+VISIBILITY_TIMEOUT_S = 3600  # redelivery of unacked tasks (acks_late) after a lost worker
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for an installation: JSON only, late acks, every key under the prefix."""
+    prefix = settings.key_prefix
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "global_keyprefix": prefix,
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        },
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_ignore_result": True,  # results live in the monitor database
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "celery",
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_scheduler": "bgproc.beat:Scheduler",
+        "beat_max_loop_interval": BEAT_LOOP_S,
+        "redbeat_redis_url": settings.schedule_url,
+        "redbeat_redis_options": {},
+        "redbeat_key_prefix": settings.key("redbeat:"),
+        "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
+        "imports": list(settings.imports),
+    }
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app for ``settings``; the bgproc task is registered by its module."""
+    app = Celery("bgproc", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    app.conf.bgproc_settings = settings
+    return app

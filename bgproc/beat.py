@@ -1,0 +1,118 @@
+"""The beat scheduler: RedBeat with our entries, the misfire policy and one-shots that end.
+
+Each fire is recorded in Redis before it is published, as RedBeat does, so a beat
+restarted at any moment never publishes an occurrence twice (a crash between the
+record and the publish loses that one occurrence instead). An entry with nothing
+left stays in the due window as a tombstone until :meth:`Scheduler.on_series_end`
+has succeeded, then goes: a one-shot fires exactly once, and no entry ever waits
+in the due window without being acted on. Kept free of SQL: the hooks are where
+the runtime wires the monitor in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from celery import Celery
+from celery.utils.log import get_logger
+from redbeat.schedulers import RedBeatScheduler, get_redis
+
+from bgproc.entries import TimingEntry
+from bgproc.schedules import Occurrence
+
+logger = get_logger("celery.beat")
+
+
+class Scheduler(RedBeatScheduler):
+    """``beat_scheduler`` of bgproc; ``clock`` lets tests pass time in."""
+
+    Entry = TimingEntry
+
+    def __init__(
+        self, app: Celery, clock: Callable[[], datetime] | None = None, **kwargs: Any
+    ) -> None:
+        self.clock = clock or app.now
+        super().__init__(app, **kwargs)
+
+    # -- hooks (never SQL here) ---------------------------------------------------
+
+    def on_series_end(self, request_id: int) -> None:
+        """The request has no fire left; must be idempotent (a restart may repeat it)."""
+
+    def on_misfire(self, request_id: int, occurrence: Occurrence) -> None:
+        """Fires were missed (beat was down): the monitor records them as ``misfired``."""
+        logger.warning(
+            "beat: request %s missed %d fire(s) from %s; %s",
+            request_id,
+            occurrence.missed,
+            occurrence.first_missed.isoformat() if occurrence.first_missed else "-",
+            "running once now" if occurrence.run else "skipped (policy skip)",
+        )
+
+    # -- RedBeat overrides -----------------------------------------------------------
+
+    def install_default_entries(self, data: dict[str, Any]) -> None:
+        """None: results live in the monitor database, so no ``celery.backend_cleanup`` entry."""
+
+    @property
+    def schedule(self) -> dict[str, TimingEntry]:
+        """Every due entry and the next one to come, in two round trips (RedBeat: one per entry)."""
+        now_s = self.clock().timestamp()
+        schedule_key = self.app.redbeat_conf.schedule_key
+        with get_redis(self.app).pipeline() as pipe:
+            pipe.zrangebyscore(schedule_key, "-inf", now_s)
+            pipe.zrangebyscore(
+                schedule_key, f"({now_s}", now_s + self.max_interval, start=0, num=1
+            )
+            due, soon = pipe.execute()
+        return {e.name: e for e in self.Entry.load_many(self.app, due + soon)}
+
+    def maybe_due(self, entry: TimingEntry, producer: Any = None, **kwargs: Any) -> float | None:
+        """Act on ``entry`` if due; seconds until it next needs a look (None: not before a tick)."""
+        now = self.clock()
+        occurrence = entry.schedule.occurrence(entry.last_run_at, now)
+        if occurrence is None:
+            fire = entry.schedule.next_due(entry.last_run_at)
+            if fire is None:
+                self._end(entry)
+                return None
+            return (fire - now).total_seconds()
+        after = entry.advance(occurrence)
+        if after is None:
+            logger.info("beat: %s changed while due; read again at the next tick", entry.name)
+            return None
+        if occurrence.missed or not occurrence.run:
+            self._misfired(after, occurrence)
+        if occurrence.run:
+            self._publish(after, producer)
+        if occurrence.next_fire is None:
+            self._end(after)
+            return None
+        return (occurrence.next_fire - now).total_seconds()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _publish(self, entry: TimingEntry, producer: Any) -> None:
+        """Send the run; a broker error loses this occurrence (already recorded), never beat."""
+        logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
+        try:
+            self.apply_async(entry, producer=producer, advance=False)
+        except Exception:
+            logger.exception("beat: could not publish %s; this occurrence is lost", entry.name)
+
+    def _misfired(self, entry: TimingEntry, occurrence: Occurrence) -> None:
+        try:
+            self.on_misfire(entry.request_id, occurrence)
+        except Exception:
+            logger.exception("beat: on_misfire failed for %s", entry.name)
+
+    def _end(self, entry: TimingEntry) -> None:
+        """Remove a finished entry once the hook took note; on failure it is retried next tick."""
+        try:
+            self.on_series_end(entry.request_id)
+        except Exception:
+            logger.exception("beat: on_series_end failed for %s; retried next tick", entry.name)
+            return
+        entry.finish()

@@ -1,0 +1,216 @@
+"""Engines, sessions and schema migrations for SQLite and PostgreSQL.
+
+SQLite is the embedded default, shared by the CLI, beat and workers as separate
+processes on one file; PostgreSQL serves several machines. Connection failures
+become ``Unavailable`` with the password redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from bgproc.errors import InvalidInput, Unavailable
+from bgproc.models import ALEMBIC_VERSION_TABLE
+from bgproc.settings import redact_url
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+URL_FIELD = "BGPROC_DATABASE_URL"  # how the user names the URL in messages
+URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's write lock
+PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails fast instead of hanging the CLI
+MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
+
+_schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def normalise_url(url: str) -> str:
+    """Point bare PostgreSQL URLs at psycopg 3, the driver we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` (sqlite or postgresql), tuned for several processes; no I/O yet."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        # Neither the URL nor SQLAlchemy's message (which repeats it) is shown: a password
+        # in a malformed URL cannot be found to be redacted.
+        raise InvalidInput(URL_FIELD, f"not a database URL; expected {URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "bgproc"},
+        )
+        _guard_against_fork(engine)
+        return engine
+    raise InvalidInput(URL_FIELD, f"{backend} is not supported; expected {URL_FORMS}")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """SQLite with WAL (readers never block the writer) and BEGIN IMMEDIATE transactions.
+
+    A deferred transaction that reads and then writes cannot wait for another process's
+    lock (SQLite fails it at once); taking the write lock at BEGIN makes every writer
+    queue behind ``busy_timeout`` instead.
+    """
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    _guard_against_fork(engine)
+    return engine
+
+
+def _guard_against_fork(engine: Engine) -> None:
+    """A forked child (Celery prefork) never reuses its parent's pooled connections.
+
+    Sharing one socket or SQLite handle between two processes corrupts both sides.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _check_pid(_dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        if record.info.get("pid") != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise DisconnectionError("connection was opened by the parent process")
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, rollback on error; rows stay readable after it."""
+    ensure_schema(engine)
+    with (
+        _unavailable_on_failure(engine),
+        Session(engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
+        yield session
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make sure the schema is at head before first use (checked once per engine).
+
+    SQLite is embedded, so it is migrated on the spot; a shared PostgreSQL is only
+    migrated on purpose, by ``bgproc db upgrade``.
+    """
+    if engine in _schema_ready:
+        return
+    if engine.dialect.name == "sqlite":
+        upgrade(engine)
+        return
+    with _unavailable_on_failure(engine), engine.connect() as connection:
+        current = set(_migration_context(connection).get_current_heads())
+    heads = _head_revisions()
+    if current != heads:
+        raise Unavailable("database", _describe(engine, _outdated(current, heads)))
+    _schema_ready.add(engine)
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate to head; safe to run again, or from several processes at once."""
+    with _unavailable_on_failure(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until commit; on SQLite, BEGIN IMMEDIATE already serialises upgrades.
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        try:
+            command.upgrade(config, "head")
+        except CommandError as exc:
+            raise Unavailable("database", _describe(engine, str(exc))) from exc
+    _schema_ready.add(engine)
+
+
+def _alembic_config() -> Config:
+    """Alembic's configuration, built in code: the scripts ship inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
+
+
+@cache
+def _head_revisions() -> frozenset[str]:
+    """The revisions this bgproc expects (the scripts do not change while running)."""
+    return frozenset(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+@cache
+def _known_revisions() -> frozenset[str]:
+    """Every revision this bgproc ships, to tell an old schema from a newer one."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def _migration_context(connection: Connection) -> MigrationContext:
+    return MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
+
+
+def _outdated(current: set[str], heads: frozenset[str]) -> str:
+    """Why the schema is refused, and what to do about it."""
+    found = ", ".join(sorted(current)) or "none"
+    wanted = ", ".join(sorted(heads))
+    if current - _known_revisions():
+        return f"schema revision {found} is newer than this bgproc ({wanted}); upgrade bgproc"
+    return f"schema is not up to date (revision {found}, need {wanted}); run `bgproc db upgrade`"
+
+
+@contextmanager
+def _unavailable_on_failure(engine: Engine) -> Iterator[None]:
+    """Connection-level failures become one ``Unavailable`` line, never a password."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable("database", _describe(engine, _reason(exc, engine.url))) from exc
+
+
+def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
+    """The driver's first line of complaint, scrubbed of the password just in case."""
+    lines = [line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc.orig or exc).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason
+
+
+def _describe(engine: Engine, reason: str) -> str:
+    return f"{redact_url(engine.url.render_as_string(hide_password=False))}: {reason}"

@@ -1,0 +1,41 @@
+"""The three ways bgproc refuses: bad input, unknown id, a service down.
+
+The CLI turns each into one ``Error: …`` line; nothing else needs to know how.
+"""
+
+from __future__ import annotations
+
+
+class BgprocError(Exception):
+    """Base of every error meant for the user (never shown with a traceback)."""
+
+
+class InvalidInput(BgprocError):
+    """A value the user gave is wrong; ``field`` names it as the user wrote it."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}")
+        self.field = field
+        self.why = why
+
+
+class NotFound(BgprocError):
+    """An id or name that does not exist."""
+
+    def __init__(self, kind: str, ident: object) -> None:
+        super().__init__(f"{kind} {ident!s} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(BgprocError):
+    """The request is valid but the current state forbids it (e.g. delete while scheduled)."""
+
+
+class Unavailable(BgprocError):
+    """Redis or the database cannot be reached; ``service`` says which."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service} is unreachable: {detail}")
+        self.service = service
+        self.detail = detail

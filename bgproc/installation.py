@@ -1,0 +1,48 @@
+"""One installation of bgproc: its settings and what is built from them, each built once.
+
+The composition root for the CLI, beat and workers: nothing here connects
+until it is first used, so commands that need no Redis never touch it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from celery import Celery
+from sqlalchemy import Engine
+
+from bgproc.app import create_app
+from bgproc.db import make_engine
+from bgproc.entries import EntryStore
+from bgproc.registry import REGISTRY, Registry
+from bgproc.requests import RequestService
+from bgproc.settings import Settings
+
+
+class Installation:
+    """Settings plus the engine, Celery app, entry store, registry and services they imply."""
+
+    def __init__(self, settings: Settings, registry: Registry = REGISTRY) -> None:
+        self.settings = settings
+        self._registry = registry
+
+    @cached_property
+    def registry(self) -> Registry:
+        self._registry.load(self.settings.imports)
+        return self._registry
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def app(self) -> Celery:
+        return create_app(self.settings)
+
+    @cached_property
+    def entries(self) -> EntryStore:
+        return EntryStore(self.app)
+
+    @cached_property
+    def requests(self) -> RequestService:
+        return RequestService(self.engine, self.entries, self.registry, self.settings.timezone)

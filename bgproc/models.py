@@ -1,0 +1,205 @@
+"""SQL tables of bgproc: process requests and the Process Monitor's runs.
+
+Statuses are str enums stored as plain strings (no native DB enums), so adding a
+status never needs a migration. Timestamps are always aware UTC in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
+
+# Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class RequestStatus(StrEnum):
+    """Where a process request is in its lifecycle (SPEC §3)."""
+
+    unscheduled = "unscheduled"
+    scheduled = "scheduled"
+    complete = "complete"
+
+
+class RunStatus(StrEnum):
+    """What became of one run (SPEC §4)."""
+
+    queued = "queued"
+    processing = "processing"
+    success = "success"
+    error = "error"
+    skipped = "skipped"
+    killed = "killed"
+    misfired = "misfired"
+    lost = "lost"
+
+
+class Channel(StrEnum):
+    """How a run was started: by its plan, or by hand with ``bgproc run``."""
+
+    scheduler = "scheduler"
+    direct = "direct"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zones, so UTC is stored there as naive text; PostgreSQL gets
+    ``timestamptz``. Naive values are refused: their meaning would depend on the machine.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _str_enum(enum_class: type[StrEnum]) -> Enum:
+    """A VARCHAR(16) holding the enum's values, read back as members; no DB constraint.
+
+    Unknown strings are refused on write (``validate_strings``) so a typo never lands.
+    """
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        validate_strings=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def utc_now() -> datetime:
+    """Default for the bookkeeping timestamps."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding bgproc's metadata (what the migrations must match)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# SQLite needs plain INTEGER for an autoincrementing rowid primary key.
+_BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ProcessRequest(Base):
+    """What runs and when: the SQL row is the source of truth, Redis entries derive from it."""
+
+    __tablename__ = "bgproc_request"
+    # AUTOINCREMENT on SQLite: an id is never reused, even after every row was pruned.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    process: Mapped[str] = mapped_column(String(200), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    timing: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finish_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))
+    frequency: Mapped[str | None] = mapped_column(String(16))
+    interval: Mapped[int | None] = mapped_column(Integer)
+    repetitions: Mapped[int | None] = mapped_column(Integer)
+    daily_option: Mapped[str | None] = mapped_column(String(16))
+    at_time: Mapped[str | None] = mapped_column(String(8))
+    days: Mapped[str | None] = mapped_column(String(64))
+    day: Mapped[str | None] = mapped_column(String(8))
+    ordinal: Mapped[str | None] = mapped_column(String(8))
+    weekday: Mapped[str | None] = mapped_column(String(3))
+    cron: Mapped[str | None] = mapped_column(String(200))
+    prevent_concurrent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    misfire: Mapped[str] = mapped_column(String(16), default="run-once", server_default="run-once")
+    status: Mapped[RequestStatus] = mapped_column(
+        _str_enum(RequestStatus),
+        default=RequestStatus.unscheduled,
+        server_default=RequestStatus.unscheduled.value,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
+
+
+class ProcessRun(Base):
+    """One execution, as the Process Monitor shows it (SPEC §4)."""
+
+    __tablename__ = "bgproc_run"
+    __table_args__ = (
+        Index(None, "process", "started_at"),
+        Index(None, "status", "started_at"),
+        Index(None, "request_id", "started_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    # SET NULL: deleting a request keeps the history of what it ran.
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bgproc_request.id", ondelete="SET NULL")
+    )
+    process: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[RunStatus] = mapped_column(
+        _str_enum(RunStatus), default=RunStatus.queued, server_default=RunStatus.queued.value
+    )
+    scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    log: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    # none_as_null: "no result" is SQL NULL, not the JSON text 'null'.
+    result: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    task_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    channel: Mapped[Channel] = mapped_column(
+        _str_enum(Channel), default=Channel.scheduler, server_default=Channel.scheduler.value
+    )
+    # CASCADE: a group's children are part of its run and are pruned with it.
+    group_run_id: Mapped[int | None] = mapped_column(
+        _BIG_ID, ForeignKey("bgproc_run.id", ondelete="CASCADE"), index=True
+    )

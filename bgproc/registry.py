@@ -1,0 +1,279 @@
+"""The process registry: what may run, with which parameters (SPEC §1).
+
+A process is declared by decorating a function; its parameters come from the
+signature (the annotation is the type, a default makes it optional). Only what
+is registered here can ever be requested or run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, get_type_hints
+
+from bgproc.errors import InvalidInput, NotFound
+
+SECRET_MASK = "***"
+MAX_PARAM_CHARS = 10_000  # a parameter is a value, not a payload
+PROCESS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
+
+
+class Secret(str):
+    """A parameter value that reaches the process but is shown as ``***`` everywhere else."""
+
+    def __repr__(self) -> str:
+        return SECRET_MASK
+
+
+PARAM_TYPES: dict[type, str] = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    date: "date",
+    datetime: "datetime",
+    Secret: "secret",
+}
+
+
+class ProcessContext:
+    """What a running process gets as ``ctx``: its logger, its ids, and a cooperative stop flag."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        run_id: int | None = None,
+        request_id: int | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.log = log
+        self.run_id = run_id
+        self.request_id = request_id
+        self._stop_event = stop_event or threading.Event()
+
+    def should_stop(self) -> bool:
+        """True once a kill was asked for: a killable process checks it and returns early."""
+        return self._stop_event.is_set()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of a process."""
+
+    name: str
+    type_name: str  # a value of PARAM_TYPES
+    required: bool
+    default: Any = None
+
+    @property
+    def secret(self) -> bool:
+        return self.type_name == "secret"
+
+    def describe(self) -> str:
+        if self.required:
+            return f"{self.name}: {self.type_name}"
+        return f"{self.name}: {self.type_name} = {self.default!r}"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """A registered process: its function, its parameters and its run flags."""
+
+    name: str
+    func: Callable[..., Any] = field(repr=False)
+    description: str = ""
+    params: tuple[Param, ...] = ()
+    accepts_any: bool = False  # declared **kwargs: any extra parameter, kept as text
+    prevent_concurrent: bool = False
+    killable: bool = False
+    queue: str = "celery"
+    time_limit_s: int | None = None
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def validate_params(self, given: Mapping[str, object]) -> dict[str, Any]:
+        """The stored (JSON-able) form of ``given``: checked, coerced, defaults left implicit.
+
+        Strings from the command line are fine; an unknown, missing or
+        malformed parameter is an :class:`InvalidInput` naming it.
+        """
+        stored: dict[str, Any] = {}
+        for name, value in given.items():
+            param = self.param(name)
+            label = f"param {name}"
+            if param is None and not self.accepts_any:
+                known = ", ".join(p.name for p in self.params) or "none"
+                raise InvalidInput(label, f"unknown parameter of {self.name} (known: {known})")
+            if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:
+                raise InvalidInput(label, f"longer than {MAX_PARAM_CHARS} characters")
+            stored[name] = coerce(value, param.type_name if param else "str", label)
+        for param in self.params:
+            if param.required and param.name not in stored:
+                raise InvalidInput(f"param {param.name}", f"required by {self.name}")
+        return {k: _storable(v) for k, v in stored.items()}
+
+    def call_kwargs(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """The typed keyword arguments for the function, from the stored form."""
+        kwargs: dict[str, Any] = {}
+        for name, value in stored.items():
+            param = self.param(name)
+            kwargs[name] = coerce(value, param.type_name if param else "str", f"param {name}")
+        return kwargs
+
+    def masked(self, stored: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameters as anyone but the process may see them: secrets as ``***``."""
+        secret = {p.name for p in self.params if p.secret}
+        return {k: SECRET_MASK if k in secret else v for k, v in stored.items()}
+
+
+def coerce(value: object, type_name: str, label: str) -> Any:
+    """A value of the declared type from text or JSON, or an error naming the parameter."""
+    try:
+        if type_name in ("str", "secret"):
+            if not isinstance(value, str):
+                raise ValueError("must be text")
+            return Secret(value) if type_name == "secret" else value
+        if type_name == "bool":
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower()
+            if word in TRUE_WORDS | FALSE_WORDS:
+                return word in TRUE_WORDS
+            raise ValueError("must be true or false")
+        if type_name == "int":
+            if isinstance(value, bool | float):
+                raise ValueError("must be a whole number")
+            text = str(value).strip()
+            if len(text) > 30:
+                raise ValueError("is too large")
+            return int(text)
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise ValueError("must be a number")
+            number = float(str(value).strip())
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError("must be a finite number")
+            return number
+        if type_name == "date":
+            return date.fromisoformat(str(value).strip())
+        if type_name == "datetime":
+            return datetime.fromisoformat(str(value).strip())
+    except ValueError as error:
+        reason = str(error) if str(error).startswith(("must", "is ")) else f"not a {type_name}"
+        raise InvalidInput(label, f"{value!r} {reason}") from None
+    raise InvalidInput(label, f"unsupported parameter type {type_name}")
+
+
+def _storable(value: Any) -> Any:
+    """JSON-able form of a coerced value (dates as ISO text, secrets as plain text)."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Secret):
+        return str(value)
+    return value
+
+
+def _params_of(func: Callable[..., Any], name: str) -> tuple[tuple[Param, ...], bool]:
+    """Declared parameters from the signature (after ``ctx``), and whether ``**kwargs`` is open."""
+    hints = get_type_hints(func)
+    params: list[Param] = []
+    accepts_any = False
+    for position, parameter in enumerate(inspect.signature(func).parameters.values()):
+        if position == 0:
+            continue  # ctx
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            accepts_any = True
+            continue
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            raise TypeError(f"process {name}: *args cannot be given on the command line")
+        annotation = hints.get(parameter.name, str)
+        if annotation not in PARAM_TYPES:
+            raise TypeError(f"process {name}: parameter {parameter.name} has unsupported type")
+        required = parameter.default is inspect.Parameter.empty
+        params.append(
+            Param(
+                name=parameter.name,
+                type_name=PARAM_TYPES[annotation],
+                required=required,
+                default=None if required else _storable(parameter.default),
+            )
+        )
+    return tuple(params), accepts_any
+
+
+class Registry:
+    """Processes by name. One per interpreter (``REGISTRY``); tests may make their own."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, ProcessSpec] = {}
+
+    def add(self, spec: ProcessSpec) -> None:
+        existing = self._specs.get(spec.name)
+        if existing is not None and existing.func is not spec.func:
+            same_code = existing.func.__qualname__ == spec.func.__qualname__
+            if not same_code:
+                raise ValueError(f"process {spec.name} is registered twice")
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> ProcessSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise NotFound("process", name)
+        return spec
+
+    def all(self) -> list[ProcessSpec]:
+        return sorted(self._specs.values(), key=lambda s: s.name)
+
+    def load(self, modules: Iterable[str]) -> None:
+        """Import the modules whose processes register themselves: tasks, BGPROC_IMPORTS."""
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                raise InvalidInput("BGPROC_IMPORTS", f"cannot import {module}: {error}") from None
+
+
+REGISTRY = Registry()
+
+
+def process(
+    name: str,
+    *,
+    description: str = "",
+    prevent_concurrent: bool = False,
+    killable: bool = False,
+    queue: str = "celery",
+    time_limit_s: int | None = None,
+    registry: Registry = REGISTRY,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``func(ctx, ...)`` as the process ``name``; the function itself is unchanged."""
+    if not name or not set(name) <= PROCESS_NAME_CHARS or len(name) > 200:
+        raise ValueError(f"process name {name!r}: use lowercase letters, digits, '.', '_', '-'")
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        params, accepts_any = _params_of(func, name)
+        doc = inspect.getdoc(func) or ""
+        registry.add(
+            ProcessSpec(
+                name=name,
+                func=func,
+                description=description or doc.split("\n", 1)[0],
+                params=params,
+                accepts_any=accepts_any,
+                prevent_concurrent=prevent_concurrent,
+                killable=killable,
+                queue=queue,
+                time_limit_s=time_limit_s,
+            )
+        )
+        return func
+
+    return register

@@ -1,0 +1,370 @@
+"""The request service: a request's SQL row and its RedBeat entry change together (SPEC §3).
+
+Order of writes, so that a failure never leaves a live entry the database
+does not know as scheduled: the SQL change is flushed first (inside a
+transaction), then Redis is written, then SQL commits; if Redis fails the SQL
+transaction rolls back, and if the commit fails the Redis write is undone.
+Removing an entry happens before the SQL change, for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bgproc.db import session_scope
+from bgproc.entries import EntryStore
+from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bgproc.models import ProcessRequest, RequestStatus
+from bgproc.registry import Registry, ProcessSpec
+from bgproc.timing import Misfire, Timing, TimingKind
+from bgproc.inputs import parse_choice
+
+MAX_NAME_CHARS = 200
+MAX_ID = 2**63 - 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as callers see it: typed timing, secrets masked."""
+
+    id: int
+    name: str | None
+    process: str
+    params: dict[str, Any]
+    timing: Timing
+    status: RequestStatus
+    prevent_concurrent: bool
+    misfire: Misfire
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object of ``request show --json`` (without next runs)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "process": self.process,
+            "params": self.params,
+            "status": self.status.value,
+            "timing": self.timing.as_dict(),
+            "description": self.timing.describe(),
+            "prevent_concurrent": self.prevent_concurrent,
+            "misfire": self.misfire.value,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+# -- row <-> value -------------------------------------------------------------
+
+
+def timing_of(row: ProcessRequest) -> Timing:
+    """The row's timing value (the one place that reads the timing columns)."""
+    return Timing.from_dict(
+        {
+            "kind": row.timing,
+            "timezone": row.timezone,
+            "start": row.start_at.isoformat() if row.start_at else None,
+            "finish": row.finish_at.isoformat() if row.finish_at else None,
+            "frequency": row.frequency,
+            "interval": row.interval,
+            "repetitions": row.repetitions,
+            "daily_option": row.daily_option,
+            "at": row.at_time,
+            "days": row.days.split(",") if row.days else [],
+            "day": row.day,
+            "ordinal": row.ordinal,
+            "weekday": row.weekday,
+            "cron": row.cron,
+        }
+    )
+
+
+def write_timing(row: ProcessRequest, timing: Timing) -> None:
+    """Store a timing value in the row's columns (the one place that writes them)."""
+    row.timing = timing.kind.value
+    row.timezone = timing.timezone
+    row.start_at = timing.start
+    row.finish_at = timing.finish
+    row.frequency = timing.frequency.value if timing.frequency else None
+    row.interval = timing.interval
+    row.repetitions = timing.repetitions
+    row.daily_option = timing.daily_option.value if timing.daily_option else None
+    row.at_time = timing.at.isoformat() if isinstance(timing.at, time) else None
+    row.days = ",".join(timing.days) or None
+    row.day = timing.day
+    row.ordinal = timing.ordinal.value if timing.ordinal else None
+    row.weekday = timing.weekday
+    row.cron = timing.cron
+
+
+# -- the service ---------------------------------------------------------------
+
+PLAN_KEYS = (
+    "frequency", "interval", "repetitions", "daily_option", "at", "days", "day", "ordinal",
+    "weekday", "cron",
+)
+TIMING_KEYS = ("timing", "start", "finish", "tz", *PLAN_KEYS)
+
+
+class RequestService:
+    """Create, change, plan and delete process requests; SQL and Redis kept in step."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        entries: EntryStore,
+        registry: Registry,
+        default_tz: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.entries = entries
+        self.registry = registry
+        self.default_tz = default_tz
+        self.clock = clock
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, request_id: int) -> RequestView:
+        with self._session() as session:
+            return self._view(self._row(session, request_id))
+
+    def list(self, status: str | None = None, process: str | None = None) -> list[RequestView]:
+        query = select(ProcessRequest).order_by(ProcessRequest.id)
+        if status:
+            query = query.where(
+                ProcessRequest.status == parse_choice(status, "status", RequestStatus)
+            )
+        if process:
+            query = query.where(ProcessRequest.process == process)
+        with self._session() as session:
+            return [self._view(row) for row in session.scalars(query)]
+
+    def next_runs(self, request_id: int, count: int) -> list[datetime]:
+        """The next fires as the plan stands (from the entry's last fire when scheduled)."""
+        view = self.get(request_id)
+        if view.status is not RequestStatus.scheduled:
+            return []
+        fires: list[datetime] = []
+        fire = self.entries.next_fire(view.id)
+        while fire is not None and len(fires) < count:
+            fires.append(fire)
+            fire = view.timing.next_fire(fire)
+        return fires
+
+    # -- writing ---------------------------------------------------------------
+
+    def create(self, fields: Mapping[str, Any], schedule: bool = True) -> RequestView:
+        """Store a new request from loose fields (CLI strings are fine); schedule it unless told."""
+        now = self.clock()
+        spec, params = self._process_and_params(fields)
+        timing = Timing.build(_timing_fields(fields), now=now, default_tz=self.default_tz)
+        row = ProcessRequest(
+            process=spec.name,
+            params=params,
+            name=_name(fields.get("name")),
+            prevent_concurrent=bool(fields.get("prevent_concurrent")),
+            misfire=self._misfire(fields).value,
+            status=RequestStatus.unscheduled,
+            created_at=now,
+            updated_at=now,
+        )
+        write_timing(row, timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing)
+        with self._session() as session:
+            session.add(row)
+            session.flush()
+            if schedule:
+                self._plan(session, row, now)
+            return self._view(row)
+
+    def update(self, request_id: int, fields: Mapping[str, Any]) -> RequestView:
+        """Change the given fields; a scheduled request is rescheduled in the same step."""
+        now = self.clock()
+        with self._session() as session:
+            row = self._row(session, request_id)
+            stored = self._fields_of(row)
+            if fields.get("timing") or fields.get("frequency"):
+                stored = {k: v for k, v in stored.items() if k not in PLAN_KEYS}
+            merged = {**stored, **{k: v for k, v in fields.items() if v is not None}}
+            if "process" in fields and fields["process"] and fields["process"] != row.process:
+                merged["params"] = fields.get("params") or {}
+            spec, params = self._process_and_params(merged)
+            timing = Timing.build(_timing_fields(merged), now=now, default_tz=self.default_tz)
+            row.process = spec.name
+            row.params = params
+            row.name = _name(merged.get("name"))
+            row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
+            row.misfire = self._misfire(merged).value
+            row.updated_at = now
+            anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
+            write_timing(row, anchored)
+            if row.status is RequestStatus.scheduled:
+                self._plan(session, row, now)
+            return self._view(row)
+
+    def schedule(self, request_id: int) -> RequestView:
+        """Write the entry (Etendo's Schedule button); refused when already scheduled."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            if row.status is RequestStatus.scheduled:
+                raise Conflict(f"request {request_id} is already scheduled (use reschedule)")
+            self._plan(session, row, self.clock())
+            return self._view(row)
+
+    def reschedule(self, request_id: int) -> RequestView:
+        """Write the entry afresh, the next fire counted from now."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            self._plan(session, row, self.clock())
+            return self._view(row)
+
+    def unschedule(self, request_id: int) -> RequestView:
+        """Remove the entry, then mark the request unscheduled."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            self._redis(lambda: self.entries.remove(row.id))
+            row.status = RequestStatus.unscheduled
+            row.updated_at = self.clock()
+            return self._view(row)
+
+    def delete(self, request_id: int) -> None:
+        """Delete an unscheduled or complete request; a scheduled one is refused (SPEC §3)."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            if row.status is RequestStatus.scheduled:
+                raise Conflict(f"request {request_id} is scheduled; unschedule it first")
+            self._redis(lambda: self.entries.remove(row.id))
+            session.delete(row)
+
+    # -- inner workings ----------------------------------------------------------
+
+    def _plan(self, session: Session, row: ProcessRequest, now: datetime) -> None:
+        """Put the entry for ``row`` (or mark it complete when nothing is left to fire)."""
+        spec = self.registry.get(row.process)
+        timing = timing_of(row)
+        if timing.kind is TimingKind.IMMEDIATE:
+            timing = replace(timing, start=now.replace(microsecond=0))
+        if not timing.anchored(now).upcoming(now, 1):
+            self._redis(lambda: self.entries.remove(row.id))
+            row.status = RequestStatus.complete
+            return
+        row.status = RequestStatus.scheduled
+        row.updated_at = now
+        session.flush()
+        self._redis(
+            lambda: self.entries.put(
+                row.id,
+                timing.anchored(now),
+                scheduled_from=now,
+                misfire=row.misfire,
+                queue=spec.queue,
+            )
+        )
+        session.info.setdefault("on_rollback", []).append(lambda: self.entries.remove(row.id))
+
+    def _process_and_params(self, fields: Mapping[str, Any]) -> tuple[ProcessSpec, dict[str, Any]]:
+        name = str(fields.get("process") or "").strip()
+        if not name:
+            raise InvalidInput("process", "is required")
+        try:
+            spec = self.registry.get(name)
+        except NotFound:
+            raise InvalidInput("process", f"{name!r} is not a registered process") from None
+        return spec, spec.validate_params(fields.get("params") or {})
+
+    @staticmethod
+    def _misfire(fields: Mapping[str, Any]) -> Misfire:
+        value = parse_choice(fields.get("misfire") or Misfire.RUN_ONCE.value, "misfire", Misfire)
+        assert isinstance(value, Misfire)
+        return value
+
+    def _fields_of(self, row: ProcessRequest) -> dict[str, Any]:
+        """The stored request as loose fields, so an update can change just a few."""
+        timing = timing_of(row).as_dict()
+        fields: dict[str, Any] = {k: v for k, v in timing.items() if k != "kind"}
+        fields["timing"] = timing["kind"]
+        fields["tz"] = fields.pop("timezone")
+        fields["days"] = ",".join(timing["days"]) or None  # type: ignore[arg-type]
+        fields.update(
+            process=row.process,
+            params=row.params,
+            name=row.name,
+            prevent_concurrent=row.prevent_concurrent,
+            misfire=row.misfire,
+        )
+        return fields
+
+    def _row(self, session: Session, request_id: int) -> ProcessRequest:
+        if not 0 < request_id <= MAX_ID:
+            raise NotFound("request", request_id)
+        row = session.get(ProcessRequest, request_id)
+        if row is None:
+            raise NotFound("request", request_id)
+        return row
+
+    def _view(self, row: ProcessRequest) -> RequestView:
+        try:
+            masked = self.registry.get(row.process).masked(row.params)
+        except NotFound:
+            masked = dict(row.params)
+        return RequestView(
+            id=row.id,
+            name=row.name,
+            process=row.process,
+            params=masked,
+            timing=timing_of(row),
+            status=RequestStatus(row.status),
+            prevent_concurrent=row.prevent_concurrent,
+            misfire=Misfire(row.misfire),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @staticmethod
+    def _redis(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except (RedisError, OSError) as error:
+            raise Unavailable("redis", str(error).splitlines()[0] if str(error) else "error") from None
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A transaction; Redis writes made inside it are undone if it does not commit."""
+        session: Session | None = None
+        try:
+            with session_scope(self.engine) as session:
+                yield session
+        except BaseException:
+            for undo in (session.info.get("on_rollback", []) if session else []):
+                try:
+                    undo()
+                except (RedisError, OSError):
+                    pass  # `bgproc sync` repairs what cannot be undone now
+            raise
+
+
+def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:
+    return {k: fields.get(k) for k in TIMING_KEYS if fields.get(k) is not None}
+
+
+def _name(value: object) -> str | None:
+    if value is None:
+        return None
+    name = str(value).strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidInput("name", f"longer than {MAX_NAME_CHARS} characters")
+    return name or None

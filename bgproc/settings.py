@@ -1,0 +1,89 @@
+"""Settings: every default with its reason, read from ``BGPROC_*`` in one place.
+
+This is the only module that reads ``os.environ``. Everything else receives a
+``Settings`` value, so tests can build their own without touching the process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  # the local Redis of SPEC §6
+DEFAULT_DATABASE_URL = "sqlite:///bgproc.db"  # embedded: works with nothing installed
+DEFAULT_KEY_PREFIX = "bgproc:"  # every Redis key of an installation starts with it
+ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
+
+
+def local_zone_name(environ: Mapping[str, str] = os.environ) -> str:
+    """The machine's IANA zone: ``TZ``, ``/etc/timezone``, ``/etc/localtime``, else UTC."""
+    candidates = [environ.get("TZ", "").lstrip(":")]
+    timezone_file = Path("/etc/timezone")
+    if timezone_file.is_file():
+        candidates.append(timezone_file.read_text().strip())
+    localtime = Path("/etc/localtime")
+    if localtime.is_symlink():
+        target = str(localtime.resolve())
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        return name
+    return "UTC"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: URLs are printed, passwords never."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One installation's configuration (SPEC §6)."""
+
+    broker_url: str = DEFAULT_BROKER_URL
+    redbeat_url: str = ""  # empty: RedBeat uses the broker
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "UTC"
+    imports: tuple[str, ...] = ALWAYS_IMPORTED
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Settings as the environment gives them, with the defaults above."""
+        extra_imports = [m.strip() for m in environ.get("BGPROC_IMPORTS", "").split(",")]
+        imports = ALWAYS_IMPORTED + tuple(
+            m for m in extra_imports if m and m not in ALWAYS_IMPORTED
+        )
+        return cls(
+            broker_url=environ.get("BGPROC_BROKER_URL") or DEFAULT_BROKER_URL,
+            redbeat_url=environ.get("BGPROC_REDBEAT_URL", ""),
+            database_url=environ.get("BGPROC_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            timezone=environ.get("BGPROC_TIMEZONE") or local_zone_name(environ),
+            imports=imports,
+            key_prefix=environ.get("BGPROC_KEY_PREFIX", DEFAULT_KEY_PREFIX),
+        )
+
+    @property
+    def schedule_url(self) -> str:
+        """Where RedBeat keeps its entries."""
+        return self.redbeat_url or self.broker_url
+
+    def key(self, *parts: str) -> str:
+        """A Redis key of this installation: every key goes through here."""
+        return self.key_prefix + ":".join(parts)

@@ -1,0 +1,43 @@
+"""Wall-clock time and the time line: the one home of the DST rules (SPEC §2).
+
+Plans speak wall-clock time in a zone; fires happen at instants. Across a DST
+change each wall-clock occurrence fires exactly once: a repeated (autumn) time
+on its first occurrence, a missing (spring gap) time right after the gap.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+DST_MARGIN = timedelta(hours=3)  # wider than any DST shift, so no wall time is missed
+
+
+def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant at which a wall-clock time fires in ``zone`` (SPEC §2 DST rules).
+
+    A repeated (autumn) wall time fires on its first occurrence; a wall time
+    that does not exist (spring gap) fires at the end of the gap. The mapping
+    never decreases as ``wall`` grows, which is what lets callers walk wall
+    times in order and take the first instant past a bound.
+    """
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    # In a gap fold=1 applies the offset after the change, giving an earlier
+    # instant; the change happened between the two. Find it to the second.
+    low = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    before = low.astimezone(zone).utcoffset()
+    lo, hi = int(low.timestamp()), int(first.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC)
+
+
+def to_wall(instant: datetime, zone: ZoneInfo) -> datetime:
+    """The naive wall-clock reading of an instant in ``zone``."""
+    return instant.astimezone(zone).replace(tzinfo=None)

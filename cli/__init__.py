@@ -1,0 +1,1 @@
+"""The ``bgproc`` command line: parsing and printing only; the work is in :mod:`bgproc`."""

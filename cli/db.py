@@ -1,0 +1,22 @@
+"""``bgproc db``: the monitor database's schema."""
+
+from __future__ import annotations
+
+import click
+
+from bgproc.db import upgrade
+from bgproc.installation import Installation
+from bgproc.settings import redact_url
+
+
+@click.group()
+def db() -> None:
+    """Manage the database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def upgrade_command(installation: Installation) -> None:
+    """Create or migrate the schema to the current version (safe to run again)."""
+    upgrade(installation.engine)
+    click.echo(f"database schema is up to date at {redact_url(installation.settings.database_url)}")

@@ -1,0 +1,103 @@
+"""The ``bgproc`` root command and the one error sink (SPEC §5 error contract).
+
+Every refusal leaves as one ``Error: …`` line on stderr with a non-zero exit
+code; a traceback is printed only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from enum import IntEnum
+
+import click
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bgproc import __version__
+from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
+from bgproc.installation import Installation
+from bgproc.settings import Settings, redact_url
+from cli import db, processes, requests
+
+
+class Exit(IntEnum):
+    """Exit codes a script can tell apart."""
+
+    OK = 0
+    FAILED = 1  # the command ran and its outcome was a failure (e.g. a run that errored)
+    INVALID = 2  # bad input (click's usage errors use 2 as well)
+    NOT_FOUND = 3
+    CONFLICT = 4
+    UNAVAILABLE = 5  # Redis or the database cannot be reached
+    BUG = 70  # an unexpected error: please report it
+
+
+EXIT_OF = {InvalidInput: Exit.INVALID, NotFound: Exit.NOT_FOUND, Conflict: Exit.CONFLICT,
+           Unavailable: Exit.UNAVAILABLE}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bgproc")
+@click.option("--verbose", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """bgproc: plan background processes (Process Requests), run them on Celery workers,
+    and see every run with its log (Process Monitor).
+
+    Configuration comes from BGPROC_* environment variables: BGPROC_BROKER_URL,
+    BGPROC_DATABASE_URL (default sqlite:///bgproc.db), BGPROC_TIMEZONE, BGPROC_IMPORTS,
+    BGPROC_KEY_PREFIX.
+    """
+    ctx.obj = Installation(Settings.from_env())
+    ctx.meta["verbose"] = verbose
+
+
+cli.add_command(processes.processes)
+cli.add_command(requests.request)
+cli.add_command(requests.preview)
+cli.add_command(db.db)
+
+
+def _fail(message: str, code: Exit) -> int:
+    click.echo(f"Error: {message}", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map every error to one line and an exit code."""
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="bgproc", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.Abort:
+        return _fail("aborted", Exit.FAILED)
+    except click.ClickException as error:  # usage errors: one line too, with a hint
+        hint = " (see --help)" if isinstance(error, click.UsageError) else ""
+        return _fail(error.format_message() + hint, Exit.INVALID)
+    except BgprocError as error:
+        return _fail(str(error), EXIT_OF.get(type(error), Exit.FAILED))
+    except RedisError as error:
+        url = redact_url(Settings.from_env().broker_url)
+        return _fail(f"redis is unreachable at {url}: {_first_line(error)}", Exit.UNAVAILABLE)
+    except SQLAlchemyError as error:
+        url = redact_url(Settings.from_env().database_url)
+        return _fail(f"database error at {url}: {_first_line(error)}", Exit.UNAVAILABLE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", Exit.FAILED)
+    except Exception as error:  # the sink: a bug still gets one line, and --verbose tells more
+        if verbose:
+            traceback.print_exc()
+        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}", Exit.BUG)
+    return Exit.OK
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

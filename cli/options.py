@@ -1,0 +1,73 @@
+"""Options shared by several commands: the timing options, ``--param``, ``--json``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from bgproc.errors import InvalidInput
+
+F = Callable[..., Any]
+
+TIMING_OPTIONS: list[tuple[str, str]] = [
+    ("--timing", "immediate | later | scheduled (default: immediate)."),
+    ("--start", "First fire: ISO date-time (2027-01-31T09:30[+01:00]), 'now' or '+10m'. "
+                "A time without offset is in --tz."),
+    ("--tz", "IANA time zone of wall-clock times (default: BGPROC_TIMEZONE or the machine's)."),
+    ("--frequency", "seconds | minutes | hourly | daily | weekly | monthly | cron."),
+    ("--interval", "Every N seconds/minutes/hours/days/weeks/months (default 1)."),
+    ("--repetitions", "Fire R times in all (seconds, minutes, hourly)."),
+    ("--daily-option", "every | weekdays | weekends (daily; default every)."),
+    ("--at", "Wall-clock time HH:MM[:SS] (daily, weekly, monthly)."),
+    ("--days", "Weekdays for weekly, e.g. mon,wed,fri."),
+    ("--day", "Day of month 1..31 or 'last' (monthly)."),
+    ("--ordinal", "first | second | third | fourth | last (monthly, with --weekday)."),
+    ("--weekday", "mon..sun (monthly, with --ordinal)."),
+    ("--cron", "Unix 'm h dom mon dow' or Quartz 's m h dom mon dow [year]' expression."),
+    ("--finish", "Nothing fires after this date-time."),
+]
+
+
+def timing_options(command: F) -> F:
+    """Add every timing option as plain text: bgproc validates them, naming the field."""
+    for flag, help_text in reversed(TIMING_OPTIONS):
+        command = click.option(flag, default=None, metavar="TEXT", help=help_text)(command)
+    return command
+
+
+def json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(
+        command
+    )
+
+
+def param_option(command: F) -> F:
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A process parameter; repeat for more.",
+    )(command)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("a=1", "b=x=y")`` → ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is refused."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidInput("param", f"{pair!r} is not KEY=VALUE")
+        if key in params:
+            raise InvalidInput(f"param {key}", "given twice")
+        params[key] = value
+    return params
+
+
+def timing_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The timing options given on the command line, keyed as the service expects."""
+    keys = [flag[2:].replace("-", "_") for flag, _ in TIMING_OPTIONS]
+    return {key: options[key] for key in keys if options.get(key) is not None}

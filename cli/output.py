@@ -1,0 +1,58 @@
+"""The only printer: rich tables for people, ``--json`` for machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout: ISO 8601 timestamps with offset, UTF-8 text as is."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table with a header row; empty tables say so."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    count = 0
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        count += 1
+    if count == 0:
+        console.print(f"[dim]{title or 'nothing'}: none[/dim]")
+        return
+    console.print(table)
+
+
+def print_fields(title: str, fields: Sequence[tuple[str, Any]]) -> None:
+    """A two-column 'name: value' view of one object."""
+    table = Table(title=title, title_justify="left", show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for name, value in fields:
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+
+
+def local_time(instant: datetime | None, zone: Any = None) -> str:
+    """An instant as the user reads it: in ``zone`` (or the machine's), with its offset."""
+    if instant is None:
+        return ""
+    shown = instant.astimezone(zone) if zone is not None else instant.astimezone()
+    return shown.isoformat(sep=" ")

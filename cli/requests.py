@@ -1,0 +1,191 @@
+"""``bgproc request …`` and ``bgproc preview``: Etendo's Process Request window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from bgproc.inputs import parse_int
+from bgproc.installation import Installation
+from bgproc.requests import RequestView
+from bgproc.timing import Timing
+from cli.options import json_option, param_option, parse_params, timing_fields, timing_options
+from cli.output import local_time, print_fields, print_json, print_table
+
+MAX_NEXT = 1000
+
+
+def _request_options(command: Any) -> Any:
+    """Options shared by create and update."""
+    for decorator in reversed([
+        param_option,
+        click.option("--name", default=None, help="A label for the request."),
+        click.option("--prevent-concurrent/--allow-concurrent", default=None,
+                     help="Skip a fire while a run of this request is still going."),
+        click.option("--misfire", default=None, metavar="run-once|skip",
+                     help="After beat downtime: fire once (default) or skip the missed fire."),
+        timing_options,
+        json_option,
+    ]):
+        command = decorator(command)
+    return command
+
+
+def _fields(options: dict[str, Any]) -> dict[str, Any]:
+    fields = timing_fields(options)
+    for key in ("name", "prevent_concurrent", "misfire", "process"):
+        if options.get(key) is not None:
+            fields[key] = options[key]
+    if options.get("params"):
+        fields["params"] = parse_params(options["params"])
+    return fields
+
+
+def _next_count(value: str | None) -> int:
+    return parse_int(value, "next", 0, MAX_NEXT) if value is not None else 5
+
+
+def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
+    zone = view.timing.zone
+    if as_json:
+        print_json({**view.as_json(), "next_runs": [f.astimezone(zone) for f in next_runs]})
+        return
+    timing = view.timing
+    print_fields(
+        f"Request {view.id}",
+        [
+            ("process", view.process),
+            ("name", view.name),
+            ("status", view.status.value),
+            ("timing", timing.describe()),
+            ("params", ", ".join(f"{k}={v}" for k, v in view.params.items()) or "-"),
+            ("prevent concurrent", "yes" if view.prevent_concurrent else "no"),
+            ("misfire", view.misfire.value),
+            ("created", local_time(view.created_at, zone)),
+            ("updated", local_time(view.updated_at, zone)),
+            ("next runs", "\n".join(local_time(f, zone) for f in next_runs) or "-"),
+        ],
+    )
+
+
+@click.group()
+def request() -> None:
+    """Process requests: what runs, and when."""
+
+
+@request.command()
+@click.argument("process")
+@_request_options
+@click.option("--no-schedule", is_flag=True, help="Store the request unscheduled.")
+@click.pass_obj
+def create(installation: Installation, process: str, as_json: bool, no_schedule: bool,
+           **options: Any) -> None:
+    """Create a request for PROCESS and schedule it (unless --no-schedule).
+
+    Prints the new request's id (with --json, the request).
+    """
+    view = installation.requests.create(_fields({**options, "process": process}),
+                                        schedule=not no_schedule)
+    if as_json:
+        print_json({**view.as_json(), "next_runs": installation.requests.next_runs(view.id, 5)})
+    else:
+        click.echo(view.id)
+
+
+@request.command("list")
+@click.option("--status", default=None, help="unscheduled | scheduled | complete.")
+@click.option("--process", default=None, help="Only requests of this process.")
+@json_option
+@click.pass_obj
+def list_requests(installation: Installation, status: str | None, process: str | None,
+                  as_json: bool) -> None:
+    """List process requests."""
+    views = installation.requests.list(status=status, process=process)
+    if as_json:
+        print_json([v.as_json() for v in views])
+        return
+    print_table(
+        "Process requests",
+        ["id", "process", "name", "status", "timing"],
+        ([v.id, v.process, v.name, v.status.value, v.timing.describe()] for v in views),
+    )
+
+
+@request.command()
+@click.argument("request_id", type=int, metavar="ID")
+@click.option("--next", "next_count", default=None, metavar="N",
+              help="How many next fire times to show (default 5).")
+@json_option
+@click.pass_obj
+def show(installation: Installation, request_id: int, next_count: str | None,
+         as_json: bool) -> None:
+    """Show one request, its timing in words and its next fire times."""
+    count = _next_count(next_count)
+    view = installation.requests.get(request_id)
+    _show(view, installation.requests.next_runs(request_id, count), as_json)
+
+
+@request.command()
+@click.argument("request_id", type=int, metavar="ID")
+@click.option("--process", default=None, help="Run another process (its params start empty).")
+@_request_options
+@click.pass_obj
+def update(installation: Installation, request_id: int, as_json: bool, **options: Any) -> None:
+    """Change a request; a scheduled one is rescheduled in the same step.
+
+    Giving --timing or --frequency replaces the whole plan; other options change one field.
+    """
+    view = installation.requests.update(request_id, _fields(options))
+    _show(view, installation.requests.next_runs(view.id, 5), as_json)
+
+
+def _lifecycle(name: str, doc: str) -> click.Command:
+    @click.argument("request_id", type=int, metavar="ID")
+    @json_option
+    @click.pass_obj
+    def command(installation: Installation, request_id: int, as_json: bool) -> None:
+        view = getattr(installation.requests, name)(request_id)
+        if as_json:
+            print_json(view.as_json())
+        else:
+            click.echo(f"request {view.id}: {view.status.value}")
+
+    command.__doc__ = doc
+    return request.command(name)(command)
+
+
+_lifecycle("schedule", "Schedule a request (Etendo's Schedule button).")
+_lifecycle("reschedule", "Schedule a request afresh; the next fire is counted from now.")
+_lifecycle("unschedule", "Unschedule a request: no run starts after this returns.")
+
+
+@request.command()
+@click.argument("request_id", type=int, metavar="ID")
+@click.pass_obj
+def delete(installation: Installation, request_id: int) -> None:
+    """Delete an unscheduled or complete request (a scheduled one is refused)."""
+    installation.requests.delete(request_id)
+    click.echo(f"request {request_id}: deleted")
+
+
+@click.command()
+@timing_options
+@click.option("--count", default="10", metavar="N", help="How many fire times (default 10).")
+@json_option
+@click.pass_obj
+def preview(installation: Installation, count: str, as_json: bool, **options: Any) -> None:
+    """Show the next fire times of a timing; nothing is saved."""
+    number = parse_int(count, "count", 1, MAX_NEXT)
+    now = datetime.now(UTC)
+    timing = Timing.build(timing_fields(options), now=now,
+                          default_tz=installation.settings.timezone).anchored(now)
+    fires = [f.astimezone(timing.zone) for f in timing.upcoming(now, number)]
+    if as_json:
+        print_json({"description": timing.describe(), "timezone": timing.timezone,
+                    "timing": timing.as_dict(), "next_runs": fires})
+        return
+    click.echo(timing.describe())
+    print_table(None, ["#", f"fire time ({timing.timezone})"],
+                ([i, local_time(f, timing.zone)] for i, f in enumerate(fires, 1)))

@@ -1,0 +1,343 @@
+"""The request commands end to end: real Redis, real SQLite/PostgreSQL, the real CLI entry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from bgproc.db import make_engine
+from bgproc.models import ProcessRequest
+from cli.main import main
+
+BROKER = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+
+@dataclass
+class Cli:
+    """Runs ``bgproc`` in-process with this test's own database and Redis prefix."""
+
+    capsys: pytest.CaptureFixture[str]
+    db_url: str
+    prefix: str
+    redis: redis.Redis
+
+    def __call__(self, *args: str) -> Run:
+        code = main(list(args))
+        captured = self.capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    def ok(self, *args: str) -> Run:
+        result = self(*args)
+        assert result.code == 0, result.err
+        return result
+
+    def redis_keys(self) -> list[str]:
+        return sorted(k.decode() for k in self.redis.scan_iter(match=self.prefix + "*"))
+
+    def request_rows(self) -> int:
+        engine = make_engine(self.db_url)
+        try:
+            with engine.connect() as connection:
+                return connection.scalar(select(func.count()).select_from(ProcessRequest)) or 0
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def cli(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Cli]:
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
+    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
+    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
+    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
+    client = redis.Redis.from_url(BROKER)
+    yield Cli(capsys, db_url, prefix, client)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def test_create_show_list_and_the_lifecycle(cli: Cli) -> None:
+    created = cli.ok(
+        "request",
+        "create",
+        "sample.echo",
+        "--timing",
+        "scheduled",
+        "--frequency",
+        "cron",
+        "--cron",
+        "0 15 10 ? * 6#3",
+        "--param",
+        "who=ana",
+    )
+    request_id = created.out.strip()
+    assert request_id.isdigit()
+    shown = cli.ok("request", "show", request_id, "--next", "3", "--json").json()
+    assert shown["status"] == "scheduled"
+    assert "third Friday" in shown["description"]
+    fires = [datetime.fromisoformat(f) for f in shown["next_runs"]]
+    assert len(fires) == 3 and all(f.weekday() == 4 and 15 <= f.day <= 21 for f in fires)
+    assert all((f.hour, f.minute) == (10, 15) for f in fires)
+    assert any(k.endswith(f"request:{request_id}") for k in cli.redis_keys())
+
+    listed = cli.ok("request", "list", "--json").json()
+    assert [r["id"] for r in listed] == [int(request_id)]
+
+    assert cli("request", "delete", request_id).code == 4  # scheduled: refused
+    cli.ok("request", "unschedule", request_id)
+    assert not any(k.endswith(f"request:{request_id}") for k in cli.redis_keys())
+    cli.ok("request", "reschedule", request_id)
+    assert any(k.endswith(f"request:{request_id}") for k in cli.redis_keys())
+    cli.ok("request", "unschedule", request_id)
+    cli.ok("request", "delete", request_id)
+    assert cli.request_rows() == 0
+
+
+def test_no_schedule_then_schedule(cli: Cli) -> None:
+    request_id = cli.ok(
+        "request",
+        "create",
+        "sample.sleep",
+        "--timing",
+        "scheduled",
+        "--frequency",
+        "daily",
+        "--at",
+        "02:30",
+        "--no-schedule",
+    ).out.strip()
+    assert cli.redis_keys() == []
+    assert cli.ok("request", "show", request_id, "--json").json()["status"] == "unscheduled"
+    cli.ok("request", "schedule", request_id)
+    assert cli("request", "schedule", request_id).code == 4  # already scheduled
+    shown = cli.ok("request", "show", request_id, "--json", "--next", "2").json()
+    assert [f[11:16] for f in shown["next_runs"]] in (["02:30", "02:30"], ["03:00", "02:30"])
+
+
+def test_update_reschedules_in_one_step(cli: Cli) -> None:
+    request_id = cli.ok(
+        "request",
+        "create",
+        "sample.echo",
+        "--timing",
+        "scheduled",
+        "--frequency",
+        "minutes",
+        "--interval",
+        "10",
+    ).out.strip()
+    updated = cli.ok(
+        "request",
+        "update",
+        request_id,
+        "--frequency",
+        "monthly",
+        "--day",
+        "last",
+        "--at",
+        "23:00",
+        "--json",
+    ).json()
+    assert updated["timing"]["frequency"] == "monthly"
+    shown = cli.ok("request", "show", request_id, "--json", "--next", "2").json()
+    assert all(f[11:16] == "23:00" for f in shown["next_runs"])
+    cli.ok("request", "update", request_id, "--name", "month end")
+    assert cli.ok("request", "show", request_id, "--json").json()["name"] == "month end"
+
+
+def test_secret_params_are_masked(cli: Cli) -> None:
+    cli.ok("request", "create", "sample.echo", "--no-schedule", "--param", "x=1")
+    listed = cli.ok("request", "list", "--json").json()
+    assert listed[0]["params"] == {"x": "1"}
+
+
+BAD_CREATES = [
+    (["sample.nope"], "process"),
+    (["sample.sleep", "--param", "seconds=abc"], "param seconds"),
+    (["sample.sleep", "--param", "minutes=3"], "param minutes"),
+    (["sample.sleep", "--param", "noequals"], "param"),
+    (["sample.echo", "--timing", "sometimes"], "timing"),
+    (["sample.echo", "--timing", "scheduled"], "frequency"),
+    (["sample.echo", "--timing", "scheduled", "--frequency", "fortnightly"], "frequency"),
+    (
+        ["sample.echo", "--timing", "scheduled", "--frequency", "seconds", "--interval", "0"],
+        "interval",
+    ),
+    (["sample.echo", "--timing", "scheduled", "--frequency", "cron", "--cron", "* * *"], "cron"),
+    (
+        [
+            "sample.echo",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "cron",
+            "--cron",
+            "0 0 12 ? * MON#6",
+        ],
+        "cron",
+    ),
+    (
+        [
+            "sample.echo",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "seconds",
+            "--start",
+            "2027-02-01",
+            "--finish",
+            "2027-01-01",
+        ],
+        "finish",
+    ),
+    (["sample.echo", "--timing", "later", "--start", "2001-01-01T00:00"], "start"),
+    (["sample.echo", "--timing", "later", "--start", "tomorrow"], "start"),
+    (["sample.echo", "--tz", "Mars/Base"], "tz"),
+    (
+        [
+            "sample.echo",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "monthly",
+            "--day",
+            "0",
+            "--at",
+            "10:00",
+        ],
+        "day",
+    ),
+    (
+        [
+            "sample.echo",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "monthly",
+            "--day",
+            "32",
+            "--at",
+            "10:00",
+        ],
+        "day",
+    ),
+    (
+        [
+            "sample.echo",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "weekly",
+            "--days",
+            "someday",
+            "--at",
+            "10:00",
+        ],
+        "days",
+    ),
+    (["sample.echo", "--misfire", "later"], "misfire"),
+    (["sample.echo", "--name", "x" * 500], "name"),
+]
+
+
+@pytest.mark.parametrize(("args", "field"), BAD_CREATES)
+def test_bad_input_is_one_line_and_writes_nothing(cli: Cli, args: list[str], field: str) -> None:
+    result = cli("request", "create", *args)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {field}"), result.err
+    assert "Traceback" not in result.err
+    assert cli.request_rows() == 0
+    assert cli.redis_keys() == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["request", "show", "999"],
+        ["request", "update", "999", "--name", "x"],
+        ["request", "delete", "999"],
+        ["request", "schedule", "999"],
+        ["request", "unschedule", "999"],
+        ["request", "reschedule", "999"],
+        ["request", "show", "99999999999999999999999"],
+    ],
+)
+def test_unknown_ids(cli: Cli, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.code == 3
+    assert result.err.strip().splitlines() == [f"Error: request {args[2]} not found"]
+
+
+def test_non_numeric_id_is_one_line(cli: Cli) -> None:
+    result = cli("request", "show", "abc")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "ID" in result.err
+
+
+def test_redis_down_means_nothing_written(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BGPROC_BROKER_URL", "redis://:hunter2@127.0.0.1:1/0")
+    result = cli("request", "create", "sample.echo", "--timing", "immediate")
+    assert result.code == 5
+    assert result.err.startswith("Error: redis") and "hunter2" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert cli.request_rows() == 0
+
+
+def test_database_down_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BGPROC_DATABASE_URL", "postgresql+psycopg://u:hunter2@127.0.0.1:1/nothing")
+    result = cli("request", "list")
+    assert result.code == 5
+    assert "hunter2" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_preview_json(cli: Cli) -> None:
+    shown = cli.ok(
+        "preview",
+        "--timing",
+        "scheduled",
+        "--frequency",
+        "daily",
+        "--at",
+        "02:30",
+        "--tz",
+        "Europe/Madrid",
+        "--start",
+        "2027-03-27",
+        "--count",
+        "3",
+        "--json",
+    ).json()
+    assert shown["next_runs"] == [
+        "2027-03-27T02:30:00+01:00",
+        "2027-03-28T03:00:00+02:00",
+        "2027-03-29T02:30:00+02:00",
+    ]
+    assert cli.redis_keys() == [] and cli.request_rows() == 0
+
+
+def test_processes_lists_the_samples(cli: Cli) -> None:
+    names = [p["name"] for p in cli.ok("processes", "--json").json()]
+    assert {"sample.echo", "sample.sleep", "sample.fail", "sample.spam"} <= set(names)
+    assert "sample.sleep" in cli.ok("processes").out

@@ -1,0 +1,361 @@
+"""The storage contract, proven on SQLite and PostgreSQL by the same tests."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from bgproc.db import ensure_schema, make_engine, normalise_url, session_scope, upgrade
+from bgproc.errors import InvalidInput, Unavailable
+from bgproc.models import (
+    ALEMBIC_VERSION_TABLE,
+    Base,
+    Channel,
+    ProcessRequest,
+    ProcessRun,
+    RequestStatus,
+    RunStatus,
+)
+
+WRITES_PER_PROCESS = 200
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": ALEMBIC_VERSION_TABLE}
+        )
+        return context.get_current_revision()
+
+
+def _count_runs(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return session.scalar(select(func.count()).select_from(ProcessRun)) or 0
+
+
+def _new_request(**fields: object) -> ProcessRequest:
+    return ProcessRequest(process="sample.echo", timing="immediate", timezone="UTC", **fields)
+
+
+# --- migrations ---------------------------------------------------------------------------
+
+
+def test_migrations_build_the_schema_from_nothing_and_are_idempotent(blank_db_url: str) -> None:
+    engine = make_engine(blank_db_url)
+    try:
+        upgrade(engine)
+        upgrade(engine)
+
+        assert _revision(engine) == "0001"
+        tables = set(inspect(engine).get_table_names())
+        assert {"bgproc_request", "bgproc_run", ALEMBIC_VERSION_TABLE} <= tables
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table": ALEMBIC_VERSION_TABLE}
+            )
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sqlite_schema_is_created_on_first_use(blank_db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(blank_db_url)
+
+    assert _count_runs(engine) == 0  # session_scope -> ensure_schema -> upgrade
+
+    assert (tmp_path / "blank.db").exists()
+    assert _revision(engine) == "0001"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_postgresql_without_upgrade_is_refused_clearly(blank_db_url: str) -> None:
+    engine = make_engine(blank_db_url)
+    with pytest.raises(Unavailable, match="run `bgproc db upgrade`") as refused:
+        ensure_schema(engine)
+    assert refused.value.service == "database"
+    assert "need 0001" in str(refused.value)
+    assert inspect(engine).get_table_names() == []  # checking never creates anything
+
+    upgrade(engine)
+    ensure_schema(engine)
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE {ALEMBIC_VERSION_TABLE} SET version_num = '9999'"))
+    ensure_schema(engine)  # checked once per engine, not on every session
+    engine.dispose()
+    newer = make_engine(blank_db_url)
+    with pytest.raises(Unavailable, match="newer than this bgproc"):
+        ensure_schema(newer)
+    newer.dispose()
+
+
+# --- types ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 3, 31, 1, 59, 59, 999999, tzinfo=ZoneInfo("Europe/Madrid")),
+        datetime(2024, 11, 3, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2030, 1, 1, 23, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(1970, 1, 1, tzinfo=UTC),
+    ],
+)
+def test_datetimes_round_trip_as_aware_utc(engine: Engine, moment: datetime) -> None:
+    with session_scope(engine) as session:
+        run = ProcessRun(process="sample.echo", started_at=moment, scheduled_at=None)
+        session.add(run)
+    with session_scope(engine) as session:
+        loaded = session.get(ProcessRun, run.id)
+        assert loaded is not None
+        # Compared in UTC: Python never calls an ambiguous (fold) time equal across zones.
+        assert loaded.started_at == moment.astimezone(UTC)
+        assert loaded.started_at.tzinfo is UTC
+        assert loaded.scheduled_at is None
+        found = session.scalars(select(ProcessRun).where(ProcessRun.started_at >= moment)).all()
+        assert [r.id for r in found] == [run.id]
+
+
+def test_naive_datetimes_are_refused(engine: Engine) -> None:
+    with pytest.raises(StatementError) as refused, session_scope(engine) as session:
+        session.add(ProcessRun(process="sample.echo", started_at=datetime(2024, 1, 1, 12)))
+    assert isinstance(refused.value.orig, ValueError)
+    assert "naive" in str(refused.value.orig)
+    assert _count_runs(engine) == 0
+
+
+def test_json_round_trips_unicode_and_nesting(engine: Engine) -> None:
+    params = {
+        "name": "Müller — 東京 🚀",
+        "nested": {"list": [1, 2.5, None, True, {"deep": ["x"]}], "empty": {}},
+        "big": 2**53,
+    }
+    with session_scope(engine) as session:
+        run = ProcessRun(process="sample.echo", params=params, result=None)
+        done = ProcessRun(process="sample.echo", result=["ok", {"n": 1}])
+        session.add_all([run, done])
+    with session_scope(engine) as session:
+        assert session.get(ProcessRun, run.id).params == params
+        assert session.get(ProcessRun, done.id).result == ["ok", {"n": 1}]
+        no_result = session.scalars(select(ProcessRun.id).where(ProcessRun.result.is_(None)))
+        assert list(no_result) == [run.id]  # "no result" is SQL NULL, not JSON null
+
+
+def test_statuses_are_plain_strings_read_back_as_enums(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        request = _new_request(status=RequestStatus.scheduled)
+        session.add(request)
+        session.flush()
+        session.add(ProcessRun(process="sample.echo", request_id=request.id))
+    with session_scope(engine) as session:
+        raw = session.execute(text("SELECT status, channel FROM bgproc_run")).one()
+        assert tuple(raw) == ("queued", "scheduler")
+        run = session.scalars(select(ProcessRun)).one()
+        assert (run.status, run.channel, run.attempt) == (RunStatus.queued, Channel.scheduler, 1)
+        assert session.get(ProcessRequest, request.id).status is RequestStatus.scheduled
+    with pytest.raises(StatementError), session_scope(engine) as session:
+        session.add(ProcessRun(process="sample.echo", status="finished"))
+
+
+# --- constraints and indexes ---------------------------------------------------------------
+
+
+def test_deleting_a_request_keeps_its_runs(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        request = _new_request()
+        session.add(request)
+        session.flush()
+        run = ProcessRun(process="sample.echo", request_id=request.id)
+        session.add(run)
+    with session_scope(engine) as session:
+        session.execute(ProcessRequest.__table__.delete())
+    with session_scope(engine) as session:
+        kept = session.get(ProcessRun, run.id)
+        assert kept is not None
+        assert kept.request_id is None
+
+
+def test_deleting_a_group_run_deletes_its_children(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        group = ProcessRun(process="group.nightly")
+        session.add(group)
+        session.flush()
+        session.add_all([ProcessRun(process="a", group_run_id=group.id) for _ in range(2)])
+    with session_scope(engine) as session:
+        session.execute(ProcessRun.__table__.delete().where(ProcessRun.id == group.id))
+    assert _count_runs(engine) == 0
+
+
+def test_task_ids_are_unique(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add_all([ProcessRun(process="a", task_id="t-1") for _ in range(2)])
+    assert _count_runs(engine) == 0
+
+
+def test_ids_are_never_reused(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        first = ProcessRun(process="a")
+        session.add(first)
+    with session_scope(engine) as session:
+        session.execute(ProcessRun.__table__.delete())
+    with session_scope(engine) as session:
+        second = ProcessRun(process="a")
+        session.add(second)
+    assert second.id > first.id
+
+
+def test_the_monitor_queries_have_their_indexes(engine: Engine) -> None:
+    inspector = inspect(engine)
+
+    def indexed(table: str) -> set[tuple[str, ...]]:
+        return {tuple(index["column_names"]) for index in inspector.get_indexes(table)}
+
+    assert indexed("bgproc_run") >= {
+        ("process", "started_at"),
+        ("status", "started_at"),
+        ("request_id", "started_at"),
+        ("started_at",),
+        ("group_run_id",),
+    }
+    assert indexed("bgproc_request") >= {("status",), ("process",)}
+
+
+def test_session_scope_rolls_back_on_error(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        session.add(ProcessRun(process="a"))
+        session.flush()
+        raise RuntimeError("boom")
+    assert _count_runs(engine) == 0
+
+
+# --- SQLite specifics ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sqlite_uses_wal_busy_timeout_and_foreign_keys(blank_db_url: str) -> None:
+    engine = make_engine(blank_db_url)
+    with engine.connect() as connection:
+        pragma = connection.exec_driver_sql
+        assert pragma("PRAGMA journal_mode").scalar() == "wal"
+        assert pragma("PRAGMA busy_timeout").scalar() == 5000
+        assert pragma("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+# --- several processes ---------------------------------------------------------------------
+
+
+def _in_processes(target: Callable[..., None], url: str, count: int = 2) -> list[int | None]:
+    """Exit codes of ``count`` fresh processes running ``target(url, n, start)`` together."""
+    spawn = multiprocessing.get_context("spawn")  # clean processes, as separate commands are
+    start = spawn.Barrier(count)
+    processes = [spawn.Process(target=target, args=(url, n, start)) for n in range(count)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    return [process.exitcode for process in processes]  # a failure's traceback is in stderr
+
+
+def _upgrade(url: str, _n: int, start: Barrier) -> None:
+    engine = make_engine(url)
+    start.wait(timeout=30)
+    upgrade(engine)
+    engine.dispose()
+
+
+def _insert_runs(url: str, n: int, start: Barrier) -> None:
+    """One writer: many small transactions that read then write, as workers and beat do."""
+    engine = make_engine(url)
+    ensure_schema(engine)
+    start.wait(timeout=30)
+    for i in range(WRITES_PER_PROCESS):
+        with session_scope(engine) as session:
+            request = session.scalar(select(ProcessRequest.id).limit(1))
+            session.add(ProcessRun(process=f"writer-{n}", request_id=request, task_id=f"{n}-{i}"))
+    engine.dispose()
+
+
+def test_concurrent_upgrades_do_not_collide(blank_db_url: str) -> None:
+    assert _in_processes(_upgrade, blank_db_url) == [0, 0]
+
+    engine = make_engine(blank_db_url)
+    assert _revision(engine) == "0001"
+    engine.dispose()
+
+
+def test_two_processes_write_at_once_without_locking_errors(db_url: str) -> None:
+    assert _in_processes(_insert_runs, db_url) == [0, 0]
+
+    engine = make_engine(db_url)
+    assert _count_runs(engine) == 2 * WRITES_PER_PROCESS
+    engine.dispose()
+
+
+def test_a_forked_child_opens_its_own_connections(engine: Engine) -> None:
+    with engine.connect() as connection:
+        parents = connection.connection.dbapi_connection  # back in the pool after this block
+
+    child = multiprocessing.get_context("fork").Process(target=_insert_one, args=(engine, parents))
+    child.start()
+    child.join(timeout=30)
+
+    assert child.exitcode == 0
+    assert _count_runs(engine) == 1  # and the parent's own connection still works
+
+
+def _insert_one(engine: Engine, parents: object) -> None:
+    """In a forked child (Celery prefork): the inherited engine must not hand out ``parents``."""
+    with session_scope(engine) as session:
+        assert session.connection().connection.dbapi_connection is not parents
+        session.add(ProcessRun(process="child"))
+
+
+# --- URLs and failures -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:///bgproc.db", "sqlite:///bgproc.db"),
+    ],
+)
+def test_postgresql_urls_are_pointed_at_psycopg(given: str, expected: str) -> None:
+    assert normalise_url(given) == expected
+
+
+def test_an_unreachable_server_is_unavailable_without_the_password() -> None:
+    engine = make_engine("postgresql://u:secret@127.0.0.1:1/x")
+
+    with pytest.raises(Unavailable) as refused:
+        ensure_schema(engine)
+
+    message = str(refused.value)
+    assert refused.value.service == "database"
+    assert "secret" not in message
+    assert "postgresql+psycopg://u:***@127.0.0.1:1/x" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u:secret@h/x", "postgresql://u:secret@h:port/x", "u:secret@h/x"]
+)
+def test_a_bad_url_is_invalid_input_without_the_password(url: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        make_engine(url)
+    assert refused.value.field == "BGPROC_DATABASE_URL"
+    assert "secret" not in str(refused.value)

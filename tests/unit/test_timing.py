@@ -1,0 +1,360 @@
+"""The timing engine against SPEC §2: tables of known answers and a brute-force oracle."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bgproc.errors import InvalidInput
+from bgproc.timing import Timing
+from bgproc.walltime import resolve_wall
+from tests.unit.timing_oracle import DAYS, brute_fires
+
+NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+MADRID, NEW_YORK, SYDNEY = "Europe/Madrid", "America/New_York", "Australia/Sydney"
+
+
+def build(now: datetime = NOW, tz: str = MADRID, **fields: object) -> Timing:
+    return Timing.build({"tz": tz, **fields}, now=now, default_tz="UTC").anchored(now)
+
+
+def local(timing: Timing, count: int, now: datetime = NOW) -> list[str]:
+    """The next fires as wall times with offsets in the request's zone."""
+    return [f.astimezone(timing.zone).isoformat() for f in timing.upcoming(now, count)]
+
+
+# -- DST rules ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "wall", "expected"),
+    [
+        (MADRID, "2027-03-28T02:30:00", "2027-03-28T03:00:00+02:00"),  # gap: right after it
+        (MADRID, "2027-03-28T02:00:00", "2027-03-28T03:00:00+02:00"),
+        (MADRID, "2027-10-31T02:30:00", "2027-10-31T02:30:00+02:00"),  # repeat: first one
+        (NEW_YORK, "2027-03-14T02:15:00", "2027-03-14T03:00:00-04:00"),
+        (NEW_YORK, "2027-11-07T01:30:00", "2027-11-07T01:30:00-04:00"),
+        (SYDNEY, "2027-10-03T02:45:00", "2027-10-03T03:00:00+11:00"),
+        (SYDNEY, "2027-04-04T02:30:00", "2027-04-04T02:30:00+11:00"),
+        ("Australia/Lord_Howe", "2027-10-03T02:10:00", "2027-10-03T02:30:00+11:00"),
+    ],
+)
+def test_resolve_wall_follows_the_dst_rules(zone: str, wall: str, expected: str) -> None:
+    instant = resolve_wall(datetime.fromisoformat(wall), ZoneInfo(zone))
+    assert instant.astimezone(ZoneInfo(zone)).isoformat() == expected
+
+
+def test_daily_across_both_madrid_changes_fires_once_a_day() -> None:
+    spring = build(timing="scheduled", frequency="daily", at="02:30", start="2027-03-27")
+    now = datetime(2027, 3, 26, tzinfo=UTC)
+    assert local(spring, 3, now) == [
+        "2027-03-27T02:30:00+01:00",
+        "2027-03-28T03:00:00+02:00",  # 02:30 does not exist: right after the gap
+        "2027-03-29T02:30:00+02:00",
+    ]
+    autumn = build(timing="scheduled", frequency="daily", at="02:30", start="2027-10-30")
+    now = datetime(2027, 10, 29, tzinfo=UTC)
+    assert local(autumn, 3, now) == [
+        "2027-10-30T02:30:00+02:00",
+        "2027-10-31T02:30:00+02:00",  # the first of the two 02:30s only
+        "2027-11-01T02:30:00+01:00",
+    ]
+
+
+def test_cron_every_minute_through_the_new_york_gap_and_repeat() -> None:
+    timing = build(tz=NEW_YORK, timing="scheduled", frequency="cron", cron="*/30 1-3 * * *",
+                   start="2027-03-13")
+    now = datetime(2027, 3, 14, 5, 0, tzinfo=UTC)  # 00:00 EST
+    assert local(timing, 5, now) == [
+        "2027-03-14T01:00:00-05:00",
+        "2027-03-14T01:30:00-05:00",
+        "2027-03-14T03:00:00-04:00",  # 02:00, 02:30 skipped by the gap: one fire, then 03:00
+        "2027-03-14T03:30:00-04:00",
+        "2027-03-15T01:00:00-04:00",
+    ]
+    now = datetime(2027, 11, 7, 4, 0, tzinfo=UTC)  # 00:00 EDT
+    assert local(timing, 5, now) == [
+        "2027-11-07T01:00:00-04:00",
+        "2027-11-07T01:30:00-04:00",  # the repeated hour does not fire again
+        "2027-11-07T02:00:00-05:00",
+        "2027-11-07T02:30:00-05:00",
+        "2027-11-07T03:00:00-05:00",
+    ]
+
+
+def test_quartz_seconds_through_the_sydney_gap() -> None:
+    timing = build(tz=SYDNEY, timing="scheduled", frequency="cron", cron="0 0/20 2 * * ?",
+                   start="2027-10-01")
+    now = datetime(2027, 10, 2, 14, 0, tzinfo=UTC)  # 00:00 AEST on the 3rd
+    assert local(timing, 2, now) == ["2027-10-03T03:00:00+11:00", "2027-10-04T02:00:00+11:00"]
+
+
+def test_intervals_count_elapsed_time_across_dst() -> None:
+    timing = build(timing="scheduled", frequency="hourly", start="2027-03-28T00:30")
+    now = datetime(2027, 3, 27, tzinfo=UTC)
+    assert local(timing, 3, now) == [
+        "2027-03-28T00:30:00+01:00",
+        "2027-03-28T01:30:00+01:00",
+        "2027-03-28T03:30:00+02:00",
+    ]
+
+
+# -- every SPEC §2 row --------------------------------------------------------
+
+
+def test_immediate_fires_once_at_schedule_time() -> None:
+    timing = build(timing="immediate")
+    assert timing.upcoming(NOW, 3) == [NOW]
+    assert timing.next_fire(NOW) is None
+
+
+def test_later_fires_once_at_start() -> None:
+    timing = build(timing="later", start="2027-02-01T08:00")
+    assert local(timing, 3) == ["2027-02-01T08:00:00+01:00"]
+
+
+def test_later_accepts_relative_start() -> None:
+    timing = build(timing="later", start="+90s")
+    assert timing.upcoming(NOW, 2) == [NOW + timedelta(seconds=90)]
+
+
+@pytest.mark.parametrize(("frequency", "unit"), [("seconds", 1), ("minutes", 60), ("hourly", 3600)])
+def test_intervals_with_repetitions(frequency: str, unit: int) -> None:
+    timing = build(timing="scheduled", frequency=frequency, interval="5", repetitions="3",
+                   start="2027-01-01T13:00:00+00:00")
+    start = datetime(2027, 1, 1, 13, tzinfo=UTC)
+    assert timing.upcoming(NOW, 10) == [start + timedelta(seconds=5 * unit * k) for k in range(3)]
+
+
+def test_interval_resumes_on_its_grid_from_now() -> None:
+    timing = build(timing="scheduled", frequency="seconds", interval="7", start="2027-01-01T11:00:00Z")
+    first = timing.upcoming(NOW, 1)[0]
+    assert first >= NOW and (first - timing.start).total_seconds() % 7 == 0
+
+
+def test_daily_every_three_days_counts_from_the_start_date() -> None:
+    timing = build(timing="scheduled", frequency="daily", interval="3", at="09:15",
+                   start="2027-01-05T10:00")
+    assert local(timing, 3) == [
+        "2027-01-08T09:15:00+01:00",  # 09:15 on the 5th is before the start
+        "2027-01-11T09:15:00+01:00",
+        "2027-01-14T09:15:00+01:00",
+    ]
+
+
+def test_daily_weekdays_and_weekends() -> None:
+    weekdays = build(timing="scheduled", frequency="daily", daily_option="weekdays", at="07:00")
+    assert [f[:10] for f in local(weekdays, 6)] == [
+        "2027-01-04", "2027-01-05", "2027-01-06", "2027-01-07", "2027-01-08", "2027-01-11"
+    ]
+    weekends = build(timing="scheduled", frequency="daily", daily_option="weekends", at="07:00")
+    assert [f[:10] for f in local(weekends, 3)] == ["2027-01-02", "2027-01-03", "2027-01-09"]
+
+
+def test_weekly_every_two_weeks() -> None:
+    timing = build(timing="scheduled", frequency="weekly", days="mon,fri", interval="2", at="18:00",
+                   start="2027-01-01T00:00")  # a Friday: its week is week 0
+    assert [f[:10] for f in local(timing, 4)] == ["2027-01-01", "2027-01-11", "2027-01-15",
+                                                 "2027-01-25"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"day": "31"}, ["2027-01-31", "2027-03-31", "2027-05-31", "2027-07-31"]),
+        ({"day": "last"}, ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]),
+        ({"day": "29", "start": "2028-01-01"}, ["2028-01-29", "2028-02-29", "2028-03-29",
+                                                "2028-04-29"]),
+        ({"ordinal": "first", "weekday": "mon"}, ["2027-01-04", "2027-02-01", "2027-03-01",
+                                                  "2027-04-05"]),
+        ({"ordinal": "fourth", "weekday": "thu"}, ["2027-01-28", "2027-02-25", "2027-03-25",
+                                                   "2027-04-22"]),
+        ({"ordinal": "last", "weekday": "fri"}, ["2027-01-29", "2027-02-26", "2027-03-26",
+                                                 "2027-04-30"]),
+        ({"day": "15", "interval": "3", "start": "2027-02-01"}, ["2027-02-15", "2027-05-15",
+                                                                 "2027-08-15", "2027-11-15"]),
+    ],
+)
+def test_monthly(fields: dict[str, str], expected: list[str]) -> None:
+    timing = build(timing="scheduled", frequency="monthly", at="10:00", **fields)
+    assert [f[:10] for f in local(timing, 4)] == expected
+
+
+def test_finish_ends_the_series() -> None:
+    timing = build(timing="scheduled", frequency="minutes", interval="10",
+                   start="2027-01-01T13:00:00Z", finish="2027-01-01T13:20:00Z")
+    assert [f.strftime("%H:%M") for f in timing.upcoming(NOW, 10)] == ["13:00", "13:10", "13:20"]
+
+
+def test_quartz_cron_with_year_ends() -> None:
+    timing = build(timing="scheduled", frequency="cron", cron="0 0 12 L * ? 2027", tz="UTC")
+    fires = timing.upcoming(NOW, 20)
+    assert len(fires) == 12 and fires[1].date().isoformat() == "2027-02-28"
+
+
+# -- bad input names its field -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"timing": "sometimes"}, "timing"),
+        ({"timing": "scheduled"}, "frequency"),
+        ({"timing": "scheduled", "frequency": "yearly"}, "frequency"),
+        ({"timing": "scheduled", "frequency": "seconds", "interval": "0"}, "interval"),
+        ({"timing": "scheduled", "frequency": "seconds", "interval": "-3"}, "interval"),
+        ({"timing": "scheduled", "frequency": "seconds", "interval": "x"}, "interval"),
+        ({"timing": "scheduled", "frequency": "seconds", "interval": "9" * 40}, "interval"),
+        ({"timing": "scheduled", "frequency": "seconds", "repetitions": "0"}, "repetitions"),
+        ({"timing": "scheduled", "frequency": "seconds", "at": "10:00"}, "at"),
+        ({"timing": "scheduled", "frequency": "cron", "cron": "61 * * * *"}, "cron"),
+        ({"timing": "scheduled", "frequency": "cron"}, "cron"),
+        ({"timing": "scheduled", "frequency": "cron", "cron": "0 0 30 2 *"}, "cron"),
+        ({"timing": "scheduled", "frequency": "daily"}, "at"),
+        ({"timing": "scheduled", "frequency": "daily", "at": "25:00"}, "at"),
+        ({"timing": "scheduled", "frequency": "daily", "at": "10:00", "daily_option": "x"},
+         "daily-option"),
+        ({"timing": "scheduled", "frequency": "daily", "at": "1:00", "daily_option": "weekdays",
+          "interval": "2"}, "interval"),
+        ({"timing": "scheduled", "frequency": "weekly", "at": "10:00"}, "days"),
+        ({"timing": "scheduled", "frequency": "weekly", "at": "10:00", "days": "mon,funday"},
+         "days"),
+        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "day": "0"}, "day"),
+        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "day": "32"}, "day"),
+        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00"}, "day"),
+        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "ordinal": "first"},
+         "weekday"),
+        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "ordinal": "fifth",
+          "weekday": "mon"}, "ordinal"),
+        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "day": "30",
+          "interval": "12", "start": "2027-02-01"}, "day"),
+        ({"timing": "scheduled", "frequency": "seconds", "start": "2027-01-02",
+          "finish": "2027-01-01"}, "finish"),
+        ({"timing": "scheduled", "frequency": "seconds", "start": "yesterday"}, "start"),
+        ({"timing": "scheduled", "frequency": "seconds", "start": "2400-01-01"}, "start"),
+        ({"timing": "later"}, "start"),
+        ({"timing": "later", "start": "2026-12-31T00:00"}, "start"),
+        ({"timing": "later", "start": "2027-02-01", "frequency": "daily"}, "frequency"),
+        ({"timing": "immediate", "start": "2027-02-01"}, "start"),
+        ({"timing": "immediate", "tz": "Mars/Olympus"}, "tz"),
+        ({"timing": "immediate", "tz": ""}, "tz"),
+    ],
+)
+def test_bad_timing_names_the_field(fields: dict[str, str], field: str) -> None:
+    fields.setdefault("tz", MADRID)
+    with pytest.raises(InvalidInput) as caught:
+        Timing.build(fields, now=NOW, default_tz="UTC")
+    assert caught.value.field == field
+
+
+@given(st.dictionaries(
+    st.sampled_from(["timing", "start", "finish", "tz", "frequency", "interval", "repetitions",
+                     "daily_option", "at", "days", "day", "ordinal", "weekday", "cron"]),
+    st.one_of(st.text(max_size=30), st.sampled_from(["scheduled", "later", "cron", "monthly",
+                                                     "last", "10:00", "mon", "+5s", "1"])),
+))
+@settings(max_examples=400, deadline=None)
+def test_any_input_builds_or_names_a_field(fields: dict[str, str]) -> None:
+    try:
+        Timing.build(dict(fields), now=NOW, default_tz="UTC")
+    except InvalidInput as error:
+        assert error.field and str(error).startswith(error.field)
+
+
+# -- storage and words ---------------------------------------------------------
+
+ROUND_TRIP = [
+    {"timing": "immediate"},
+    {"timing": "later", "start": "2027-05-01T10:00"},
+    {"timing": "scheduled", "frequency": "seconds", "interval": "3", "repetitions": "4"},
+    {"timing": "scheduled", "frequency": "daily", "daily_option": "weekends", "at": "10:00:30"},
+    {"timing": "scheduled", "frequency": "weekly", "days": "sat,mon", "at": "10:00"},
+    {"timing": "scheduled", "frequency": "monthly", "ordinal": "last", "weekday": "sun",
+     "at": "23:59", "finish": "2030-01-01"},
+    {"timing": "scheduled", "frequency": "cron", "cron": "0 15 10 ? * 6#3"},
+]
+
+
+@pytest.mark.parametrize("fields", ROUND_TRIP)
+def test_storage_round_trip(fields: dict[str, str]) -> None:
+    timing = build(**fields)
+    assert Timing.from_dict(timing.as_dict()) == timing
+    assert timing.describe()
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"timing": "immediate"}, "Once, as soon as it is scheduled"),
+        ({"timing": "scheduled", "frequency": "seconds", "interval": "5", "repetitions": "3"},
+         "Every 5 seconds, 3 times in all"),
+        ({"timing": "scheduled", "frequency": "daily", "daily_option": "weekdays", "at": "07:00"},
+         "Every weekday (Monday to Friday) at 07:00"),
+        ({"timing": "scheduled", "frequency": "weekly", "days": "mon,wed", "at": "07:00"},
+         "Every week on Monday and Wednesday at 07:00"),
+        ({"timing": "scheduled", "frequency": "monthly", "ordinal": "first", "weekday": "mon",
+          "at": "07:00", "interval": "2"}, "Every 2 months on the first Monday at 07:00"),
+        ({"timing": "scheduled", "frequency": "cron", "cron": "0 15 10 ? * 6#3"}, "Friday"),
+    ],
+)
+def test_describe(fields: dict[str, str], words: str) -> None:
+    assert words in build(**fields).describe()
+
+
+# -- property: engine == brute force, DST days included -----------------------
+
+DST_DAYS = {
+    MADRID: ["2027-03-28", "2027-10-31"],
+    NEW_YORK: ["2027-03-14", "2027-11-07"],
+    SYDNEY: ["2027-04-04", "2027-10-03"],
+}
+times = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 15, 30, 59]))
+plans = st.one_of(
+    st.fixed_dictionaries({"frequency": st.just("daily"), "at": times,
+                           "daily_option": st.sampled_from(["every", "weekdays", "weekends"])}),
+    st.fixed_dictionaries({"frequency": st.just("daily"), "at": times,
+                           "interval": st.integers(1, 4)}),
+    st.fixed_dictionaries({"frequency": st.just("weekly"), "at": times,
+                           "days": st.lists(st.sampled_from(DAYS), min_size=1, unique=True),
+                           "interval": st.integers(1, 3)}),
+    st.fixed_dictionaries({"frequency": st.just("monthly"), "at": times,
+                           "day": st.sampled_from(["1", "28", "29", "30", "31", "last"])}),
+    st.fixed_dictionaries({"frequency": st.just("monthly"), "at": times,
+                           "ordinal": st.sampled_from(["first", "second", "fourth", "last"]),
+                           "weekday": st.sampled_from(DAYS)}),
+    st.fixed_dictionaries({"frequency": st.just("cron"), "cron": st.sampled_from([
+        "*/20 * * * *", "0,30 1-3 * * *", "15 2 * * 0", "0 2 1-7 * 0", "0 0/30 2 ? * *",
+        "0 30 2 L * ?", "0 0 3 ? * 1#1", "0 */45 0-4 * * ?",
+    ])}),
+)
+
+
+@given(
+    plan=plans,
+    zone=st.sampled_from(sorted(DST_DAYS)),
+    which=st.integers(0, 1),
+    offset_min=st.integers(-3 * 24 * 60, 2 * 24 * 60),
+    start_days_before=st.integers(0, 40),
+)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_engine_matches_brute_force_around_dst(
+    plan: dict, zone: str, which: int, offset_min: int, start_days_before: int
+) -> None:
+    day = datetime.fromisoformat(DST_DAYS[zone][which]).replace(tzinfo=ZoneInfo(zone))
+    after = (day + timedelta(minutes=offset_min)).astimezone(UTC)
+    start = (after - timedelta(days=start_days_before)).replace(second=0)
+    fields = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in plan.items()}
+    timing = Timing.build({"timing": "scheduled", "tz": zone, "start": start, **fields},
+                          now=start, default_tz="UTC")
+    until = after + timedelta(days=4)
+    expected = brute_fires(plan, zone, start, after, until)
+    got: list[datetime] = []
+    cursor = after
+    while (fire := timing.next_fire(cursor)) is not None and fire <= until:
+        got.append(fire)
+        cursor = fire
+    assert got == expected
