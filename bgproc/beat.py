@@ -20,13 +20,16 @@ from celery.utils.log import get_logger
 from redbeat.schedulers import RedBeatScheduler, get_redis
 
 from bgproc.entries import TimingEntry
+from bgproc.installation import Installation
+from bgproc.models import Channel, RunStatus
 from bgproc.schedules import Occurrence
+from bgproc.sync import sync
 
 logger = get_logger("celery.beat")
 
 
-class Scheduler(RedBeatScheduler):
-    """``beat_scheduler`` of bgproc; ``clock`` lets tests pass time in."""
+class EntryScheduler(RedBeatScheduler):
+    """RedBeat with our entries, misfire policy and ending series; ``clock`` lets tests pass time in."""
 
     Entry = TimingEntry
 
@@ -63,18 +66,19 @@ class Scheduler(RedBeatScheduler):
         schedule_key = self.app.redbeat_conf.schedule_key
         with get_redis(self.app).pipeline() as pipe:
             pipe.zrangebyscore(schedule_key, "-inf", now_s)
-            pipe.zrangebyscore(
-                schedule_key, f"({now_s}", now_s + self.max_interval, start=0, num=1
-            )
+            pipe.zrangebyscore(schedule_key, f"({now_s}", now_s + self.max_interval, start=0, num=1)
             due, soon = pipe.execute()
         return {e.name: e for e in self.Entry.load_many(self.app, due + soon)}
 
     def maybe_due(self, entry: TimingEntry, producer: Any = None, **kwargs: Any) -> float | None:
         """Act on ``entry`` if due; seconds until it next needs a look (None: not before a tick)."""
         now = self.clock()
-        occurrence = entry.schedule.occurrence(entry.last_run_at, now)
+        try:
+            occurrence = entry.schedule.occurrence(entry.last_run_at, now)
+            fire = entry.schedule.next_due(entry.last_run_at) if occurrence is None else None
+        except Exception:
+            return self._is_due_failed(entry)[1]  # logged; one bad entry must not stop beat
         if occurrence is None:
-            fire = entry.schedule.next_due(entry.last_run_at)
             if fire is None:
                 self._end(entry)
                 return None
@@ -116,3 +120,43 @@ class Scheduler(RedBeatScheduler):
             logger.exception("beat: on_series_end failed for %s; retried next tick", entry.name)
             return
         entry.finish()
+
+
+class Scheduler(EntryScheduler):
+    """``beat_scheduler`` of bgproc: entries plus the database (complete, misfired, sync)."""
+
+    def __init__(self, app: Celery, **kwargs: Any) -> None:
+        self.installation = Installation(app.conf.bgproc_settings)
+        self._synced = False
+        super().__init__(app, **kwargs)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Reconcile once, from the first tick: only the lock holder ticks, so one beat syncs."""
+        if not self._synced:
+            try:
+                report = sync(self.installation, self.clock())
+                logger.info("beat: sync %s", report.summary())
+            except Exception:
+                logger.exception("beat: start-up sync failed; `bgproc sync` can repair")
+            self._synced = True
+        return super().tick(*args, **kwargs)
+
+    def on_series_end(self, request_id: int) -> None:
+        self.installation.requests.complete(request_id)
+
+    def on_misfire(self, request_id: int, occurrence: Occurrence) -> None:
+        super().on_misfire(request_id, occurrence)
+        request = self.installation.requests.get(request_id)
+        missed = occurrence.missed
+        self.installation.runs.record(
+            request_id=request_id,
+            process=request.process,
+            params=request.params,
+            status=RunStatus.misfired,
+            channel=Channel.scheduler,
+            scheduled_at=occurrence.first_missed or occurrence.due,
+            ended_at=self.clock(),
+            error=f"misfired: beat was down; {missed} fire(s) from "
+            f"{(occurrence.first_missed or occurrence.due).isoformat()} not executed"
+            + (" (ran once instead)" if occurrence.run else " (policy skip)"),
+        )

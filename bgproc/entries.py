@@ -14,11 +14,14 @@ from typing import Any
 from uuid import uuid4
 
 from celery import Celery
+from celery.utils.log import get_logger
 from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
 from bgproc.app import RUN_TASK
 from bgproc.schedules import Occurrence, ScheduleDecoder, ScheduleEncoder, TimingSchedule
 from bgproc.timing import Misfire, Timing
+
+logger = get_logger(__name__)
 
 ENTRY_PREFIX = "request:"  # entry names are request:<id>, under RedBeat's key prefix
 
@@ -90,9 +93,11 @@ class TimingEntry(RedBeatSchedulerEntry):
 
     @staticmethod
     def decode_definition(definition: str) -> dict[str, Any]:
+        """RedBeat's hook (called as ``cls.decode_definition``), with our schedule tag."""
         return json.loads(definition, cls=ScheduleDecoder)
 
     def definition_json(self) -> str:
+        """RedBeat's definition layout, encoded with our tag (RedBeat's save() builds it inline)."""
         return json.dumps(
             {
                 "name": self.name,
@@ -107,6 +112,7 @@ class TimingEntry(RedBeatSchedulerEntry):
         )
 
     def meta_json(self) -> str:
+        """RedBeat's meta plus ``generation``, which changes on every put."""
         return json.dumps(
             {
                 "last_run_at": self.last_run_at,
@@ -137,8 +143,16 @@ class TimingEntry(RedBeatSchedulerEntry):
             for key in keys:
                 pipe.hmget(key, "definition", "meta")
             rows = pipe.execute()
-        entries = [cls.from_hash(app, d, m) for d, m in rows if d]
-        orphans = [key for key, (d, _) in zip(keys, rows, strict=True) if not d]
+        entries: list[TimingEntry] = []
+        orphans: list[str] = []
+        for key, (definition, meta) in zip(keys, rows, strict=True):
+            if not definition:
+                orphans.append(key)
+                continue
+            try:
+                entries.append(cls.from_hash(app, definition, meta))
+            except Exception:  # unreadable counts as missing: sync rewrites it
+                logger.exception("cannot decode the schedule entry %s; treated as missing", key)
         if orphans:
             schedule_key = app.redbeat_conf.schedule_key
             client.register_script(DROP_ORPHANS_LUA)(keys=[schedule_key, *orphans])
@@ -146,8 +160,7 @@ class TimingEntry(RedBeatSchedulerEntry):
 
     @classmethod
     def from_key(cls, key: str, app: Celery | None = None) -> TimingEntry:
-        ensure_conf(app)
-        found = cls.load_many(app, [key])  # type: ignore[arg-type]
+        found = cls.load_many(ensure_conf(app).app, [key])
         if not found:
             raise KeyError(key)
         return found[0]
@@ -156,6 +169,7 @@ class TimingEntry(RedBeatSchedulerEntry):
 
     @property
     def request_id(self) -> int:
+        """The request this entry fires, from its name."""
         return int(self.name.removeprefix(ENTRY_PREFIX))
 
     @property
@@ -170,6 +184,7 @@ class TimingEntry(RedBeatSchedulerEntry):
         return self.due_at.timestamp()
 
     def is_due(self) -> Any:
+        """Celery's contract; RedBeat's would pass year 1 for "never fired" and lose the origin."""
         return self.schedule.is_due(self.last_run_at)
 
     # -- writes ----------------------------------------------------------------
@@ -235,6 +250,7 @@ class EntryStore:
         self.redis = get_redis(app)
 
     def key(self, request_id: int) -> str:
+        """The Redis key of the request's entry hash."""
         return TimingEntry.generate_key(self.app, entry_name(request_id))
 
     def put(
@@ -271,6 +287,7 @@ class EntryStore:
         return bool(deleted)
 
     def get(self, request_id: int) -> TimingEntry | None:
+        """The request's entry, or None (also when it cannot be decoded: sync rewrites it)."""
         found = TimingEntry.load_many(self.app, [self.key(request_id)])
         return found[0] if found else None
 

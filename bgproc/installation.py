@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from celery import Celery
+from redis import Redis
 from sqlalchemy import Engine
 
 from bgproc.app import create_app
@@ -16,6 +17,7 @@ from bgproc.db import make_engine
 from bgproc.entries import EntryStore
 from bgproc.registry import REGISTRY, Registry
 from bgproc.requests import RequestService
+from bgproc.runs import RunStore
 from bgproc.settings import Settings
 
 
@@ -46,3 +48,12 @@ class Installation:
     @cached_property
     def requests(self) -> RequestService:
         return RequestService(self.engine, self.entries, self.registry, self.settings.timezone)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        return RunStore(self.engine)
+
+    @cached_property
+    def redis(self) -> Redis:
+        """Redis of the schedule entries and leases (the broker unless BGPROC_REDBEAT_URL)."""
+        return Redis.from_url(self.settings.schedule_url)

@@ -10,23 +10,22 @@ Removing an entry happens before the SQL change, for the same reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bgproc.db import session_scope
 from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
-from bgproc.models import ProcessRequest, RequestStatus
-from bgproc.registry import Registry, ProcessSpec
-from bgproc.timing import Misfire, Timing, TimingKind
 from bgproc.inputs import parse_choice
+from bgproc.models import ProcessRequest, RequestStatus
+from bgproc.registry import ProcessSpec, Registry
+from bgproc.timing import Misfire, Timing, TimingKind
 
 MAX_NAME_CHARS = 200
 MAX_ID = 2**63 - 1
@@ -114,8 +113,16 @@ def write_timing(row: ProcessRequest, timing: Timing) -> None:
 # -- the service ---------------------------------------------------------------
 
 PLAN_KEYS = (
-    "frequency", "interval", "repetitions", "daily_option", "at", "days", "day", "ordinal",
-    "weekday", "cron",
+    "frequency",
+    "interval",
+    "repetitions",
+    "daily_option",
+    "at",
+    "days",
+    "day",
+    "ordinal",
+    "weekday",
+    "cron",
 )
 TIMING_KEYS = ("timing", "start", "finish", "tz", *PLAN_KEYS)
 
@@ -139,9 +146,10 @@ class RequestService:
 
     # -- reading ---------------------------------------------------------------
 
-    def get(self, request_id: int) -> RequestView:
+    def get(self, request_id: int, *, reveal: bool = False) -> RequestView:
+        """One request; ``reveal`` keeps secret parameters (for the runner only)."""
         with self._session() as session:
-            return self._view(self._row(session, request_id))
+            return self._view(self._row(session, request_id), reveal=reveal)
 
     def list(self, status: str | None = None, process: str | None = None) -> list[RequestView]:
         query = select(ProcessRequest).order_by(ProcessRequest.id)
@@ -241,6 +249,14 @@ class RequestService:
             row.updated_at = self.clock()
             return self._view(row)
 
+    def complete(self, request_id: int) -> None:
+        """Beat found no fire left: a scheduled request becomes complete (idempotent)."""
+        with self._session() as session:
+            row = session.get(ProcessRequest, request_id)
+            if row is not None and row.status is RequestStatus.scheduled:
+                row.status = RequestStatus.complete
+                row.updated_at = self.clock()
+
     def delete(self, request_id: int) -> None:
         """Delete an unscheduled or complete request; a scheduled one is refused (SPEC §3)."""
         with self._session() as session:
@@ -316,9 +332,10 @@ class RequestService:
             raise NotFound("request", request_id)
         return row
 
-    def _view(self, row: ProcessRequest) -> RequestView:
+    def _view(self, row: ProcessRequest, reveal: bool = False) -> RequestView:
         try:
-            masked = self.registry.get(row.process).masked(row.params)
+            spec = self.registry.get(row.process)
+            masked = dict(row.params) if reveal else spec.masked(row.params)
         except NotFound:
             masked = dict(row.params)
         return RequestView(
@@ -339,7 +356,9 @@ class RequestService:
         try:
             action()
         except (RedisError, OSError) as error:
-            raise Unavailable("redis", str(error).splitlines()[0] if str(error) else "error") from None
+            raise Unavailable(
+                "redis", str(error).splitlines()[0] if str(error) else "error"
+            ) from None
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -349,11 +368,9 @@ class RequestService:
             with session_scope(self.engine) as session:
                 yield session
         except BaseException:
-            for undo in (session.info.get("on_rollback", []) if session else []):
-                try:
+            for undo in session.info.get("on_rollback", []) if session else []:
+                with suppress(RedisError, OSError):  # `bgproc sync` repairs it later
                     undo()
-                except (RedisError, OSError):
-                    pass  # `bgproc sync` repairs what cannot be undone now
             raise
 
 

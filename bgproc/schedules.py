@@ -46,6 +46,8 @@ class TimingSchedule(BaseSchedule):
     ) -> None:
         if timing.start is None:
             raise ValueError("a TimingSchedule needs an anchored timing (with a start)")
+        if scheduled_from.tzinfo is None:
+            raise ValueError("scheduled_from must be an aware datetime")
         super().__init__(nowfun=nowfun, app=app)
         self.timing = timing
         self.scheduled_from = scheduled_from.astimezone(UTC)
@@ -53,6 +55,7 @@ class TimingSchedule(BaseSchedule):
 
     @property
     def one_shot(self) -> bool:
+        """``immediate`` and ``later`` fire once, at their start."""
         return self.timing.kind is not TimingKind.SCHEDULED
 
     @property

@@ -17,7 +17,6 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from bgproc.cron import CronExpression
-
 from bgproc.errors import InvalidInput
 from bgproc.inputs import (
     WEEKDAYS,
@@ -143,7 +142,7 @@ class Timing:
     def upcoming(self, now: datetime, count: int) -> list[datetime]:
         """Up to ``count`` fire times at or after ``now``."""
         fires: list[datetime] = []
-        after = now - ONE_MICROSECOND
+        after = now.replace(microsecond=0) - ONE_MICROSECOND  # fires are whole seconds
         while len(fires) < count:
             fire = self.next_fire(after)
             if fire is None:

@@ -18,7 +18,7 @@ from bgproc import __version__
 from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, processes, requests
+from cli import db, processes, requests, run, runtime
 
 
 class Exit(IntEnum):
@@ -33,8 +33,12 @@ class Exit(IntEnum):
     BUG = 70  # an unexpected error: please report it
 
 
-EXIT_OF = {InvalidInput: Exit.INVALID, NotFound: Exit.NOT_FOUND, Conflict: Exit.CONFLICT,
-           Unavailable: Exit.UNAVAILABLE}
+EXIT_OF = {
+    InvalidInput: Exit.INVALID,
+    NotFound: Exit.NOT_FOUND,
+    Conflict: Exit.CONFLICT,
+    Unavailable: Exit.UNAVAILABLE,
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -57,6 +61,9 @@ cli.add_command(processes.processes)
 cli.add_command(requests.request)
 cli.add_command(requests.preview)
 cli.add_command(db.db)
+cli.add_command(run.run)
+for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
+    cli.add_command(command)
 
 
 def _fail(message: str, code: Exit) -> int:

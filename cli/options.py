@@ -11,29 +11,33 @@ from bgproc.errors import InvalidInput
 
 F = Callable[..., Any]
 
-TIMING_OPTIONS: list[tuple[str, str]] = [
-    ("--timing", "immediate | later | scheduled (default: immediate)."),
-    ("--start", "First fire: ISO date-time (2027-01-31T09:30[+01:00]), 'now' or '+10m'. "
-                "A time without offset is in --tz."),
-    ("--tz", "IANA time zone of wall-clock times (default: BGPROC_TIMEZONE or the machine's)."),
-    ("--frequency", "seconds | minutes | hourly | daily | weekly | monthly | cron."),
-    ("--interval", "Every N seconds/minutes/hours/days/weeks/months (default 1)."),
-    ("--repetitions", "Fire R times in all (seconds, minutes, hourly)."),
-    ("--daily-option", "every | weekdays | weekends (daily; default every)."),
-    ("--at", "Wall-clock time HH:MM[:SS] (daily, weekly, monthly)."),
-    ("--days", "Weekdays for weekly, e.g. mon,wed,fri."),
-    ("--day", "Day of month 1..31 or 'last' (monthly)."),
-    ("--ordinal", "first | second | third | fourth | last (monthly, with --weekday)."),
-    ("--weekday", "mon..sun (monthly, with --ordinal)."),
-    ("--cron", "Unix 'm h dom mon dow' or Quartz 's m h dom mon dow [year]' expression."),
-    ("--finish", "Nothing fires after this date-time."),
+TIMING_OPTIONS: list[tuple[str, str, str]] = [
+    ("--timing", "KIND", "immediate | later | scheduled (default: immediate)."),
+    (
+        "--start",
+        "DATETIME",
+        "First fire: ISO date-time (2027-01-31T09:30[+01:00]), 'now' or "
+        "'+10m'. A time without offset is in --tz.",
+    ),
+    ("--tz", "ZONE", "IANA zone of wall-clock times (default: BGPROC_TIMEZONE or the machine's)."),
+    ("--frequency", "FREQ", "seconds | minutes | hourly | daily | weekly | monthly | cron."),
+    ("--interval", "N", "Every N seconds/minutes/hours/days/weeks/months (default 1)."),
+    ("--repetitions", "R", "Fire R times in all (seconds, minutes, hourly)."),
+    ("--daily-option", "OPTION", "every | weekdays | weekends (daily; default every)."),
+    ("--at", "HH:MM[:SS]", "Wall-clock time of day (daily, weekly, monthly)."),
+    ("--days", "DAYS", "Weekdays for weekly, e.g. mon,wed,fri."),
+    ("--day", "N|last", "Day of month 1..31 or 'last' (monthly)."),
+    ("--ordinal", "WHICH", "first | second | third | fourth | last (monthly, with --weekday)."),
+    ("--weekday", "DAY", "mon..sun (monthly, with --ordinal)."),
+    ("--cron", "EXPR", "Unix 'm h dom mon dow' or Quartz 's m h dom mon dow [year]'."),
+    ("--finish", "DATETIME", "Nothing fires after this date-time."),
 ]
 
 
 def timing_options(command: F) -> F:
     """Add every timing option as plain text: bgproc validates them, naming the field."""
-    for flag, help_text in reversed(TIMING_OPTIONS):
-        command = click.option(flag, default=None, metavar="TEXT", help=help_text)(command)
+    for flag, metavar, help_text in reversed(TIMING_OPTIONS):
+        command = click.option(flag, default=None, metavar=metavar, help=help_text)(command)
     return command
 
 
@@ -69,5 +73,5 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def timing_fields(options: dict[str, Any]) -> dict[str, Any]:
     """The timing options given on the command line, keyed as the service expects."""
-    keys = [flag[2:].replace("-", "_") for flag, _ in TIMING_OPTIONS]
+    keys = [flag[2:].replace("-", "_") for flag, _, _ in TIMING_OPTIONS]
     return {key: options[key] for key in keys if options.get(key) is not None}

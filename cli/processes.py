@@ -16,23 +16,30 @@ def processes(installation: Installation, as_json: bool) -> None:
     """List the registered processes with their parameters and flags."""
     specs = installation.registry.all()
     if as_json:
-        print_json([
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "params": [
-                    {"name": p.name, "type": p.type_name, "required": p.required,
-                     "default": p.default, "secret": p.secret}
-                    for p in spec.params
-                ],
-                "accepts_any_params": spec.accepts_any,
-                "prevent_concurrent": spec.prevent_concurrent,
-                "killable": spec.killable,
-                "queue": spec.queue,
-                "time_limit_s": spec.time_limit_s,
-            }
-            for spec in specs
-        ])
+        print_json(
+            [
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "params": [
+                        {
+                            "name": p.name,
+                            "type": p.type_name,
+                            "required": p.required,
+                            "default": p.default,
+                            "secret": p.secret,
+                        }
+                        for p in spec.params
+                    ],
+                    "accepts_any_params": spec.accepts_any,
+                    "prevent_concurrent": spec.prevent_concurrent,
+                    "killable": spec.killable,
+                    "queue": spec.queue,
+                    "time_limit_s": spec.time_limit_s,
+                }
+                for spec in specs
+            ]
+        )
         return
     print_table(
         "Processes",
@@ -41,10 +48,17 @@ def processes(installation: Installation, as_json: bool) -> None:
             [
                 spec.name,
                 spec.description,
-                ", ".join([p.describe() for p in spec.params] + (["**any"] if spec.accepts_any
-                                                                  else [])),
-                " ".join(f for f, on in [("prevent-concurrent", spec.prevent_concurrent),
-                                         ("killable", spec.killable)] if on),
+                ", ".join(
+                    [p.describe() for p in spec.params] + (["**any"] if spec.accepts_any else [])
+                ),
+                " ".join(
+                    f
+                    for f, on in [
+                        ("prevent-concurrent", spec.prevent_concurrent),
+                        ("killable", spec.killable),
+                    ]
+                    if on
+                ),
                 spec.queue,
                 f"{spec.time_limit_s} s" if spec.time_limit_s else "",
             ]

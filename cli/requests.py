@@ -19,16 +19,25 @@ MAX_NEXT = 1000
 
 def _request_options(command: Any) -> Any:
     """Options shared by create and update."""
-    for decorator in reversed([
-        param_option,
-        click.option("--name", default=None, help="A label for the request."),
-        click.option("--prevent-concurrent/--allow-concurrent", default=None,
-                     help="Skip a fire while a run of this request is still going."),
-        click.option("--misfire", default=None, metavar="run-once|skip",
-                     help="After beat downtime: fire once (default) or skip the missed fire."),
-        timing_options,
-        json_option,
-    ]):
+    for decorator in reversed(
+        [
+            param_option,
+            click.option("--name", default=None, help="A label for the request."),
+            click.option(
+                "--prevent-concurrent/--allow-concurrent",
+                default=None,
+                help="Skip a fire while a run of this request is still going.",
+            ),
+            click.option(
+                "--misfire",
+                default=None,
+                metavar="run-once|skip",
+                help="After beat downtime: fire once (default) or skip the missed fire.",
+            ),
+            timing_options,
+            json_option,
+        ]
+    ):
         command = decorator(command)
     return command
 
@@ -80,14 +89,16 @@ def request() -> None:
 @_request_options
 @click.option("--no-schedule", is_flag=True, help="Store the request unscheduled.")
 @click.pass_obj
-def create(installation: Installation, process: str, as_json: bool, no_schedule: bool,
-           **options: Any) -> None:
+def create(
+    installation: Installation, process: str, as_json: bool, no_schedule: bool, **options: Any
+) -> None:
     """Create a request for PROCESS and schedule it (unless --no-schedule).
 
     Prints the new request's id (with --json, the request).
     """
-    view = installation.requests.create(_fields({**options, "process": process}),
-                                        schedule=not no_schedule)
+    view = installation.requests.create(
+        _fields({**options, "process": process}), schedule=not no_schedule
+    )
     if as_json:
         print_json({**view.as_json(), "next_runs": installation.requests.next_runs(view.id, 5)})
     else:
@@ -99,8 +110,9 @@ def create(installation: Installation, process: str, as_json: bool, no_schedule:
 @click.option("--process", default=None, help="Only requests of this process.")
 @json_option
 @click.pass_obj
-def list_requests(installation: Installation, status: str | None, process: str | None,
-                  as_json: bool) -> None:
+def list_requests(
+    installation: Installation, status: str | None, process: str | None, as_json: bool
+) -> None:
     """List process requests."""
     views = installation.requests.list(status=status, process=process)
     if as_json:
@@ -115,12 +127,18 @@ def list_requests(installation: Installation, status: str | None, process: str |
 
 @request.command()
 @click.argument("request_id", type=int, metavar="ID")
-@click.option("--next", "next_count", default=None, metavar="N",
-              help="How many next fire times to show (default 5).")
+@click.option(
+    "--next",
+    "next_count",
+    default=None,
+    metavar="N",
+    help="How many next fire times to show (default 5).",
+)
 @json_option
 @click.pass_obj
-def show(installation: Installation, request_id: int, next_count: str | None,
-         as_json: bool) -> None:
+def show(
+    installation: Installation, request_id: int, next_count: str | None, as_json: bool
+) -> None:
     """Show one request, its timing in words and its next fire times."""
     count = _next_count(next_count)
     view = installation.requests.get(request_id)
@@ -179,13 +197,23 @@ def preview(installation: Installation, count: str, as_json: bool, **options: An
     """Show the next fire times of a timing; nothing is saved."""
     number = parse_int(count, "count", 1, MAX_NEXT)
     now = datetime.now(UTC)
-    timing = Timing.build(timing_fields(options), now=now,
-                          default_tz=installation.settings.timezone).anchored(now)
+    timing = Timing.build(
+        timing_fields(options), now=now, default_tz=installation.settings.timezone
+    ).anchored(now)
     fires = [f.astimezone(timing.zone) for f in timing.upcoming(now, number)]
     if as_json:
-        print_json({"description": timing.describe(), "timezone": timing.timezone,
-                    "timing": timing.as_dict(), "next_runs": fires})
+        print_json(
+            {
+                "description": timing.describe(),
+                "timezone": timing.timezone,
+                "timing": timing.as_dict(),
+                "next_runs": fires,
+            }
+        )
         return
     click.echo(timing.describe())
-    print_table(None, ["#", f"fire time ({timing.timezone})"],
-                ([i, local_time(f, timing.zone)] for i, f in enumerate(fires, 1)))
+    print_table(
+        None,
+        ["#", f"fire time ({timing.timezone})"],
+        ([i, local_time(f, timing.zone)] for i, f in enumerate(fires, 1)),
+    )

@@ -66,8 +66,9 @@ def test_daily_across_both_madrid_changes_fires_once_a_day() -> None:
 
 
 def test_cron_every_minute_through_the_new_york_gap_and_repeat() -> None:
-    timing = build(tz=NEW_YORK, timing="scheduled", frequency="cron", cron="*/30 1-3 * * *",
-                   start="2027-03-13")
+    timing = build(
+        tz=NEW_YORK, timing="scheduled", frequency="cron", cron="*/30 1-3 * * *", start="2027-03-13"
+    )
     now = datetime(2027, 3, 14, 5, 0, tzinfo=UTC)  # 00:00 EST
     assert local(timing, 5, now) == [
         "2027-03-14T01:00:00-05:00",
@@ -87,8 +88,9 @@ def test_cron_every_minute_through_the_new_york_gap_and_repeat() -> None:
 
 
 def test_quartz_seconds_through_the_sydney_gap() -> None:
-    timing = build(tz=SYDNEY, timing="scheduled", frequency="cron", cron="0 0/20 2 * * ?",
-                   start="2027-10-01")
+    timing = build(
+        tz=SYDNEY, timing="scheduled", frequency="cron", cron="0 0/20 2 * * ?", start="2027-10-01"
+    )
     now = datetime(2027, 10, 2, 14, 0, tzinfo=UTC)  # 00:00 AEST on the 3rd
     assert local(timing, 2, now) == ["2027-10-03T03:00:00+11:00", "2027-10-04T02:00:00+11:00"]
 
@@ -124,21 +126,29 @@ def test_later_accepts_relative_start() -> None:
 
 @pytest.mark.parametrize(("frequency", "unit"), [("seconds", 1), ("minutes", 60), ("hourly", 3600)])
 def test_intervals_with_repetitions(frequency: str, unit: int) -> None:
-    timing = build(timing="scheduled", frequency=frequency, interval="5", repetitions="3",
-                   start="2027-01-01T13:00:00+00:00")
+    timing = build(
+        timing="scheduled",
+        frequency=frequency,
+        interval="5",
+        repetitions="3",
+        start="2027-01-01T13:00:00+00:00",
+    )
     start = datetime(2027, 1, 1, 13, tzinfo=UTC)
     assert timing.upcoming(NOW, 10) == [start + timedelta(seconds=5 * unit * k) for k in range(3)]
 
 
 def test_interval_resumes_on_its_grid_from_now() -> None:
-    timing = build(timing="scheduled", frequency="seconds", interval="7", start="2027-01-01T11:00:00Z")
+    timing = build(
+        timing="scheduled", frequency="seconds", interval="7", start="2027-01-01T11:00:00Z"
+    )
     first = timing.upcoming(NOW, 1)[0]
     assert first >= NOW and (first - timing.start).total_seconds() % 7 == 0
 
 
 def test_daily_every_three_days_counts_from_the_start_date() -> None:
-    timing = build(timing="scheduled", frequency="daily", interval="3", at="09:15",
-                   start="2027-01-05T10:00")
+    timing = build(
+        timing="scheduled", frequency="daily", interval="3", at="09:15", start="2027-01-05T10:00"
+    )
     assert local(timing, 3) == [
         "2027-01-08T09:15:00+01:00",  # 09:15 on the 5th is before the start
         "2027-01-11T09:15:00+01:00",
@@ -149,17 +159,32 @@ def test_daily_every_three_days_counts_from_the_start_date() -> None:
 def test_daily_weekdays_and_weekends() -> None:
     weekdays = build(timing="scheduled", frequency="daily", daily_option="weekdays", at="07:00")
     assert [f[:10] for f in local(weekdays, 6)] == [
-        "2027-01-04", "2027-01-05", "2027-01-06", "2027-01-07", "2027-01-08", "2027-01-11"
+        "2027-01-04",
+        "2027-01-05",
+        "2027-01-06",
+        "2027-01-07",
+        "2027-01-08",
+        "2027-01-11",
     ]
     weekends = build(timing="scheduled", frequency="daily", daily_option="weekends", at="07:00")
     assert [f[:10] for f in local(weekends, 3)] == ["2027-01-02", "2027-01-03", "2027-01-09"]
 
 
 def test_weekly_every_two_weeks() -> None:
-    timing = build(timing="scheduled", frequency="weekly", days="mon,fri", interval="2", at="18:00",
-                   start="2027-01-01T00:00")  # a Friday: its week is week 0
-    assert [f[:10] for f in local(timing, 4)] == ["2027-01-01", "2027-01-11", "2027-01-15",
-                                                 "2027-01-25"]
+    timing = build(
+        timing="scheduled",
+        frequency="weekly",
+        days="mon,fri",
+        interval="2",
+        at="18:00",
+        start="2027-01-01T00:00",
+    )  # a Friday: its week is week 0
+    assert [f[:10] for f in local(timing, 4)] == [
+        "2027-01-01",
+        "2027-01-11",
+        "2027-01-15",
+        "2027-01-25",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -167,16 +192,26 @@ def test_weekly_every_two_weeks() -> None:
     [
         ({"day": "31"}, ["2027-01-31", "2027-03-31", "2027-05-31", "2027-07-31"]),
         ({"day": "last"}, ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]),
-        ({"day": "29", "start": "2028-01-01"}, ["2028-01-29", "2028-02-29", "2028-03-29",
-                                                "2028-04-29"]),
-        ({"ordinal": "first", "weekday": "mon"}, ["2027-01-04", "2027-02-01", "2027-03-01",
-                                                  "2027-04-05"]),
-        ({"ordinal": "fourth", "weekday": "thu"}, ["2027-01-28", "2027-02-25", "2027-03-25",
-                                                   "2027-04-22"]),
-        ({"ordinal": "last", "weekday": "fri"}, ["2027-01-29", "2027-02-26", "2027-03-26",
-                                                 "2027-04-30"]),
-        ({"day": "15", "interval": "3", "start": "2027-02-01"}, ["2027-02-15", "2027-05-15",
-                                                                 "2027-08-15", "2027-11-15"]),
+        (
+            {"day": "29", "start": "2028-01-01"},
+            ["2028-01-29", "2028-02-29", "2028-03-29", "2028-04-29"],
+        ),
+        (
+            {"ordinal": "first", "weekday": "mon"},
+            ["2027-01-04", "2027-02-01", "2027-03-01", "2027-04-05"],
+        ),
+        (
+            {"ordinal": "fourth", "weekday": "thu"},
+            ["2027-01-28", "2027-02-25", "2027-03-25", "2027-04-22"],
+        ),
+        (
+            {"ordinal": "last", "weekday": "fri"},
+            ["2027-01-29", "2027-02-26", "2027-03-26", "2027-04-30"],
+        ),
+        (
+            {"day": "15", "interval": "3", "start": "2027-02-01"},
+            ["2027-02-15", "2027-05-15", "2027-08-15", "2027-11-15"],
+        ),
     ],
 )
 def test_monthly(fields: dict[str, str], expected: list[str]) -> None:
@@ -185,8 +220,13 @@ def test_monthly(fields: dict[str, str], expected: list[str]) -> None:
 
 
 def test_finish_ends_the_series() -> None:
-    timing = build(timing="scheduled", frequency="minutes", interval="10",
-                   start="2027-01-01T13:00:00Z", finish="2027-01-01T13:20:00Z")
+    timing = build(
+        timing="scheduled",
+        frequency="minutes",
+        interval="10",
+        start="2027-01-01T13:00:00Z",
+        finish="2027-01-01T13:20:00Z",
+    )
     assert [f.strftime("%H:%M") for f in timing.upcoming(NOW, 10)] == ["13:00", "13:10", "13:20"]
 
 
@@ -216,24 +256,62 @@ def test_quartz_cron_with_year_ends() -> None:
         ({"timing": "scheduled", "frequency": "cron", "cron": "0 0 30 2 *"}, "cron"),
         ({"timing": "scheduled", "frequency": "daily"}, "at"),
         ({"timing": "scheduled", "frequency": "daily", "at": "25:00"}, "at"),
-        ({"timing": "scheduled", "frequency": "daily", "at": "10:00", "daily_option": "x"},
-         "daily-option"),
-        ({"timing": "scheduled", "frequency": "daily", "at": "1:00", "daily_option": "weekdays",
-          "interval": "2"}, "interval"),
+        (
+            {"timing": "scheduled", "frequency": "daily", "at": "10:00", "daily_option": "x"},
+            "daily-option",
+        ),
+        (
+            {
+                "timing": "scheduled",
+                "frequency": "daily",
+                "at": "1:00",
+                "daily_option": "weekdays",
+                "interval": "2",
+            },
+            "interval",
+        ),
         ({"timing": "scheduled", "frequency": "weekly", "at": "10:00"}, "days"),
-        ({"timing": "scheduled", "frequency": "weekly", "at": "10:00", "days": "mon,funday"},
-         "days"),
+        (
+            {"timing": "scheduled", "frequency": "weekly", "at": "10:00", "days": "mon,funday"},
+            "days",
+        ),
         ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "day": "0"}, "day"),
         ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "day": "32"}, "day"),
         ({"timing": "scheduled", "frequency": "monthly", "at": "10:00"}, "day"),
-        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "ordinal": "first"},
-         "weekday"),
-        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "ordinal": "fifth",
-          "weekday": "mon"}, "ordinal"),
-        ({"timing": "scheduled", "frequency": "monthly", "at": "10:00", "day": "30",
-          "interval": "12", "start": "2027-02-01"}, "day"),
-        ({"timing": "scheduled", "frequency": "seconds", "start": "2027-01-02",
-          "finish": "2027-01-01"}, "finish"),
+        (
+            {"timing": "scheduled", "frequency": "monthly", "at": "10:00", "ordinal": "first"},
+            "weekday",
+        ),
+        (
+            {
+                "timing": "scheduled",
+                "frequency": "monthly",
+                "at": "10:00",
+                "ordinal": "fifth",
+                "weekday": "mon",
+            },
+            "ordinal",
+        ),
+        (
+            {
+                "timing": "scheduled",
+                "frequency": "monthly",
+                "at": "10:00",
+                "day": "30",
+                "interval": "12",
+                "start": "2027-02-01",
+            },
+            "day",
+        ),
+        (
+            {
+                "timing": "scheduled",
+                "frequency": "seconds",
+                "start": "2027-01-02",
+                "finish": "2027-01-01",
+            },
+            "finish",
+        ),
         ({"timing": "scheduled", "frequency": "seconds", "start": "yesterday"}, "start"),
         ({"timing": "scheduled", "frequency": "seconds", "start": "2400-01-01"}, "start"),
         ({"timing": "later"}, "start"),
@@ -251,12 +329,34 @@ def test_bad_timing_names_the_field(fields: dict[str, str], field: str) -> None:
     assert caught.value.field == field
 
 
-@given(st.dictionaries(
-    st.sampled_from(["timing", "start", "finish", "tz", "frequency", "interval", "repetitions",
-                     "daily_option", "at", "days", "day", "ordinal", "weekday", "cron"]),
-    st.one_of(st.text(max_size=30), st.sampled_from(["scheduled", "later", "cron", "monthly",
-                                                     "last", "10:00", "mon", "+5s", "1"])),
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "timing",
+                "start",
+                "finish",
+                "tz",
+                "frequency",
+                "interval",
+                "repetitions",
+                "daily_option",
+                "at",
+                "days",
+                "day",
+                "ordinal",
+                "weekday",
+                "cron",
+            ]
+        ),
+        st.one_of(
+            st.text(max_size=30),
+            st.sampled_from(
+                ["scheduled", "later", "cron", "monthly", "last", "10:00", "mon", "+5s", "1"]
+            ),
+        ),
+    )
+)
 @settings(max_examples=400, deadline=None)
 def test_any_input_builds_or_names_a_field(fields: dict[str, str]) -> None:
     try:
@@ -273,8 +373,14 @@ ROUND_TRIP = [
     {"timing": "scheduled", "frequency": "seconds", "interval": "3", "repetitions": "4"},
     {"timing": "scheduled", "frequency": "daily", "daily_option": "weekends", "at": "10:00:30"},
     {"timing": "scheduled", "frequency": "weekly", "days": "sat,mon", "at": "10:00"},
-    {"timing": "scheduled", "frequency": "monthly", "ordinal": "last", "weekday": "sun",
-     "at": "23:59", "finish": "2030-01-01"},
+    {
+        "timing": "scheduled",
+        "frequency": "monthly",
+        "ordinal": "last",
+        "weekday": "sun",
+        "at": "23:59",
+        "finish": "2030-01-01",
+    },
     {"timing": "scheduled", "frequency": "cron", "cron": "0 15 10 ? * 6#3"},
 ]
 
@@ -290,14 +396,34 @@ def test_storage_round_trip(fields: dict[str, str]) -> None:
     ("fields", "words"),
     [
         ({"timing": "immediate"}, "Once, as soon as it is scheduled"),
-        ({"timing": "scheduled", "frequency": "seconds", "interval": "5", "repetitions": "3"},
-         "Every 5 seconds, 3 times in all"),
-        ({"timing": "scheduled", "frequency": "daily", "daily_option": "weekdays", "at": "07:00"},
-         "Every weekday (Monday to Friday) at 07:00"),
-        ({"timing": "scheduled", "frequency": "weekly", "days": "mon,wed", "at": "07:00"},
-         "Every week on Monday and Wednesday at 07:00"),
-        ({"timing": "scheduled", "frequency": "monthly", "ordinal": "first", "weekday": "mon",
-          "at": "07:00", "interval": "2"}, "Every 2 months on the first Monday at 07:00"),
+        (
+            {"timing": "scheduled", "frequency": "seconds", "interval": "5", "repetitions": "3"},
+            "Every 5 seconds, 3 times in all",
+        ),
+        (
+            {
+                "timing": "scheduled",
+                "frequency": "daily",
+                "daily_option": "weekdays",
+                "at": "07:00",
+            },
+            "Every weekday (Monday to Friday) at 07:00",
+        ),
+        (
+            {"timing": "scheduled", "frequency": "weekly", "days": "mon,wed", "at": "07:00"},
+            "Every week on Monday and Wednesday at 07:00",
+        ),
+        (
+            {
+                "timing": "scheduled",
+                "frequency": "monthly",
+                "ordinal": "first",
+                "weekday": "mon",
+                "at": "07:00",
+                "interval": "2",
+            },
+            "Every 2 months on the first Monday at 07:00",
+        ),
         ({"timing": "scheduled", "frequency": "cron", "cron": "0 15 10 ? * 6#3"}, "Friday"),
     ],
 )
@@ -312,24 +438,60 @@ DST_DAYS = {
     NEW_YORK: ["2027-03-14", "2027-11-07"],
     SYDNEY: ["2027-04-04", "2027-10-03"],
 }
-times = st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 15, 30, 59]))
+times = st.builds(
+    lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.sampled_from([0, 15, 30, 59])
+)
 plans = st.one_of(
-    st.fixed_dictionaries({"frequency": st.just("daily"), "at": times,
-                           "daily_option": st.sampled_from(["every", "weekdays", "weekends"])}),
-    st.fixed_dictionaries({"frequency": st.just("daily"), "at": times,
-                           "interval": st.integers(1, 4)}),
-    st.fixed_dictionaries({"frequency": st.just("weekly"), "at": times,
-                           "days": st.lists(st.sampled_from(DAYS), min_size=1, unique=True),
-                           "interval": st.integers(1, 3)}),
-    st.fixed_dictionaries({"frequency": st.just("monthly"), "at": times,
-                           "day": st.sampled_from(["1", "28", "29", "30", "31", "last"])}),
-    st.fixed_dictionaries({"frequency": st.just("monthly"), "at": times,
-                           "ordinal": st.sampled_from(["first", "second", "fourth", "last"]),
-                           "weekday": st.sampled_from(DAYS)}),
-    st.fixed_dictionaries({"frequency": st.just("cron"), "cron": st.sampled_from([
-        "*/20 * * * *", "0,30 1-3 * * *", "15 2 * * 0", "0 2 1-7 * 0", "0 0/30 2 ? * *",
-        "0 30 2 L * ?", "0 0 3 ? * 1#1", "0 */45 0-4 * * ?",
-    ])}),
+    st.fixed_dictionaries(
+        {
+            "frequency": st.just("daily"),
+            "at": times,
+            "daily_option": st.sampled_from(["every", "weekdays", "weekends"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"frequency": st.just("daily"), "at": times, "interval": st.integers(1, 4)}
+    ),
+    st.fixed_dictionaries(
+        {
+            "frequency": st.just("weekly"),
+            "at": times,
+            "days": st.lists(st.sampled_from(DAYS), min_size=1, unique=True),
+            "interval": st.integers(1, 3),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "frequency": st.just("monthly"),
+            "at": times,
+            "day": st.sampled_from(["1", "28", "29", "30", "31", "last"]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "frequency": st.just("monthly"),
+            "at": times,
+            "ordinal": st.sampled_from(["first", "second", "fourth", "last"]),
+            "weekday": st.sampled_from(DAYS),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "frequency": st.just("cron"),
+            "cron": st.sampled_from(
+                [
+                    "*/20 * * * *",
+                    "0,30 1-3 * * *",
+                    "15 2 * * 0",
+                    "0 2 1-7 * 0",
+                    "0 0/30 2 ? * *",
+                    "0 30 2 L * ?",
+                    "0 0 3 ? * 1#1",
+                    "0 */45 0-4 * * ?",
+                ]
+            ),
+        }
+    ),
 )
 
 
@@ -348,8 +510,9 @@ def test_engine_matches_brute_force_around_dst(
     after = (day + timedelta(minutes=offset_min)).astimezone(UTC)
     start = (after - timedelta(days=start_days_before)).replace(second=0)
     fields = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in plan.items()}
-    timing = Timing.build({"timing": "scheduled", "tz": zone, "start": start, **fields},
-                          now=start, default_tz="UTC")
+    timing = Timing.build(
+        {"timing": "scheduled", "tz": zone, "start": start, **fields}, now=start, default_tz="UTC"
+    )
     until = after + timedelta(days=4)
     expected = brute_fires(plan, zone, start, after, until)
     got: list[datetime] = []

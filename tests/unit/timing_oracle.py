@@ -62,7 +62,9 @@ def wall_matcher(plan: dict, start_day: date) -> Callable[[datetime], bool]:
     hour, minute = (int(x) for x in plan["at"].split(":")[:2])
 
     def matcher(wall: datetime) -> bool:
-        return (wall.hour, wall.minute) == (hour, minute) and day_matches(plan, wall.date(), start_day)
+        return (wall.hour, wall.minute) == (hour, minute) and day_matches(
+            plan, wall.date(), start_day
+        )
 
     return matcher
 

@@ -1,0 +1,48 @@
+"""Ad-hoc runs (``bgproc run``): one immediate run of a process, outside any request.
+
+The run row is written first (queued, with its parameters), then the message
+carrying only its id; if the publish fails the row is removed, so nothing is
+left half-done.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+from sqlalchemy import delete
+
+from bgproc.app import RUN_TASK
+from bgproc.db import session_scope
+from bgproc.errors import InvalidInput, NotFound, Unavailable
+from bgproc.installation import Installation
+from bgproc.models import Channel, ProcessRun, RunStatus
+
+
+def launch(installation: Installation, process: str, params: Mapping[str, str]) -> int:
+    """Queue one run of ``process`` now; its run id."""
+    try:
+        spec = installation.registry.get(process)
+    except NotFound:
+        raise InvalidInput("process", f"{process!r} is not a registered process") from None
+    stored = spec.validate_params(params)
+    task_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    run_id = installation.runs.record(
+        process=spec.name, params=stored, status=RunStatus.queued, channel=Channel.direct,
+        scheduled_at=now, queued_at=now, task_id=task_id,
+    )
+    options = {"time_limit": spec.time_limit_s} if spec.time_limit_s else {}
+    try:
+        installation.app.send_task(
+            RUN_TASK, task_id=task_id, queue=spec.queue, headers={"bgproc_run_id": run_id},
+            retry=False, **options,
+        )
+    except (OperationalError, RedisError, OSError) as error:
+        with session_scope(installation.engine) as session:
+            session.execute(delete(ProcessRun).where(ProcessRun.id == run_id))
+        raise Unavailable("redis", str(error).splitlines()[0]) from None
+    return run_id

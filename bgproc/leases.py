@@ -1,0 +1,68 @@
+"""Leases in Redis: "one at a time" across every worker and machine (prevent concurrent).
+
+A lease is a key set with NX and an expiry, holding a random token; its holder
+renews it while the run goes, and only the holder's token can release it. A
+holder that dies (SIGKILL, lost host) stops renewing and the lease expires.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from types import TracebackType
+
+from redis import Redis
+
+LEASE_TTL_MS = 30_000  # how long a dead holder blocks the next run
+RENEW_EVERY_S = LEASE_TTL_MS / 1000 / 3
+
+# Renew or release only if we still hold it: another holder's lease is never touched.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
+         "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
+           "return redis.call('del', KEYS[1]) else return 0 end"
+
+
+class Lease:
+    """A renewed Redis lease on ``key``; use ``acquire()`` then ``release()`` (or ``with``)."""
+
+    def __init__(self, redis: Redis, key: str, ttl_ms: int = LEASE_TTL_MS) -> None:
+        self.redis = redis
+        self.key = key
+        self.ttl_ms = ttl_ms
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        """Take the lease if free, and keep it renewed in the background."""
+        if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            return False
+        self._renewer = threading.Thread(target=self._renew, name=f"lease {self.key}",
+                                         daemon=True)
+        self._renewer.start()
+        return True
+
+    def release(self) -> None:
+        """Stop renewing and free the lease (only if it is still ours)."""
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
+        self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(RENEW_EVERY_S * self.ttl_ms / LEASE_TTL_MS):
+            try:
+                if not self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms):
+                    return  # lost it (expired while Redis was away): nothing to renew
+            except Exception:  # a Redis hiccup: try again at the next beat of the loop
+                continue
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()

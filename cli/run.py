@@ -1,0 +1,46 @@
+"""``bgproc run``: one ad-hoc run, now, optionally followed to its end."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from bgproc.adhoc import launch
+from bgproc.installation import Installation
+from bgproc.models import RunStatus
+from cli.options import param_option, parse_params
+
+POLL_S = 0.2
+
+
+@click.command()
+@click.argument("process")
+@param_option
+@click.option("--wait", is_flag=True, help="Follow the run; exit 0 only if it succeeds.")
+@click.option("--timeout", default=None, type=float, metavar="SECONDS",
+              help="With --wait: give up after this long (exit 1).")
+@click.pass_obj
+def run(installation: Installation, process: str, params: tuple[str, ...], wait: bool,
+        timeout: float | None) -> None:
+    """Run PROCESS once, now, on a worker; prints the run id."""
+    run_id = launch(installation, process, parse_params(params))
+    click.echo(run_id)
+    if not wait:
+        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    shown = RunStatus.queued
+    while True:
+        view = installation.runs.get(run_id)
+        if view.status is not shown:
+            click.echo(f"run {run_id}: {view.status.value}", err=True)
+            shown = view.status
+        if view.finished:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            raise click.exceptions.Exit(1)
+        time.sleep(POLL_S)
+    if view.status is not RunStatus.success:
+        if view.error:
+            click.echo(f"run {run_id}: {view.error}", err=True)
+        raise click.exceptions.Exit(1)

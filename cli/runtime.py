@@ -1,0 +1,77 @@
+"""``bgproc worker``, ``beat``, ``up`` and ``sync``: the processes that make requests run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from bgproc.installation import Installation
+from bgproc.sync import sync as reconcile
+from cli.options import json_option
+from cli.output import print_json
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
+                "help_option_names": ["-h", "--help"]}
+
+
+def _queues(installation: Installation) -> str:
+    """Every queue a registered process uses, so a plain ``bgproc worker`` runs them all."""
+    return ",".join(sorted({"celery", *(s.queue for s in installation.registry.all())}))
+
+
+def _worker_argv(installation: Installation, extra: list[str], beat: bool) -> list[str]:
+    argv = ["worker", "--loglevel=INFO"]
+    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in extra):
+        argv.append(f"--queues={_queues(installation)}")
+    if beat:
+        argv += ["--beat", "--scheduler=bgproc.beat:Scheduler"]
+    return argv + extra
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a Celery worker for the processes (extra options go to `celery worker`).
+
+    By default it consumes every queue a registered process uses; -Q picks some.
+    Example: bgproc worker --concurrency 4 -Q billing
+    """
+    installation: Installation = ctx.obj
+    installation.app.worker_main(_worker_argv(installation, ctx.args, beat=False))
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def beat(ctx: click.Context) -> None:
+    """Run the scheduler (RedBeat): publishes requests when due (extra options go to `celery beat`).
+
+    Several beats may run: one holds the lock, the others stand by and take over
+    within the lock timeout. Each reconciles Redis with the database when it starts.
+    """
+    installation: Installation = ctx.obj
+    installation.app.start(["beat", "--loglevel=INFO", "--scheduler=bgproc.beat:Scheduler",
+                            *ctx.args])
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.pass_context
+def up(ctx: click.Context) -> None:
+    """One-machine mode: a worker with an embedded beat (extra options go to `celery worker`)."""
+    installation: Installation = ctx.obj
+    installation.app.worker_main(_worker_argv(installation, ctx.args, beat=True))
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def sync(installation: Installation, as_json: bool) -> None:
+    """Reconcile Redis with the database: rebuild missing entries, drop orphans.
+
+    Safe at any time: nothing fires twice (a rebuilt entry counts from the last recorded run).
+    """
+    report = reconcile(installation, datetime.now(UTC))
+    if as_json:
+        print_json(report.as_json())
+    else:
+        click.echo(report.summary())
