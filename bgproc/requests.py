@@ -18,6 +18,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from bgproc.db import session_scope
 from bgproc.entries import EntryStore
@@ -280,6 +281,7 @@ class RequestService:
             return
         row.status = RequestStatus.scheduled
         row.updated_at = now
+        flag_modified(row, "updated_at")  # else the model's onupdate stamps a later time
         session.flush()
         self._redis(
             lambda: self.entries.put(
