@@ -18,7 +18,9 @@ from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 from bgproc.timing import ONE_MICROSECOND, Misfire, Timing, TimingKind
 
 SCHEDULE_TYPE = "bgproc_timing"  # the JSON tag of a TimingSchedule in a RedBeat definition
-MISFIRE_GRACE = timedelta(seconds=60)  # Etendo's: later than this, beat was down (not a failover)
+# Fires later than this were missed (beat down or failing over), not just late: beat wakes
+# at least every second, so a fire found later than a few seconds was not caught in time.
+MISFIRE_THRESHOLD = timedelta(seconds=3)
 MISFIRE_SCAN_LIMIT = 1000  # missed fires counted one by one; beyond, recovery stands in for them
 
 
@@ -77,20 +79,24 @@ class TimingSchedule(BaseSchedule):
     def occurrence(self, last_due: datetime | None, now: datetime) -> Occurrence | None:
         """What is due at ``now``, with the misfire policy applied; None when nothing is.
 
-        Several pending fires (beat was down or lagging) publish once, for the latest:
-        no burst. Under ``skip``, once the earliest is more than MISFIRE_GRACE late,
-        none is published. Either way the others are reported as missed.
+        A fire at most MISFIRE_THRESHOLD late is just late: it is published, and
+        the next pending one comes at the next look (each fire exactly once, in
+        order). Older pending fires were missed (beat was down): they collapse
+        into one run for the latest (``run-once``) or none (``skip``), never a
+        burst, and are reported as missed.
         """
         first = self.next_due(last_due)
         if first is None or first > now:
             return None
+        if now - first <= MISFIRE_THRESHOLD:
+            return Occurrence(first, True, 0, None, self.timing.next_fire(first))
         latest, pending = first, 1
         while (after := self.timing.next_fire(latest)) is not None and after <= now:
             if pending == MISFIRE_SCAN_LIMIT:
                 latest = now
                 break
             latest, pending = after, pending + 1
-        if self.misfire is Misfire.SKIP and now - first > MISFIRE_GRACE:
+        if self.misfire is Misfire.SKIP:
             return Occurrence(latest, False, pending, first, self.timing.next_fire(latest))
         missed = pending - 1
         return Occurrence(
