@@ -319,7 +319,7 @@ class _TimingParser:
     """Turns loose fields into a :class:`Timing`, refusing the first bad one."""
 
     def __init__(self, fields: dict[str, object], now: datetime, default_tz: str) -> None:
-        self.raw = {k: v for k, v in fields.items() if v is not None and v != "" and v != ()}
+        self.raw = {k: v for k, v in fields.items() if v is not None}
         self.now = now
         self.default_tz = default_tz
 
@@ -335,8 +335,9 @@ class _TimingParser:
         finish = parse_instant(raw["finish"], zone, self.now, "finish") if "finish" in raw else None
         if kind is not TimingKind.SCHEDULED:
             self._refuse_extra(set(), f"is only for --timing scheduled (not {kind.value})")
-            if finish is not None:
-                raise InvalidInput("finish", f"is only for --timing scheduled (not {kind.value})")
+            for key in ("frequency", "finish"):
+                if key in raw:
+                    raise InvalidInput(key, f"is only for --timing scheduled (not {kind.value})")
         if kind is TimingKind.IMMEDIATE and start is not None:
             raise InvalidInput("start", "is not used by --timing immediate (use later)")
         if kind is TimingKind.LATER:

@@ -264,7 +264,7 @@ def test_quartz_cron_with_year_ends() -> None:
             {
                 "timing": "scheduled",
                 "frequency": "daily",
-                "at": "1:00",
+                "at": "01:00",
                 "daily_option": "weekdays",
                 "interval": "2",
             },
