@@ -32,14 +32,23 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     run_id = installation.runs.record(
-        process=spec.name, params=stored, status=RunStatus.queued, channel=Channel.direct,
-        scheduled_at=now, queued_at=now, task_id=task_id,
+        process=spec.name,
+        params=stored,
+        status=RunStatus.queued,
+        channel=Channel.direct,
+        scheduled_at=now,
+        queued_at=now,
+        task_id=task_id,
     )
     options = {"time_limit": spec.time_limit_s} if spec.time_limit_s else {}
     try:
         installation.app.send_task(
-            RUN_TASK, task_id=task_id, queue=spec.queue, headers={"bgproc_run_id": run_id},
-            retry=False, **options,
+            RUN_TASK,
+            task_id=task_id,
+            queue=spec.queue,
+            headers={"bgproc_run_id": run_id},
+            retry=False,
+            **options,
         )
     except (OperationalError, RedisError, OSError) as error:
         with session_scope(installation.engine) as session:

@@ -29,7 +29,7 @@ logger = get_logger("celery.beat")
 
 
 class EntryScheduler(RedBeatScheduler):
-    """RedBeat with our entries, misfire policy and ending series; ``clock`` lets tests pass time in."""
+    """RedBeat with our entries, the misfire policy and series that end; time can be passed in."""
 
     Entry = TimingEntry
 

@@ -6,14 +6,21 @@ years, plus a rule set for days) and evaluated by one search that moves field by
 (year -> month -> day -> hour -> minute -> second) instead of scanning time. DST is not handled
 here: callers map wall times to instants.
 
-Why our own matcher and not croniter:
+Why our own matcher and not croniter (checked against tests/unit/cron_oracle.py):
 
 * Quartz: croniter reads ``6#3`` with Unix day numbers (Saturday instead of Friday), refuses
   ``LW``, ``L-3`` and ``6L`` and has no year field.
-* Unix: croniter decides Vixie's dom/dow OR rule on the *expanded* fields, so ``0 0 */2 * 1`` is
-  "odd days OR Mondays" there, while Vixie/cronie (and this module) treat a field that starts with
-  ``*`` as unrestricted: "odd days that are Mondays". It also raises instead of answering "never"
-  (``0 0 30 2 *``). tests/unit/test_cron.py pins the divergence, so a fixed croniter is noticed.
+* Unix, where croniter 7 is wrong too:
+  - Vixie's OR rule: croniter decides it on the *expanded* fields, so ``0 0 */2 * 1`` is "odd
+    days OR Mondays" there; Vixie/cronie treat a field starting with ``*`` as unrestricted:
+    "odd days that are Mondays".
+  - ``a/n`` in day-of-week loses 7 (Sunday): ``1/3`` is Mon, Thu, Sun, croniter drops Sunday.
+  - ``SUN-SUN`` is Sunday; croniter fires every day.
+  - A step over a wrapping range restarts at the wrap (``59-23/3``: 59, 0, 3...); we follow
+    Quartz and let it run on (59, 2, 5...).
+  - It raises instead of answering "never" (``0 0 30 2 *``).
+  Using it "where it is right" would mean routing per expression shape for no gain; one engine
+  for both dialects is simpler. tests/unit/test_cron.py pins these divergences.
 
 Semantics decisions (Quartz 2.3.2 is the reference; tests/unit/test_cron_quartz_oracle.py
 compares with it and lists every place where we knowingly differ):
@@ -29,12 +36,16 @@ compares with it and lists every place where we knowingly differ):
   dialects, exactly like Quartz: the range is unrolled past the field's end and each step
   value is folded back. Year ranges cannot wrap.
 * Refused although Quartz accepts: step 0 (``*/0``), ``W`` with a range or step, ``#`` or ``nL``
-  with a range, names longer than three letters (``MONDAY``), years outside 1970-2099.
+  with a range, names longer than three letters (``MONDAY``), years outside 1970-2099, an 8th
+  field. Accepted although Quartz refuses: a range mixing a name and a number (``11-FEB``).
+* Quartz 2.3.2 can loop for ever on ``L-nW`` with a large n (seen for n = 28-30, e.g. ``L-30W``);
+  we answer, skipping months that have no day L-n, as for ``L-n``.
 * Unix: dow 0-7 (0 and 7 are Sunday); Vixie's rule: when both dom and dow are restricted
   (neither starts with ``*``) a day matches if either matches, else both must. ``L``, ``W``,
   ``#`` and ``?`` are Quartz-only.
 * Searches are bounded by 401 years: the Gregorian calendar repeats every 400 years, so an
-  expression that finds nothing in that window never fires, and ``next_after`` returns None.
+  expression that finds nothing in that window never fires, and ``next_after`` returns None
+  (Quartz gives up at this year + 100 instead).
 """
 
 from __future__ import annotations
@@ -347,6 +358,16 @@ def _no_question(text: str, fd: _FieldDef) -> str:
     return text
 
 
+def _wrapping_step(text: str, fd: _FieldDef) -> bool:
+    """Has ``text`` (valid) an item like ``FRI-MON/2``: a range that wraps, with a step?"""
+    for item in text.split(","):
+        base, slash, _ = item.partition("/")
+        a, dash, b = base.partition("-")
+        if slash and dash and _number(a, fd) > _number(b, fd):
+            return True
+    return False
+
+
 def _ceil(seq: tuple[int, ...], x: int) -> int | None:
     """Smallest element of sorted ``seq`` that is >= x, or None."""
     i = bisect_left(seq, x)
@@ -470,7 +491,7 @@ class CronExpression:
             # cron_descriptor drops the W of L-nW and garbles lists holding L, W or #.
             if re.search(r"L-\d+W", dom) or ("," in dom and re.search("[LW]", dom)):
                 return self._fallback()
-            if "," in dow and re.search(r"#|\dL|^L|,L", dow):
+            if "," in dow and any("#" in i or i.endswith("L") for i in dow.split(",")):
                 return self._fallback()
             if parts[6] not in ("*", "?") and re.fullmatch(r"\d+/\d+", parts[6]):
                 start, step = parts[6].split("/")
@@ -480,6 +501,9 @@ class CronExpression:
             # Vixie ANDs the days when either field starts with '*'; cron_descriptor says "or".
             if dom.startswith("*") and dom != "*" and not dow.startswith("*"):
                 return self._fallback()
+        # ... and reads a stepped, wrapping weekday range (FRI-MON/2) as "every 2 weeks".
+        if _wrapping_step(dow, _UNIX_DOW if self.dialect == "unix" else _QUARTZ_DOW):
+            return self._fallback()
         options = Options()
         options.day_of_week_start_index_zero = self.dialect == "unix"
         options.use_24hour_time_format = True

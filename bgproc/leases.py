@@ -17,10 +17,14 @@ LEASE_TTL_MS = 30_000  # how long a dead holder blocks the next run
 RENEW_EVERY_S = LEASE_TTL_MS / 1000 / 3
 
 # Renew or release only if we still hold it: another holder's lease is never touched.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
-         "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
-           "return redis.call('del', KEYS[1]) else return 0 end"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end"
+)
 
 
 class Lease:
@@ -38,8 +42,7 @@ class Lease:
         """Take the lease if free, and keep it renewed in the background."""
         if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
             return False
-        self._renewer = threading.Thread(target=self._renew, name=f"lease {self.key}",
-                                         daemon=True)
+        self._renewer = threading.Thread(target=self._renew, name=f"lease {self.key}", daemon=True)
         self._renewer.start()
         return True
 
@@ -63,6 +66,9 @@ class Lease:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.release()

@@ -96,9 +96,14 @@ class Runner:
         spec, params, lease_key, base = plan
         lease = Lease(self.installation.redis, lease_key) if lease_key else None
         if lease is not None and not lease.acquire():
-            self.runs.settle(self.fire.task_id, RunStatus.skipped, utc_now(), **base,
-                             error="skipped: a run of this process is still going "
-                                   "(prevent concurrent executions)")
+            self.runs.settle(
+                self.fire.task_id,
+                RunStatus.skipped,
+                utc_now(),
+                **base,
+                error="skipped: a run of this process is still going "
+                "(prevent concurrent executions)",
+            )
             return
         try:
             self._execute(spec, params, base)
@@ -110,9 +115,12 @@ class Runner:
         """What to run, or None when the fire must not run (recorded as such)."""
         fire = self.fire
         registry = self.installation.registry
-        base: dict[str, Any] = {"worker": fire.worker,
-                                "attempt": fire.attempt, "scheduled_at": fire.scheduled_at,
-                                "request_id": fire.request_id}
+        base: dict[str, Any] = {
+            "worker": fire.worker,
+            "attempt": fire.attempt,
+            "scheduled_at": fire.scheduled_at,
+            "request_id": fire.request_id,
+        }
         lease_key: str | None = None
         if fire.request_id is not None:
             try:
@@ -120,11 +128,20 @@ class Runner:
             except NotFound:
                 logger.warning("fire of deleted request %s dropped", fire.request_id)
                 return None
-            base.update(process=request.process, params=request.params,
-                        channel=Channel.scheduler, request_id=request.id)
+            base.update(
+                process=request.process,
+                params=request.params,
+                channel=Channel.scheduler,
+                request_id=request.id,
+            )
             if request.status not in RUNNABLE_REQUEST:
-                self.runs.settle(fire.task_id, RunStatus.skipped, utc_now(), **base,
-                                 error=f"skipped: request {request.id} is {request.status.value}")
+                self.runs.settle(
+                    fire.task_id,
+                    RunStatus.skipped,
+                    utc_now(),
+                    **base,
+                    error=f"skipped: request {request.id} is {request.status.value}",
+                )
                 return None
             if request.prevent_concurrent:
                 lease_key = self.installation.settings.key("lease", "request", str(request.id))
@@ -137,8 +154,13 @@ class Runner:
         try:
             spec = registry.get(base["process"])
         except NotFound:
-            self.runs.settle(fire.task_id, RunStatus.error, utc_now(), **base,
-                             error=f"{base['process']} is not a registered process: refused")
+            self.runs.settle(
+                fire.task_id,
+                RunStatus.error,
+                utc_now(),
+                **base,
+                error=f"{base['process']} is not a registered process: refused",
+            )
             return None
         if spec.prevent_concurrent:
             lease_key = self.installation.settings.key("lease", "process", spec.name)
@@ -151,8 +173,12 @@ class Runner:
         try:
             result = spec.func(context, **spec.call_kwargs(params))
         except Exception as error:
-            self.runs.finish(run_id, RunStatus.error, utc_now(),
-                             error=f"{type(error).__name__}: {error}",
-                             traceback=traceback.format_exc())
+            self.runs.finish(
+                run_id,
+                RunStatus.error,
+                utc_now(),
+                error=f"{type(error).__name__}: {error}",
+                traceback=traceback.format_exc(),
+            )
             return
         self.runs.finish(run_id, RunStatus.success, utc_now(), result=result)

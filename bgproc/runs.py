@@ -18,8 +18,16 @@ from bgproc.errors import NotFound
 from bgproc.models import Channel, ProcessRun, RunStatus
 
 MAX_RESULT_CHARS = 64_000  # a result is a summary; a bigger one is cut, visibly
-TERMINAL = frozenset({RunStatus.success, RunStatus.error, RunStatus.skipped, RunStatus.killed,
-                      RunStatus.misfired, RunStatus.lost})
+TERMINAL = frozenset(
+    {
+        RunStatus.success,
+        RunStatus.error,
+        RunStatus.skipped,
+        RunStatus.killed,
+        RunStatus.misfired,
+        RunStatus.lost,
+    }
+)
 
 
 def bounded_result(result: Any) -> Any:
@@ -63,12 +71,24 @@ class RunView:
 
 def _view(row: ProcessRun) -> RunView:
     return RunView(
-        id=row.id, request_id=row.request_id, process=row.process, params=dict(row.params or {}),
-        status=RunStatus(row.status), channel=Channel(row.channel),
-        scheduled_at=row.scheduled_at, queued_at=row.queued_at, started_at=row.started_at,
-        ended_at=row.ended_at, duration_ms=row.duration_ms, worker=row.worker,
-        attempt=row.attempt, error=row.error, traceback=row.traceback, result=row.result,
-        task_id=row.task_id, log=row.log,
+        id=row.id,
+        request_id=row.request_id,
+        process=row.process,
+        params=dict(row.params or {}),
+        status=RunStatus(row.status),
+        channel=Channel(row.channel),
+        scheduled_at=row.scheduled_at,
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        duration_ms=row.duration_ms,
+        worker=row.worker,
+        attempt=row.attempt,
+        error=row.error,
+        traceback=row.traceback,
+        result=row.result,
+        task_id=row.task_id,
+        log=row.log,
     )
 
 
@@ -127,9 +147,8 @@ class RunStore:
 
     def of_request(self, request_id: int) -> list[RunView]:
         """Every run of a request, oldest first."""
-        query = select(ProcessRun).where(ProcessRun.request_id == request_id).order_by(
-            ProcessRun.id
+        query = (
+            select(ProcessRun).where(ProcessRun.request_id == request_id).order_by(ProcessRun.id)
         )
         with session_scope(self.engine) as session:
             return [_view(row) for row in session.scalars(query)]
-

@@ -18,11 +18,21 @@ POLL_S = 0.2
 @click.argument("process")
 @param_option
 @click.option("--wait", is_flag=True, help="Follow the run; exit 0 only if it succeeds.")
-@click.option("--timeout", default=None, type=float, metavar="SECONDS",
-              help="With --wait: give up after this long (exit 1).")
+@click.option(
+    "--timeout",
+    default=None,
+    type=float,
+    metavar="SECONDS",
+    help="With --wait: give up after this long (exit 1).",
+)
 @click.pass_obj
-def run(installation: Installation, process: str, params: tuple[str, ...], wait: bool,
-        timeout: float | None) -> None:
+def run(
+    installation: Installation,
+    process: str,
+    params: tuple[str, ...],
+    wait: bool,
+    timeout: float | None,
+) -> None:
     """Run PROCESS once, now, on a worker; prints the run id."""
     run_id = launch(installation, process, parse_params(params))
     click.echo(run_id)

@@ -11,8 +11,11 @@ from bgproc.sync import sync as reconcile
 from cli.options import json_option
 from cli.output import print_json
 
-PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
-                "help_option_names": ["-h", "--help"]}
+PASS_THROUGH = {
+    "ignore_unknown_options": True,
+    "allow_extra_args": True,
+    "help_option_names": ["-h", "--help"],
+}
 
 
 def _queues(installation: Installation) -> str:
@@ -50,8 +53,9 @@ def beat(ctx: click.Context) -> None:
     within the lock timeout. Each reconciles Redis with the database when it starts.
     """
     installation: Installation = ctx.obj
-    installation.app.start(["beat", "--loglevel=INFO", "--scheduler=bgproc.beat:Scheduler",
-                            *ctx.args])
+    installation.app.start(
+        ["beat", "--loglevel=INFO", "--scheduler=bgproc.beat:Scheduler", *ctx.args]
+    )
 
 
 @click.command(context_settings=PASS_THROUGH)
