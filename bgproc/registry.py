@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
 
@@ -181,6 +181,12 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _without_none(annotation: Any) -> Any:
+    """``int | None`` is an optional ``int``: the type is what the value is when given."""
+    members = [a for a in get_args(annotation) if a is not type(None)]
+    return members[0] if len(members) == 1 and len(get_args(annotation)) == 2 else annotation
+
+
 def _params_of(func: Callable[..., Any], name: str) -> tuple[tuple[Param, ...], bool]:
     """Declared parameters from the signature (after ``ctx``), and whether ``**kwargs`` is open."""
     hints = get_type_hints(func)
@@ -194,7 +200,7 @@ def _params_of(func: Callable[..., Any], name: str) -> tuple[tuple[Param, ...], 
             continue
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             raise TypeError(f"process {name}: *args cannot be given on the command line")
-        annotation = hints.get(parameter.name, str)
+        annotation = _without_none(hints.get(parameter.name, str))
         if annotation not in PARAM_TYPES:
             raise TypeError(f"process {name}: parameter {parameter.name} has unsupported type")
         required = parameter.default is inspect.Parameter.empty

@@ -341,3 +341,28 @@ def test_processes_lists_the_samples(cli: Cli) -> None:
     names = [p["name"] for p in cli.ok("processes", "--json").json()]
     assert {"sample.echo", "sample.sleep", "sample.fail", "sample.spam"} <= set(names)
     assert "sample.sleep" in cli.ok("processes").out
+
+
+def test_bgproc_imports_registers_more_processes(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BGPROC_IMPORTS", "tests.integration.extra_processes")
+    names = {p["name"]: p for p in cli.ok("processes", "--json").json()}
+    assert names["extra.hello"]["queue"] == "extra" and "sample.echo" in names
+    created = cli("request", "create", "extra.hello", "--no-schedule")
+    assert created.code == 2 and created.err.startswith("Error: param name")
+
+
+def test_a_missing_import_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BGPROC_IMPORTS", "no_such_module_anywhere")
+    result = cli("processes")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "Error: BGPROC_IMPORTS: cannot import no_such_module_anywhere: "
+        "No module named 'no_such_module_anywhere'"
+    ]
+
+
+def test_db_upgrade_is_idempotent(cli: Cli) -> None:
+    assert "up to date" in cli.ok("db", "upgrade").out
+    assert "up to date" in cli.ok("db", "upgrade").out
