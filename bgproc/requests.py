@@ -164,15 +164,22 @@ class RequestService:
             return [self._view(row) for row in session.scalars(query)]
 
     def next_runs(self, request_id: int, count: int) -> list[datetime]:
-        """The next fires as the plan stands (from the entry's last fire when scheduled)."""
+        """The next fires: a scheduled request's from its entry; an unscheduled one's as if
+        scheduled now; none for a complete one."""
         view = self.get(request_id)
-        if view.status is not RequestStatus.scheduled:
+        if view.status is RequestStatus.complete or count <= 0:
             return []
+        now = self.clock()
+        timing = view.timing
+        if timing.kind is TimingKind.IMMEDIATE:
+            timing = replace(timing, start=now.replace(microsecond=0))
+        fire = self.entries.next_fire(view.id) if view.status is RequestStatus.scheduled else None
+        if fire is None:
+            return timing.anchored(now).upcoming(now, count)
         fires: list[datetime] = []
-        fire = self.entries.next_fire(view.id)
         while fire is not None and len(fires) < count:
             fires.append(fire)
-            fire = view.timing.next_fire(fire)
+            fire = timing.next_fire(fire)
         return fires
 
     # -- writing ---------------------------------------------------------------
