@@ -261,21 +261,35 @@ class EntryStore:
         scheduled_from: datetime,
         misfire: Misfire | str,
         queue: str,
-        headers: dict[str, Any] | None = None,
+        time_limit_s: int | None = None,
     ) -> None:
         """Write the request's entry afresh: a new plan, counted from ``scheduled_from``."""
+        self.build(
+            request_id, timing, scheduled_from=scheduled_from, misfire=misfire, queue=queue,
+            time_limit_s=time_limit_s,
+        ).save()
+
+    def build(
+        self,
+        request_id: int,
+        timing: Timing,
+        *,
+        scheduled_from: datetime,
+        misfire: Misfire | str,
+        queue: str,
+        time_limit_s: int | None = None,
+    ) -> TimingEntry:
+        """The entry of a request, not yet written (sync writes it conditionally)."""
         schedule = TimingSchedule(timing, scheduled_from, Misfire(misfire), app=self.app)
-        TimingEntry(
+        limits = {"time_limit": time_limit_s} if time_limit_s else {}
+        return TimingEntry(
             name=entry_name(request_id),
             task=RUN_TASK,
             schedule=schedule,
             kwargs={},
-            options={
-                "queue": queue,
-                "headers": {**(headers or {}), "bgproc_request_id": request_id},
-            },
+            options={"queue": queue, "headers": {"bgproc_request_id": request_id}, **limits},
             app=self.app,
-        ).save()
+        )
 
     def remove(self, request_id: int) -> bool:
         """Delete the request's entry; whether there was one."""

@@ -297,6 +297,7 @@ class RequestService:
                 scheduled_from=now,
                 misfire=row.misfire,
                 queue=spec.queue,
+                time_limit_s=spec.time_limit_s,
             )
         )
         session.info.setdefault("on_rollback", []).append(lambda: self.entries.remove(row.id))

@@ -44,16 +44,14 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bgproc.app import RUN_TASK
 from bgproc.db import session_scope
-from bgproc.entries import EntryStore, TimingEntry, entry_name
+from bgproc.entries import EntryStore, TimingEntry
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
 from bgproc.registry import ProcessSpec
 from bgproc.requests import timing_of
-from bgproc.schedules import TimingSchedule
-from bgproc.timing import ONE_MICROSECOND, Misfire, Timing, TimingKind
+from bgproc.timing import ONE_MICROSECOND, Timing, TimingKind
 
 logger = get_logger(__name__)
 
@@ -231,7 +229,10 @@ def _rebuild(
         plan.runs.append(_misfired_run(row, spec, first, now))
         plan.misfired.append(row.id)
     else:
-        entry = _entry(installation.app, row, spec.queue, timing, point)
+        entry = installation.entries.build(
+            row.id, timing, scheduled_from=point, misfire=row.misfire, queue=spec.queue,
+            time_limit_s=spec.time_limit_s,
+        )
         plan.puts.append((entry, meta))
         plan.rebuilt.append(row.id)
 
@@ -242,20 +243,6 @@ def _due_timing(row: ProcessRequest) -> Timing:
     if timing.kind is TimingKind.IMMEDIATE:
         return replace(timing, start=row.updated_at.replace(microsecond=0))
     return timing.anchored(row.updated_at)
-
-
-def _entry(
-    app: Celery, row: ProcessRequest, queue: str, timing: Timing, scheduled_from: datetime
-) -> TimingEntry:
-    """The entry ``EntryStore.put`` would write, built here so it can be written conditionally."""
-    return TimingEntry(
-        name=entry_name(row.id),
-        task=RUN_TASK,
-        schedule=TimingSchedule(timing, scheduled_from, Misfire(row.misfire), app=app),
-        kwargs={},
-        options={"queue": queue, "headers": {"bgproc_request_id": row.id}},
-        app=app,
-    )
 
 
 def _end(row: ProcessRequest, now: datetime) -> None:

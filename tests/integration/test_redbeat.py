@@ -212,7 +212,7 @@ def test_every_timing_round_trips_through_redis(
 ) -> None:
     # Given a request's timing put as an entry
     timing = build(name)
-    put(store, 7, timing, misfire="skip", headers={"bgproc_process": "sample.echo"})
+    put(store, 7, timing, misfire="skip", time_limit_s=30)
     # When it is read back
     entry = store.get(7)
     # Then it is the same schedule, tagged as ours, with a fresh meta
@@ -223,7 +223,8 @@ def test_every_timing_round_trips_through_redis(
     assert (entry.name, entry.task, entry.kwargs) == ("request:7", RUN_TASK, {})
     assert entry.options == {
         "queue": QUEUE,
-        "headers": {"bgproc_process": "sample.echo", "bgproc_request_id": 7},
+        "headers": {"bgproc_request_id": 7},
+        "time_limit": 30,
     }
     assert (entry.last_run_at, entry.total_run_count) == (None, 0)
     definition = json.loads(client.hget(store.key(7), "definition"))
