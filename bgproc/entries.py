@@ -253,21 +253,9 @@ class EntryStore:
         """The Redis key of the request's entry hash."""
         return TimingEntry.generate_key(self.app, entry_name(request_id))
 
-    def put(
-        self,
-        request_id: int,
-        timing: Timing,
-        *,
-        scheduled_from: datetime,
-        misfire: Misfire | str,
-        queue: str,
-        time_limit_s: int | None = None,
-    ) -> None:
-        """Write the request's entry afresh: a new plan, counted from ``scheduled_from``."""
-        self.build(
-            request_id, timing, scheduled_from=scheduled_from, misfire=misfire, queue=queue,
-            time_limit_s=time_limit_s,
-        ).save()
+    def put(self, request_id: int, timing: Timing, **options: Any) -> None:
+        """Write the request's entry afresh (options as for :meth:`build`)."""
+        self.build(request_id, timing, **options).save()
 
     def build(
         self,
