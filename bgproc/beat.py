@@ -18,6 +18,7 @@ from typing import Any
 from celery import Celery
 from celery.utils.log import get_logger
 from redbeat.schedulers import RedBeatScheduler, get_redis
+from redis.exceptions import LockNotOwnedError
 
 from bgproc.entries import TimingEntry
 from bgproc.installation import Installation
@@ -55,6 +56,21 @@ class EntryScheduler(RedBeatScheduler):
         )
 
     # -- RedBeat overrides -----------------------------------------------------------
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """RedBeat's tick; a lock that vanished (Redis wiped) is taken again if it is free."""
+        try:
+            return super().tick(*args, **kwargs)
+        except LockNotOwnedError:
+            if self.lock is None or not self.lock.acquire(blocking=False):
+                logger.error("beat: another beat holds the lock now; this one stops")
+                raise SystemExit(1) from None
+            logger.warning("beat: the lock had vanished from Redis (wiped?); taken again")
+            self.on_lock_regained()
+            return super().tick(*args, **kwargs)
+
+    def on_lock_regained(self) -> None:
+        """Redis lost the lock key, so it may have lost entries too: the runtime re-syncs."""
 
     def install_default_entries(self, data: dict[str, Any]) -> None:
         """None: results live in the monitor database, so no ``celery.backend_cleanup`` entry."""
@@ -143,6 +159,9 @@ class Scheduler(EntryScheduler):
 
     def on_series_end(self, request_id: int) -> None:
         self.installation.requests.complete(request_id)
+
+    def on_lock_regained(self) -> None:
+        self._synced = False
 
     def on_misfire(self, request_id: int, occurrence: Occurrence) -> None:
         super().on_misfire(request_id, occurrence)

@@ -19,6 +19,7 @@ from bgproc.app import RUN_TASK
 from bgproc.errors import NotFound
 from bgproc.installation import Installation
 from bgproc.leases import Lease
+from bgproc.logcapture import LogCapture
 from bgproc.models import Channel, RequestStatus, RunStatus
 from bgproc.registry import ProcessContext, ProcessSpec
 
@@ -147,7 +148,8 @@ class Runner:
                 lease_key = self.installation.settings.key("lease", "request", str(request.id))
         elif fire.run_id is not None:
             queued = self.runs.get(fire.run_id)
-            base.update(process=queued.process, params=queued.params, channel=Channel.direct)
+            base.update(process=queued.process, params=queued.params, channel=Channel.direct,
+                        scheduled_at=queued.scheduled_at)
         else:
             logger.error("message %s names no request and no run: refused", fire.task_id)
             return None
@@ -170,15 +172,20 @@ class Runner:
         run_id = self.runs.start(self.fire.task_id, utc_now(), **base)
         log = logging.getLogger(f"bgproc.process.{spec.name}")
         context = ProcessContext(log=log, run_id=run_id, request_id=self.fire.request_id)
-        try:
-            result = spec.func(context, **spec.call_kwargs(params))
-        except Exception as error:
-            self.runs.finish(
-                run_id,
-                RunStatus.error,
-                utc_now(),
-                error=f"{type(error).__name__}: {error}",
-                traceback=traceback.format_exc(),
-            )
+        result: Any = None
+        failure: dict[str, str] | None = None
+        # The capture ends (its last flush done) before the run is closed: a finished
+        # run's log is complete.
+        with LogCapture(run_id, self.runs.append_log, context_logger=log):
+            try:
+                result = spec.func(context, **spec.call_kwargs(params))
+            except Exception as error:
+                failure = {
+                    "error": f"{type(error).__name__}: {error}",
+                    "traceback": traceback.format_exc(),
+                }
+                logger.error("run failed: %s", failure["error"])
+        if failure is not None:
+            self.runs.finish(run_id, RunStatus.error, utc_now(), **failure)
             return
         self.runs.finish(run_id, RunStatus.success, utc_now(), result=result)

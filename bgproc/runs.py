@@ -1,21 +1,28 @@
 """The run store: one row per run, as the Process Monitor shows it (SPEC §4). No Celery here.
 
 Values are stored as given (the database is trusted like the request table);
-every output masks secret parameters through the registry.
+every output masks secret parameters through the registry (:meth:`RunView.masked`).
+The monitor's queries live here too: list (keyset pages), stats, the log read by
+offset, and Etendo-style pruning in short batches.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, String, and_, delete, func, or_, select, update
+from sqlalchemy import type_coerce as as_type
+from sqlalchemy.orm import Session, defer
 
 from bgproc.db import session_scope
-from bgproc.errors import NotFound
-from bgproc.models import Channel, ProcessRun, RunStatus
+from bgproc.errors import InvalidInput, NotFound
+from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
+from bgproc.registry import Registry
 
 MAX_RESULT_CHARS = 64_000  # a result is a summary; a bigger one is cut, visibly
 TERMINAL = frozenset(
@@ -28,6 +35,17 @@ TERMINAL = frozenset(
         RunStatus.lost,
     }
 )
+# Etendo's clean-up defaults: successes go after 15 days, other finished runs after 30,
+# complete requests 15 days after their last change.
+KEEP_SUCCESS = timedelta(days=15)
+KEEP_FINISHED = timedelta(days=30)
+KEEP_COMPLETE_REQUEST = timedelta(days=15)
+PRUNE_BATCH = 5000  # runs per transaction: pruning never holds the write lock for long
+PRUNE_REQUEST_BATCH = 100  # each deleted request also un-links its runs (FK SET NULL)
+# A listing first filters the newest runs by primary key; only a filter that matches few of
+# them falls back to the filter's index (which sorts every older match by id).
+LIST_PROBE_RUNS = 10_000
+PERCENTILES = (0.5, 0.95)
 
 
 def bounded_result(result: Any) -> Any:
@@ -39,6 +57,10 @@ def bounded_result(result: Any) -> Any:
     if len(text) <= MAX_RESULT_CHARS:
         return json.loads(text)
     return {"truncated": True, "chars": len(text), "head": text[:MAX_RESULT_CHARS]}
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return instant.isoformat() if instant is not None else None
 
 
 @dataclass(frozen=True)
@@ -63,13 +85,181 @@ class RunView:
     result: Any
     task_id: str | None
     log: str | None
+    group_run_id: int | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def when(self) -> datetime | None:
+        """When it happened, as lists filter it: its start, else queueing, due or end time."""
+        return self.started_at or self.queued_at or self.scheduled_at or self.ended_at
 
-def _view(row: ProcessRun) -> RunView:
+    def masked(self, registry: Registry) -> RunView:
+        """The view as anyone may see it: secret parameters as ``***``.
+
+        A process no longer registered is shown as stored: there is no declaration left
+        to tell its secrets (sync and beat store masked copies for such rows).
+        """
+        try:
+            spec = registry.get(self.process)
+        except NotFound:
+            return self
+        return replace(self, params=spec.masked(self.params))
+
+    def as_json(self, full: bool = True) -> dict[str, Any]:
+        """``monitor show --json`` (``full``) or one item of ``monitor list --json``."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "request_id": self.request_id,
+            "group_run_id": self.group_run_id,
+            "process": self.process,
+            "params": self.params,
+            "status": self.status.value,
+            "channel": self.channel.value,
+            "scheduled_at": _iso(self.scheduled_at),
+            "queued_at": _iso(self.queued_at),
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration_ms": self.duration_ms,
+            "worker": self.worker,
+            "attempt": self.attempt,
+            "error": self.error,
+            "task_id": self.task_id,
+        }
+        if full:
+            data.update(traceback=self.traceback, result=self.result, log=self.log)
+        return data
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    """One process's line of ``monitor stats``: counts by status and finished durations."""
+
+    process: str
+    counts: dict[str, int]  # every status, zeros included
+    p50_ms: float | None  # of finished runs with a duration, interpolated (percentile_cont)
+    p95_ms: float | None
+    max_ms: int | None
+    last_run_id: int | None  # the newest run (highest id) in the filter
+    last_run_at: datetime | None  # its start, else its queueing (``RunView.when``)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in TERMINAL)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Successes among finished runs; None before any run finished."""
+        finished = self.finished
+        return self.counts.get(RunStatus.success.value, 0) / finished if finished else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "process": self.process,
+            "total": self.total,
+            "counts": self.counts,
+            "finished": self.finished,
+            "success_rate": self.success_rate,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "max_ms": self.max_ms,
+            "last_run_id": self.last_run_id,
+            "last_run_at": _iso(self.last_run_at),
+        }
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """What a log grew by since ``offset`` (in characters), for ``monitor log --follow``."""
+
+    text: str
+    end: int  # the offset of the next read
+    finished: bool  # the run has ended: its log is complete
+    restarted: bool = False  # the log got shorter than the offset: ``text`` is all of it
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune`` deleted."""
+
+    success_runs: int = 0
+    other_runs: int = 0
+    child_runs: int = 0  # runs of the pruned groups, deleted with them (FK CASCADE)
+    requests: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "success_runs": self.success_runs,
+            "other_runs": self.other_runs,
+            "child_runs": self.child_runs,
+            "requests": self.requests,
+        }
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """``percentile_cont(q)`` of ascending values: interpolated between the closest ranks."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _happened(
+    columns: Any, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """``since <= RunView.when < until`` in a form the ``started_at`` indexes serve.
+
+    A run that never started (queued, misfired, skipped) is placed by its queueing,
+    due or end time; the ``started_at IS NULL`` branch stays on the index too.
+    """
+    if since is None and until is None:
+        return []
+    fallback = func.coalesce(columns.queued_at, columns.scheduled_at, columns.ended_at)
+    started: list[ColumnElement[bool]] = []
+    other: list[ColumnElement[bool]] = []
+    if since is not None:
+        started.append(columns.started_at >= since)
+        other.append(fallback >= since)
+    if until is not None:
+        started.append(columns.started_at < until)
+        other.append(fallback < until)
+    return [or_(and_(*started), and_(columns.started_at.is_(None), *other))]
+
+
+def _filters(
+    columns: Any,
+    process: str | None = None,
+    status: RunStatus | None = None,
+    request_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """The WHERE terms of the monitor's filters, on a table's or a subquery's columns."""
+    terms = _happened(columns, since, until)
+    if process is not None:
+        terms.append(columns.process == process)
+    if status is not None:
+        if process is None and request_id is None:
+            terms.append(columns.status == status)
+        else:
+            # SQLite keeps no statistics and may pick the status index, where most runs are
+            # successes; ``status || ''`` leaves the choice to the process's or request's.
+            terms.append(as_type(columns.status, String).concat("") == status.value)
+    if request_id is not None:
+        terms.append(columns.request_id == request_id)
+    return terms
+
+
+def _view(row: ProcessRun, full: bool = True) -> RunView:
+    """The view of a row; not ``full``: without the (possibly large) log, traceback, result."""
     return RunView(
         id=row.id,
         request_id=row.request_id,
@@ -85,11 +275,54 @@ def _view(row: ProcessRun) -> RunView:
         worker=row.worker,
         attempt=row.attempt,
         error=row.error,
-        traceback=row.traceback,
-        result=row.result,
+        traceback=row.traceback if full else None,
+        result=row.result if full else None,
         task_id=row.task_id,
-        log=row.log,
+        log=row.log if full else None,
+        group_run_id=row.group_run_id,
     )
+
+
+_Aggregate = tuple[dict[str, int], float | None, float | None, int | None, int]
+
+
+def _aggregate(session: Session, where: list[ColumnElement[bool]]) -> dict[str, _Aggregate]:
+    """Counts by status, p50/p95/max duration and newest id per process, in one scan.
+
+    PostgreSQL computes the percentiles itself (``percentile_cont``). SQLite has none, and
+    sorting in SQL or fetching row by row costs seconds over a million runs, so it hands
+    each process's durations over as one text, sorted here (~0.3 s per million).
+    """
+    columns = ProcessRun.__table__.c
+    timed = and_(columns.status.in_(sorted(TERMINAL)), columns.duration_ms.is_not(None))
+    if session.get_bind().dialect.name == "postgresql":
+        durations = [
+            func.percentile_cont(q).within_group(columns.duration_ms).filter(timed)
+            for q in PERCENTILES
+        ]
+    else:
+        durations = [func.group_concat(columns.duration_ms, ",").filter(timed)]
+    query = (
+        select(
+            columns.process,
+            *(func.count().filter(columns.status == status) for status in RunStatus),
+            *durations,
+            func.max(columns.duration_ms).filter(timed),
+            func.max(columns.id),
+        )
+        .where(*where)
+        .group_by(columns.process)
+    )
+    found: dict[str, _Aggregate] = {}
+    for name, *values in session.execute(query):
+        counts = dict(zip((s.value for s in RunStatus), values[: len(RunStatus)], strict=True))
+        *spread, longest, last_id = values[len(RunStatus) :]
+        if len(spread) == 1:  # SQLite: the durations themselves
+            ordered = sorted(map(int, spread[0].split(","))) if spread[0] else []
+            spread = [percentile(ordered, q) for q in PERCENTILES]
+        p50, p95 = (None if p is None else float(p) for p in spread)
+        found[name] = (counts, p50, p95, longest, last_id)
+    return found
 
 
 class RunStore:
@@ -152,3 +385,220 @@ class RunStore:
         )
         with session_scope(self.engine) as session:
             return [_view(row) for row in session.scalars(query)]
+
+    # -- the Process Monitor's queries --------------------------------------------
+
+    def list(
+        self,
+        process: str | None = None,
+        status: RunStatus | None = None,
+        request_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+        *,
+        probe_runs: int = LIST_PROBE_RUNS,
+    ) -> list[RunView]:
+        """Runs matching every filter, newest (highest id) first; ``before_id`` pages on.
+
+        Keyset paging, so a page costs the same however deep it is. The views leave out
+        the log, traceback and result (``get`` has them): a page of logs could be megabytes.
+        """
+        if limit < 1:
+            raise InvalidInput("limit", f"must be at least 1 (got {limit})")
+        table = ProcessRun.__table__
+        wanted = {
+            "process": process,
+            "status": status,
+            "request_id": request_id,
+            "since": since,
+            "until": until,
+        }
+        below = [table.c.id < before_id] if before_id is not None else []
+        with session_scope(self.engine) as session:
+            # The newest runs by primary key first: a filter that matches many of them is
+            # answered here without sorting all its matches (the indexes are not by id).
+            window = (
+                select(
+                    table.c.id,
+                    table.c.process,
+                    table.c.status,
+                    table.c.request_id,
+                    table.c.started_at,
+                    table.c.queued_at,
+                    table.c.scheduled_at,
+                    table.c.ended_at,
+                )
+                .where(*below)
+                .order_by(table.c.id.desc())
+                .limit(probe_runs)
+                .subquery()
+            )
+            ids = list(
+                session.scalars(
+                    select(window.c.id)
+                    .where(*_filters(window.c, **wanted))
+                    .order_by(window.c.id.desc())
+                    .limit(limit)
+                )
+            )
+            if len(ids) < limit:
+                scanned, lowest = session.execute(
+                    select(func.count(), func.min(window.c.id)).select_from(window)
+                ).one()
+                if scanned == probe_runs:  # older runs exist: the filter's index finds them
+                    ids += session.scalars(
+                        select(table.c.id)
+                        .where(table.c.id < lowest, *_filters(table.c, **wanted))
+                        .order_by(table.c.id.desc())
+                        .limit(limit - len(ids))
+                    )
+            if not ids:
+                return []
+            rows = session.scalars(
+                select(ProcessRun)
+                .where(ProcessRun.id.in_(ids))
+                .order_by(ProcessRun.id.desc())
+                .options(
+                    defer(ProcessRun.log, raiseload=True),
+                    defer(ProcessRun.traceback, raiseload=True),
+                    defer(ProcessRun.result, raiseload=True),
+                )
+            )
+            return [_view(row, full=False) for row in rows]
+
+    def stats(
+        self, process: str | None = None, since: datetime | None = None
+    ) -> list[ProcessStats]:
+        """Per process: counts by status, success rate, p50/p95/max duration, last run."""
+        columns = ProcessRun.__table__.c
+        where = _filters(columns, process=process, since=since)
+        with session_scope(self.engine) as session:
+            found = _aggregate(session, where)
+            last_ids = {name: parts[-1] for name, parts in found.items()}
+            when = {
+                row.id: row.started_at or row.queued_at or row.scheduled_at or row.ended_at
+                for row in session.execute(
+                    select(
+                        columns.id,
+                        columns.started_at,
+                        columns.queued_at,
+                        columns.scheduled_at,
+                        columns.ended_at,
+                    ).where(columns.id.in_(list(last_ids.values())))
+                )
+            }
+        return [
+            ProcessStats(
+                process=name,
+                counts=counts,
+                p50_ms=p50,
+                p95_ms=p95,
+                max_ms=longest,
+                last_run_id=last_id,
+                last_run_at=when.get(last_id),
+            )
+            for name, (counts, p50, p95, longest, last_id) in sorted(found.items())
+        ]
+
+    def read_log(self, run_id: int, offset: int = 0) -> LogChunk:
+        """The log from character ``offset`` on, cut in the database: following a growing
+        log reads only what is new, and the finished flag comes from the same snapshot."""
+        columns = ProcessRun.__table__.c
+        start = max(offset, 0)
+        with session_scope(self.engine) as session:
+            for restarted in (False, True):
+                row = session.execute(
+                    select(
+                        func.coalesce(func.length(columns.log), 0),
+                        func.substr(columns.log, start + 1),
+                        columns.status,
+                    ).where(columns.id == run_id)
+                ).one_or_none()
+                if row is None:
+                    raise NotFound("run", run_id)
+                length, text, status = row
+                if length >= start:
+                    text = text or ""
+                    return LogChunk(text, start + len(text), status in TERMINAL, restarted)
+                start = 0  # rewritten shorter than what was read: start over
+        raise AssertionError("unreachable: a log cannot be shorter than 0")
+
+    def prune(
+        self,
+        *,
+        now: datetime,
+        older_than: timedelta | None = None,
+        batch_size: int = PRUNE_BATCH,
+    ) -> Pruned:
+        """Forget old history as Etendo's clean-up does, or everything finished before
+        ``now - older_than``; never a queued or processing run. One short transaction per
+        batch, so workers keep writing while a million rows go."""
+        if older_than is not None and older_than <= timedelta(0):
+            raise InvalidInput("older-than", "must be longer than 0")
+        success, success_children = self._prune_runs(
+            [RunStatus.success], now - (older_than or KEEP_SUCCESS), batch_size
+        )
+        others = sorted(TERMINAL - {RunStatus.success})
+        other, other_children = self._prune_runs(
+            others, now - (older_than or KEEP_FINISHED), batch_size
+        )
+        requests = self._prune_requests(now - (older_than or KEEP_COMPLETE_REQUEST))
+        return Pruned(success, other, success_children + other_children, requests)
+
+    def _prune_runs(
+        self, statuses: Collection[RunStatus], before: datetime, batch_size: int
+    ) -> tuple[int, int]:
+        """Delete top-level runs that ended in ``statuses`` and happened before ``before``.
+
+        A group's children go with their group (FK CASCADE), never alone: a group run
+        ends after its last child, so it is pruned last. Returns (runs, children).
+        """
+        table = ProcessRun.__table__
+        old = [
+            table.c.status.in_(statuses),
+            table.c.group_run_id.is_(None),
+            *_happened(table.c, None, before),
+        ]
+        runs = children = 0
+        while True:
+            with session_scope(self.engine) as session:
+                ids = list(session.scalars(select(table.c.id).where(*old).limit(batch_size)))
+                if not ids:
+                    return runs, children
+                children += (
+                    session.scalar(
+                        select(func.count()).select_from(table).where(table.c.group_run_id.in_(ids))
+                    )
+                    or 0
+                )
+                session.execute(delete(table).where(table.c.id.in_(ids)))
+                runs += len(ids)
+
+    def _prune_requests(self, before: datetime) -> int:
+        """Delete complete requests untouched since ``before``; their runs stay (FK SET NULL)."""
+        table = ProcessRequest.__table__
+        old = [table.c.status == RequestStatus.complete, table.c.updated_at < before]
+        deleted = 0
+        while True:
+            with session_scope(self.engine) as session:
+                ids = list(
+                    session.scalars(select(table.c.id).where(*old).limit(PRUNE_REQUEST_BATCH))
+                )
+                if not ids:
+                    return deleted
+                session.execute(delete(table).where(table.c.id.in_(ids)))
+                deleted += len(ids)
+
+    def append_log(self, run_id: int, text: str) -> None:
+        """Append to the run's Process Log in one UPDATE: no read-modify-write, so no lost lines."""
+
+        if not text:
+            return
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(ProcessRun)
+                .where(ProcessRun.id == run_id)
+                .values(log=func.coalesce(ProcessRun.log, "").concat(text))
+            )

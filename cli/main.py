@@ -18,7 +18,7 @@ from bgproc import __version__
 from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, processes, requests, run, runtime
+from cli import db, monitor, processes, requests, run, runtime
 
 
 class Exit(IntEnum):
@@ -62,6 +62,7 @@ cli.add_command(requests.request)
 cli.add_command(requests.preview)
 cli.add_command(db.db)
 cli.add_command(run.run)
+cli.add_command(monitor.monitor)
 for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
     cli.add_command(command)
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map every error to one line and an exit code."""
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="bgproc", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="bgproc", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.Abort:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}", Exit.BUG)
-    return Exit.OK
+    return code if isinstance(code, int) else Exit.OK  # non-standalone click returns Exit codes
 
 
 def _first_line(error: BaseException) -> str:

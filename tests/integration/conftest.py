@@ -1,5 +1,7 @@
 """Storage fixtures: every store test runs on SQLite and on PostgreSQL alike.
 
+``pg_server`` (the server itself) lives in ``tests/conftest.py``, shared with e2e/.
+
 PostgreSQL gets one fresh database per test session, migrated once and truncated
 before each test; tests of the migrations themselves get a blank database each.
 An unreachable PostgreSQL fails the tests: CI starts it, so silence would lie.
@@ -7,70 +9,17 @@ An unreachable PostgreSQL fails the tests: CI starts it, so silence would lie.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
-from bgproc.db import ensure_schema, make_engine, normalise_url, upgrade
+from bgproc.db import ensure_schema, make_engine, upgrade
 from bgproc.models import Base
+from tests.conftest import PgServer
 
-PG_ADMIN_URL = os.environ.get(
-    "BGPROC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ("sqlite", "postgresql")
-
-
-class PgServer:
-    """Creates and drops throwaway databases through an autocommit admin connection."""
-
-    def __init__(self, admin: Engine) -> None:
-        self.admin = admin
-
-    def create_database(self) -> str:
-        """A new empty database; its URL, password included."""
-        name = f"bgproc_test_{uuid.uuid4().hex[:12]}"
-        with self.admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        return self.admin.url.set(database=name).render_as_string(hide_password=False)
-
-    def drop_database(self, url: str) -> None:
-        """Drop it even if a failed test left connections open."""
-        name = make_url(url).database
-        with self.admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """The PostgreSQL server of the tests, or a clear failure saying how to get one."""
-    admin = create_engine(
-        normalise_url(PG_ADMIN_URL),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        unreachable = str(exc.orig or exc).splitlines()[0]
-    else:
-        unreachable = ""
-    if unreachable:  # failed outside the except block: one clear line, no chained traceback
-        admin.dispose()
-        where = admin.url.render_as_string(hide_password=True)
-        pytest.fail(
-            f"PostgreSQL is unreachable at {where} ({unreachable}); "
-            "start it or set BGPROC_TEST_PG_URL",
-            pytrace=False,
-        )
-    yield PgServer(admin)
-    admin.dispose()
 
 
 @pytest.fixture(scope="session")

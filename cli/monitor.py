@@ -1,0 +1,328 @@
+"""``bgproc monitor …``: Etendo's Process Monitor — every run, its log, statistics, clean-up.
+
+Parsing and printing only: the queries are :class:`bgproc.runs.RunStore`'s. Every run
+shown goes through the registry's mask first, so a secret parameter never reaches output.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from bgproc.errors import InvalidInput
+from bgproc.inputs import parse_choice, parse_instant, parse_int
+from bgproc.installation import Installation
+from bgproc.models import RunStatus
+from bgproc.runs import ProcessStats, RunView
+from cli.options import json_option
+from cli.output import local_time, print_fields, print_json, print_table
+
+FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
+MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
+MAX_ID = 10**12 - 1  # parse_int reads at most 12 digits
+LOG_TAIL_LINES = 20  # ``show`` prints the end of the log; ``log`` prints all of it
+ERROR_CHARS = 60  # the error column of a listing: its first line, cut
+DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
+UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
+
+
+def parse_duration(text: str, field: str) -> timedelta:
+    """``30m``, ``12h``, ``7d`` (also ``s``, ``w``) as a positive timedelta."""
+    match = DURATION.match(text.strip().lower())
+    if match is None:
+        raise InvalidInput(field, f"{text!r} is not a duration (use e.g. 30m, 12h or 7d)")
+    duration = timedelta(seconds=int(match[1]) * UNIT_S[match[2]])
+    if not timedelta(0) < duration <= MAX_DURATION:
+        raise InvalidInput(field, f"{text!r} must be longer than 0 and at most 100 years")
+    return duration
+
+
+def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """A date-time as ``request create`` reads one, or a duration back from now (``2h``)."""
+    if text is None:
+        return None
+    if DURATION.match(text.strip().lower()):
+        return now - parse_duration(text, field)
+    return parse_instant(text, zone, now, field)
+
+
+def _zone(installation: Installation) -> ZoneInfo:
+    name = installation.settings.timezone
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        raise InvalidInput("BGPROC_TIMEZONE", f"{name!r} is not a time zone") from None
+
+
+def _run_id(text: str) -> int:
+    return parse_int(text, "run id", 1, MAX_ID)
+
+
+def human_duration(ms: float | None) -> str:
+    """``850 ms``, ``1.2 s``, ``4 min 12 s``, ``2 h 3 min``, ``3 d 4 h``."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 59_950:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _short_time(instant: datetime | None, zone: ZoneInfo) -> str:
+    """A table cell: the local time to the second, with its offset (DST folds stay clear)."""
+    return local_time(instant.replace(microsecond=0), zone) if instant is not None else ""
+
+
+def _first_line(text: str | None) -> str:
+    line = (text or "").strip().split("\n", 1)[0]
+    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "…"
+
+
+def _params(params: dict[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in params.items()) or "-"
+
+
+@click.group()
+def monitor() -> None:
+    """The Process Monitor: every run, its log, statistics and clean-up."""
+
+
+@monitor.command("list")
+@click.option("--process", default=None, help="Only runs of this process.")
+@click.option(
+    "--status",
+    default=None,
+    metavar="S",
+    help="queued | processing | success | error | skipped | killed | misfired | lost.",
+)
+@click.option(
+    "--request", "request_id", default=None, metavar="ID", help="Only runs of this request."
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="DT",
+    help="Runs from this time on: ISO date-time (in BGPROC_TIMEZONE without an "
+    "offset), 'now', or a duration back from now like 2h or 7d.",
+)
+@click.option("--until", default=None, metavar="DT", help="Runs before this time (as --since).")
+@click.option("--limit", default="50", metavar="N", help=f"At most N runs (1..{MAX_LIMIT}).")
+@click.option(
+    "--before",
+    default=None,
+    metavar="ID",
+    help="Runs with ids below ID: the next page after a listing's last id.",
+)
+@json_option
+@click.pass_obj
+def list_runs(
+    installation: Installation,
+    process: str | None,
+    status: str | None,
+    request_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: str,
+    before: str | None,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    zone = _zone(installation)
+    now = datetime.now(UTC)
+    count = parse_int(limit, "limit", 1, MAX_LIMIT)
+    start = _instant(since, "since", zone, now)
+    end = _instant(until, "until", zone, now)
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("until", "must be later than --since")
+    views = installation.runs.list(
+        process=process,
+        status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
+        request_id=parse_int(request_id, "request", 1, MAX_ID) if request_id else None,
+        since=start,
+        until=end,
+        limit=count,
+        before_id=parse_int(before, "before", 1, MAX_ID) if before else None,
+    )
+    registry = installation.registry
+    views = [view.masked(registry) for view in views]
+    if as_json:
+        print_json([view.as_json(full=False) for view in views])
+        return
+    print_table(
+        "Runs",
+        ["id", "process", "status", f"when ({zone.key})", "duration", "request", "worker", "error"],
+        (
+            [
+                view.id,
+                view.process,
+                view.status.value,
+                _short_time(view.when, zone),
+                human_duration(view.duration_ms),
+                view.request_id,
+                view.worker,
+                _first_line(view.error),
+            ]
+            for view in views
+        ),
+    )
+    if len(views) == count:
+        click.echo(f"more: --before {views[-1].id}", err=True)
+
+
+def _show_table(view: RunView, zone: ZoneInfo) -> None:
+    log_lines = (view.log or "").splitlines()
+    tail = log_lines[-LOG_TAIL_LINES:]
+    if len(log_lines) > len(tail):
+        tail.insert(
+            0, f"… last {len(tail)} of {len(log_lines)} lines: bgproc monitor log {view.id}"
+        )
+    print_fields(
+        f"Run {view.id}",
+        [
+            ("process", view.process),
+            ("status", view.status.value),
+            ("channel", view.channel.value),
+            ("request", view.request_id),
+            ("group run", view.group_run_id),
+            ("params", _params(view.params)),
+            ("scheduled", local_time(view.scheduled_at, zone)),
+            ("queued", local_time(view.queued_at, zone)),
+            ("started", local_time(view.started_at, zone)),
+            ("ended", local_time(view.ended_at, zone)),
+            ("duration", human_duration(view.duration_ms)),
+            ("worker", view.worker),
+            ("attempt", view.attempt),
+            ("task id", view.task_id),
+            ("error", view.error),
+            ("result", None if view.result is None else repr(view.result)),
+            ("traceback", view.traceback),
+            ("log", "\n".join(tail)),
+        ],
+    )
+
+
+@monitor.command()
+@click.argument("run_id", metavar="RUN_ID")
+@json_option
+@click.pass_obj
+def show(installation: Installation, run_id: str, as_json: bool) -> None:
+    """Show every field of one run (with --json, its whole log too)."""
+    view = installation.runs.get(_run_id(run_id)).masked(installation.registry)
+    if as_json:
+        print_json(view.as_json())
+    else:
+        _show_table(view, _zone(installation))
+
+
+@monitor.command()
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.pass_obj
+def log(installation: Installation, run_id: str, follow: bool) -> None:
+    """Print the Process Log of a run."""
+    number = _run_id(run_id)
+    runs = installation.runs
+    chunk = runs.read_log(number)
+    printed = chunk.text
+    click.echo(chunk.text, nl=False)
+    try:
+        while follow and not chunk.finished:
+            time.sleep(FOLLOW_POLL_S)
+            chunk = runs.read_log(number, chunk.end)
+            if chunk.restarted:
+                click.echo("[the log was rewritten; printing it again]", err=True)
+            if chunk.text:
+                click.echo(chunk.text, nl=False)
+                printed = chunk.text
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(130) from None  # Ctrl-C ends a follow; not an error
+    finally:
+        if printed and not printed.endswith("\n"):
+            click.echo()
+
+
+def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
+    shown = [s.value for s in RunStatus if any(row.counts[s.value] for row in rows)]
+    print_table(
+        "Runs per process",
+        [
+            "process",
+            "runs",
+            *shown,
+            "success rate",
+            "p50",
+            "p95",
+            "max",
+            f"last run ({zone.key})",
+        ],
+        (
+            [
+                row.process,
+                row.total,
+                *(row.counts[status] for status in shown),
+                "" if row.success_rate is None else f"{row.success_rate:.1%}",
+                human_duration(row.p50_ms),
+                human_duration(row.p95_ms),
+                human_duration(row.max_ms),
+                _short_time(row.last_run_at, zone),
+            ]
+            for row in rows
+        ),
+    )
+
+
+@monitor.command()
+@click.option("--process", default=None, help="Only this process.")
+@click.option(
+    "--since", default=None, metavar="DT", help="Only runs from this time on (as in monitor list)."
+)
+@json_option
+@click.pass_obj
+def stats(
+    installation: Installation, process: str | None, since: str | None, as_json: bool
+) -> None:
+    """Per process: runs by status, success rate, p50/p95/max duration, last run."""
+    zone = _zone(installation)
+    start = _instant(since, "since", zone, datetime.now(UTC))
+    rows = installation.runs.stats(process=process, since=start)
+    if as_json:
+        print_json([row.as_json() for row in rows])
+    else:
+        _stats_table(rows, zone)
+
+
+@monitor.command()
+@click.option(
+    "--older-than",
+    default=None,
+    metavar="DURATION",
+    help="Delete every finished run older than this (e.g. 7d, 12h, 30m) and complete "
+    "requests untouched as long. Default, as Etendo: successes after 15 days, other "
+    "finished runs after 30, complete requests after 15.",
+)
+@json_option
+@click.pass_obj
+def prune(installation: Installation, older_than: str | None, as_json: bool) -> None:
+    """Delete old runs and complete requests; queued and processing runs are never touched."""
+    age = parse_duration(older_than, "older-than") if older_than is not None else None
+    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age)
+    if as_json:
+        print_json(pruned.as_json())
+        return
+    click.echo(
+        f"pruned {pruned.success_runs} success runs, {pruned.other_runs} other finished runs"
+        f" (+{pruned.child_runs} group children), {pruned.requests} complete requests"
+    )
