@@ -28,7 +28,7 @@ from bgproc.inputs import (
     parse_weekday,
     parse_zone,
 )
-from bgproc.walltime import DST_MARGIN, resolve_wall, to_wall
+from bgproc.walltime import resolve_wall, to_wall
 
 
 class TimingKind(StrEnum):
@@ -161,7 +161,9 @@ class Timing:
 
     def _next_wall(self, bound: datetime) -> datetime | None:
         zone = self.zone
-        from_wall = to_wall(bound, zone) - DST_MARGIN
+        # No earlier wall can fire after ``bound``: resolve_wall never decreases, and the
+        # bound's own wall reading resolves to its first occurrence, at or before the bound.
+        from_wall = to_wall(bound, zone).replace(microsecond=0)
         for wall in self._walls_from(from_wall):
             instant = resolve_wall(wall, zone)
             if instant > bound:

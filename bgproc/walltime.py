@@ -7,10 +7,8 @@ on its first occurrence, a missing (spring gap) time right after the gap.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
-
-DST_MARGIN = timedelta(hours=3)  # wider than any DST shift, so no wall time is missed
 
 
 def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:
