@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,39 +13,18 @@ from sqlalchemy import func, select
 
 from bgproc.db import make_engine
 from bgproc.models import ProcessRequest
-from cli.main import main
+from tests.integration.cli_harness import Cli as CliHarness
 
 BROKER = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
-class Run:
-    code: int
-    out: str
-    err: str
+class Cli(CliHarness):
+    """The harness, with this test's own database and Redis prefix to inspect."""
 
-    def json(self) -> object:
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """Runs ``bgproc`` in-process with this test's own database and Redis prefix."""
-
-    capsys: pytest.CaptureFixture[str]
     db_url: str
     prefix: str
     redis: redis.Redis
-
-    def __call__(self, *args: str) -> Run:
-        code = main(list(args))
-        captured = self.capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    def ok(self, *args: str) -> Run:
-        result = self(*args)
-        assert result.code == 0, result.err
-        return result
 
     def redis_keys(self) -> list[str]:
         return sorted(k.decode() for k in self.redis.scan_iter(match=self.prefix + "*"))

@@ -7,7 +7,6 @@ with ``bgproc monitor …``.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from bgproc.db import session_scope
 from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
 from bgproc.runs import TERMINAL, LogChunk, RunStore, RunView
 from cli import monitor, output
-from cli.main import main
+from tests.integration.cli_harness import Cli as CliHarness
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 MADRID = ZoneInfo("Europe/Madrid")
@@ -51,30 +50,8 @@ TIME_FIELDS = ("scheduled_at", "queued_at", "started_at", "ended_at")
 
 
 @dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@dataclass
-class Cli:
-    """Runs ``bgproc`` in-process with this test's own database."""
-
-    capsys: pytest.CaptureFixture[str]
-
-    def __call__(self, *args: str) -> Run:
-        code = main(list(args))
-        captured = self.capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    def ok(self, *args: str) -> Run:
-        result = self(*args)
-        assert result.code == 0, result.err
-        return result
+class Cli(CliHarness):
+    """The harness, plus the ids a ``monitor list`` prints."""
 
     def ids(self, *args: str) -> list[int]:
         return [run["id"] for run in self.ok("monitor", "list", "--json", *args).json()]
