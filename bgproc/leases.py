@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from types import TracebackType
 
 from redis import Redis
 
@@ -28,7 +27,7 @@ _RELEASE = (
 
 
 class Lease:
-    """A renewed Redis lease on ``key``; use ``acquire()`` then ``release()`` (or ``with``)."""
+    """A renewed Redis lease on ``key``: ``acquire()``, then ``release()`` when done."""
 
     def __init__(self, redis: Redis, key: str, ttl_ms: int = LEASE_TTL_MS) -> None:
         self.redis = redis
@@ -61,14 +60,3 @@ class Lease:
                     return  # lost it (expired while Redis was away): nothing to renew
             except Exception:  # a Redis hiccup: try again at the next beat of the loop
                 continue
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
