@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from bgproc.app import create_app
 from bgproc.db import make_engine
 from bgproc.entries import EntryStore
+from bgproc.groups import GroupService
 from bgproc.registry import REGISTRY, Registry
 from bgproc.requests import RequestService
 from bgproc.runs import RunStore
@@ -48,6 +49,10 @@ class Installation:
     @cached_property
     def requests(self) -> RequestService:
         return RequestService(self.engine, self.entries, self.registry, self.settings.timezone)
+
+    @cached_property
+    def groups(self) -> GroupService:
+        return GroupService(self.engine, self.registry)
 
     @cached_property
     def runs(self) -> RunStore:

@@ -182,6 +182,7 @@ class ProcessRequest(Base):
     group_id: Mapped[int | None] = mapped_column(
         ForeignKey("bgproc_group.id", ondelete="RESTRICT"), index=True
     )
+    group: Mapped[ProcessGroup | None] = relationship(lazy="joined")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     timing: Mapped[str] = mapped_column(String(16))
     start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
