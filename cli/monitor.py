@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -18,7 +18,7 @@ from bgproc.inputs import parse_choice, parse_instant, parse_int
 from bgproc.installation import Installation
 from bgproc.models import RunStatus
 from bgproc.runs import ProcessStats, RunView
-from cli.options import json_option
+from cli.options import json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
@@ -49,14 +49,6 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
     if DURATION.match(text.strip().lower()):
         return now - parse_duration(text, field)
     return parse_instant(text, zone, now, field)
-
-
-def _zone(installation: Installation) -> ZoneInfo:
-    name = installation.settings.timezone
-    try:
-        return ZoneInfo(name)
-    except (ValueError, OSError, ZoneInfoNotFoundError):
-        raise InvalidInput("BGPROC_TIMEZONE", f"{name!r} is not a time zone") from None
 
 
 def _run_id(text: str) -> int:
@@ -140,7 +132,7 @@ def list_runs(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
-    zone = _zone(installation)
+    zone = settings_zone(installation)
     now = datetime.now(UTC)
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
     start = _instant(since, "since", zone, now)
@@ -224,7 +216,7 @@ def show(installation: Installation, run_id: str, as_json: bool) -> None:
     if as_json:
         print_json(view.as_json())
     else:
-        _show_table(view, _zone(installation))
+        _show_table(view, settings_zone(installation))
 
 
 @monitor.command()
@@ -295,7 +287,7 @@ def stats(
     installation: Installation, process: str | None, since: str | None, as_json: bool
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
-    zone = _zone(installation)
+    zone = settings_zone(installation)
     start = _instant(since, "since", zone, datetime.now(UTC))
     rows = installation.runs.stats(process=process, since=start)
     if as_json:
