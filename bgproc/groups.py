@@ -53,10 +53,6 @@ class StepView:
     def as_json(self) -> dict[str, Any]:
         return {"position": self.position, "process": self.process, "params": self.params}
 
-    def describe(self) -> str:
-        """``sample.sleep seconds=2``: the step as it would be typed after ``--step``."""
-        return " ".join([self.process, *(f"{k}={v}" for k, v in self.params.items())])
-
 
 @dataclass(frozen=True)
 class GroupView:
@@ -71,10 +67,6 @@ class GroupView:
     requests: tuple[int, ...]  # ids of the requests that name this group
     created_at: datetime
     updated_at: datetime
-
-    @property
-    def label(self) -> str:
-        return group_label(self.name)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object of ``group show --json``."""
@@ -98,7 +90,8 @@ def find_group(session: Session, ident: object) -> ProcessGroup:
     """The group named ``ident``, or with that id when it is all digits; else NotFound."""
     text = str(ident).strip()
     if text.isascii() and text.isdigit():
-        row = session.get(ProcessGroup, int(text)) if 0 < int(text) <= MAX_ID else None
+        number = int(text) if len(text) <= len(str(MAX_ID)) else 0  # int() of 5000 digits fails
+        row = session.get(ProcessGroup, number) if 0 < number <= MAX_ID else None
     else:
         row = session.scalar(select(ProcessGroup).where(ProcessGroup.name == text))
     if row is None:

@@ -207,7 +207,14 @@ def test_a_duplicate_name_is_a_conflict(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["show", "nope"], ["show", "999"], ["update", "nope"], ["delete", "999"]]
+    "args",
+    [
+        ["show", "nope"],
+        ["show", "999"],
+        ["show", "9" * 5000],
+        ["update", "nope"],
+        ["delete", "999"],
+    ],
 )
 def test_unknown_groups(cli: Cli, args: list[str]) -> None:
     result = cli("group", *args)
