@@ -19,10 +19,14 @@ from sqlalchemy.orm import Session
 
 from bgproc.db import session_scope
 from bgproc.errors import Conflict, InvalidInput, NotFound
-from bgproc.models import ProcessGroup, ProcessGroupStep, ProcessRequest, RequestStatus
+from bgproc.models import (
+    ProcessGroup,
+    ProcessGroupStep,
+    ProcessRequest,
+    RequestStatus,
+)
 from bgproc.registry import ProcessSpec, Registry
 
-GROUP_LABEL_PREFIX = "group:"  # a group where a process name would be: "group:nightly"
 # A group's own run is a parent that starts its steps: it goes to Celery's default queue,
 # which every plain `bgproc worker` consumes (steps keep their own process's queue).
 GROUP_QUEUE = "celery"
@@ -35,11 +39,6 @@ MAX_LISTED_REQUESTS = 10  # a refusal names this many requests at most
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def group_label(name: str) -> str:
-    """How a group shows where a process name would: in request lists and run records."""
-    return f"{GROUP_LABEL_PREFIX}{name}"
 
 
 @dataclass(frozen=True)

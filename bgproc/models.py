@@ -111,6 +111,14 @@ def _str_enum(enum_class: type[StrEnum]) -> Enum:
     )
 
 
+GROUP_LABEL_PREFIX = "group:"  # a group where a process name would be: "group:nightly"
+
+
+def group_label(name: str) -> str:
+    """How a group shows where a process name would: in request lists and run records."""
+    return f"{GROUP_LABEL_PREFIX}{name}"
+
+
 def utc_now() -> datetime:
     """Default for the bookkeeping timestamps."""
     return datetime.now(UTC)

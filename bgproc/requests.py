@@ -23,15 +23,15 @@ from sqlalchemy.orm.attributes import flag_modified
 from bgproc.db import session_scope
 from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
-from bgproc.groups import (
+from bgproc.groups import GROUP_QUEUE, check_schedulable, find_group
+from bgproc.inputs import parse_choice
+from bgproc.models import (
     GROUP_LABEL_PREFIX,
-    GROUP_QUEUE,
-    check_schedulable,
-    find_group,
+    ProcessGroup,
+    ProcessRequest,
+    RequestStatus,
     group_label,
 )
-from bgproc.inputs import parse_choice
-from bgproc.models import ProcessGroup, ProcessRequest, RequestStatus
 from bgproc.registry import ProcessSpec, Registry
 from bgproc.timing import Misfire, Timing, TimingKind
 

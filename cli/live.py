@@ -19,7 +19,7 @@ from bgproc.control import QueueDepth, WorkerInfo
 from bgproc.errors import Conflict
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
-from bgproc.models import RunStatus
+from bgproc.models import GROUP_LABEL_PREFIX, RunStatus
 from bgproc.runs import RunView
 from cli.monitor import human_duration, parse_run_id, short_time
 from cli.options import json_option, settings_zone
@@ -126,6 +126,9 @@ def kill(installation: Installation, run_id: str, timeout: str) -> None:
     view = runs.get(number)
     if view.finished:
         raise Conflict(f"run {number} has already ended ({view.status.value})")
+    if view.process.startswith(GROUP_LABEL_PREFIX):
+        _kill_group(installation, view)
+        return
     spec = installation.registry.get(view.process)
     if not spec.killable:
         raise Conflict(f"run {number}: process {spec.name} is not killable (it cannot be stopped)")
@@ -145,6 +148,19 @@ def kill(installation: Installation, run_id: str, timeout: str) -> None:
         return
     click.echo(f"run {number}: kill asked; still running after {wait_s} s", err=True)
     raise click.exceptions.Exit(1)
+
+
+def _kill_group(installation: Installation, view: RunView) -> None:
+    """A group run ends ``killed`` at once: no further step starts; its running step is
+    asked to stop (if its process is killable) and ends as it may."""
+    runs, now = installation.runs, datetime.now(UTC)
+    runs.close_open(view.id, "", RunStatus.killed, now, "killed on request: no further step starts")
+    for step in runs.steps(view.id):
+        if not step.finished:
+            installation.control.ask_kill(step.id)
+            if step.status is RunStatus.queued:
+                runs.close_open(step.id, "", RunStatus.killed, now, "killed before it started")
+    click.echo(f"group run {view.id} killed")
 
 
 def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
