@@ -208,7 +208,7 @@ class Scheduler(EntryScheduler):
         missed = occurrence.missed
         self.installation.runs.record(
             request_id=request_id,
-            process=request.process,
+            process=request.label,
             params=request.params,
             status=RunStatus.misfired,
             channel=Channel.scheduler,

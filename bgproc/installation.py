@@ -16,6 +16,8 @@ from bgproc.app import create_app
 from bgproc.control import Control
 from bgproc.db import make_engine
 from bgproc.entries import EntryStore
+from bgproc.grouprun import GroupRuns
+from bgproc.groups import GroupService
 from bgproc.recorder import RunRecorder
 from bgproc.registry import REGISTRY, Registry
 from bgproc.requests import RequestService
@@ -69,8 +71,17 @@ class Installation:
         return RequestService(self.engine, self.entries, self.registry, self.settings.timezone)
 
     @cached_property
+    def groups(self) -> GroupService:
+        return GroupService(self.engine, self.registry)
+
+    @cached_property
     def runs(self) -> RunStore:
         return RunStore(self.engine)
+
+    @cached_property
+    def group_runs(self) -> GroupRuns:
+        """Starts and advances group runs (workers only)."""
+        return GroupRuns(self.engine, self.registry, self.app)
 
     @cached_property
     def recorder(self) -> RunRecorder:

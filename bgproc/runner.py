@@ -108,8 +108,11 @@ class RunRequest(Request):
         run_id = _int(self._request_dict.get("bgproc_run_id"))
         try:
             installation = installation_of(self.task.app)
-            installation.runs.close_open(run_id, self.id, status, utc_now(), why)
+            now = utc_now()
+            installation.runs.close_open(run_id, self.id, status, now, why)
             installation.redis.zrem(installation.settings.run_leases_key, str(run_id))
+            if run_id is not None:
+                installation.group_runs.after_step(run_id, now)
         except Exception:
             logger.exception("could not record %s of task %s (the sweeper will)", status, self.id)
 
@@ -134,6 +137,16 @@ class Runner:
         ticket = self._ticket()
         if ticket is None:
             return
+        if ticket.is_group_run:
+            self._start_group(ticket)
+            return
+        try:
+            self._run_one(ticket)
+        finally:
+            if ticket.group_run_id is not None:
+                self._advance_group(ticket.group_run_id)
+
+    def _run_one(self, ticket: Ticket) -> None:
         attempt = self._attempt(ticket)
         if attempt is None:
             return
@@ -174,10 +187,32 @@ class Runner:
             logger.warning("run %s of message %s is gone (deleted): dropped", run_id, fire.task_id)
         return ticket
 
+    def _start_group(self, ticket: Ticket) -> None:
+        """A group fire: its parent run starts the group's first step (or is refused)."""
+        now = utc_now()
+        refusal = self._refusal(ticket)
+        if refusal is not None:
+            status, why = refusal
+            self.installation.runs.close_open(ticket.run_id, "", status, now, why)
+            return
+        self.installation.group_runs.start(ticket.run_id, now, self.fire.worker, ticket.attempt)
+
+    def _advance_group(self, group_run_id: int) -> None:
+        """A step ended: once its end is stored, the group starts its next step or ends."""
+        try:
+            self.recorder.flush()
+            self.installation.group_runs.advance(group_run_id, utc_now())
+        except Exception:
+            logger.exception("group run %s not advanced now (the sweep will)", group_run_id)
+
     def _attempt(self, ticket: Ticket) -> int | None:
         """This delivery's attempt number, or None if it must not run (a duplicate)."""
         if ticket.status == RunStatus.queued:
             return ticket.attempt + 1 if self.fire.redelivered else ticket.attempt
+        if ticket.status is RunStatus.lost and ticket.group_run_id is not None:
+            logger.warning("run %s, a step of a group, was lost: it counts as failed, not "
+                           "run again", ticket.run_id)  # fmt: skip
+            return None
         if ticket.status in RESTARTABLE:
             if ticket.status == RunStatus.processing and self._still_running(ticket.run_id):
                 logger.warning(
@@ -214,16 +249,25 @@ class Runner:
         expiry = self.installation.redis.zscore(key, str(run_id))
         return expiry is not None and expiry > utc_now().timestamp()
 
+    @staticmethod
+    def _refusal(ticket: Ticket) -> tuple[RunStatus, str] | None:
+        """Why a planned run must not start: its request is gone or no longer scheduled."""
+        if ticket.channel != Channel.scheduler:
+            return None
+        if ticket.request_status is None:
+            return RunStatus.skipped, "skipped: its request was deleted"
+        if ticket.request_status not in RUNNABLE_REQUEST:
+            return (
+                RunStatus.skipped,
+                f"skipped: request {ticket.request_id} is {ticket.request_status.value}",
+            )
+        return None
+
     def _check(self, ticket: Ticket) -> tuple[ProcessSpec | None, tuple[RunStatus, str] | None]:
         """The process to run, or why the fire must not run."""
-        if ticket.channel == Channel.scheduler:
-            if ticket.request_status is None:
-                return None, (RunStatus.skipped, "skipped: its request was deleted")
-            if ticket.request_status not in RUNNABLE_REQUEST:
-                return None, (
-                    RunStatus.skipped,
-                    f"skipped: request {ticket.request_id} is {ticket.request_status.value}",
-                )
+        refusal = self._refusal(ticket)
+        if refusal is not None:
+            return None, refusal
         try:
             return self.installation.registry.get(ticket.process), None
         except NotFound:
@@ -233,8 +277,8 @@ class Runner:
         key = self.installation.settings.key
         if spec.prevent_concurrent:
             return key("lease", "process", spec.name)
-        if ticket.request_prevent_concurrent:
-            return key("lease", "request", str(ticket.request_id))
+        if ticket.request_prevent_concurrent and ticket.group_run_id is None:
+            return key("lease", "request", str(ticket.request_id))  # a group holds its own
         return None
 
     def _refuse(self, ticket: Ticket, attempt: int, status: RunStatus, why: str) -> None:

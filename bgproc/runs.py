@@ -33,12 +33,15 @@ from sqlalchemy.orm import Session, defer
 from bgproc.db import reading, session_scope, writing
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.models import (
+    GROUP_LABEL_PREFIX,
     Channel,
+    ProcessGroup,
     ProcessRequest,
     ProcessRun,
     RequestStatus,
     RunStatus,
     UtcDateTime,
+    group_label,
 )
 from bgproc.registry import Registry
 
@@ -164,6 +167,13 @@ class Ticket:
     request_id: int | None
     request_status: RequestStatus | None  # None: no request (ad-hoc run, or deleted)
     request_prevent_concurrent: bool
+    request_group_id: int | None  # the request names a group
+    group_run_id: int | None  # this run is a step of that group run
+
+    @property
+    def is_group_run(self) -> bool:
+        """The parent run of a group fire (its steps are runs of their own)."""
+        return self.request_group_id is not None and self.group_run_id is None
 
 
 @dataclass(frozen=True)
@@ -378,17 +388,18 @@ class RunStore:
         """Beat, before it publishes a fire: the request's queued run, in one INSERT … SELECT
         (None if the request is gone). On PostgreSQL the commit does not wait for the disk: a
         row lost in a crash is made again by the worker (:meth:`open_for_request`)."""
-        run, request = ProcessRun.__table__, ProcessRequest.__table__
+        run, request, group = ProcessRun.__table__, ProcessRequest.__table__, ProcessGroup.__table__
+        label = func.coalesce(request.c.process, literal(GROUP_LABEL_PREFIX).concat(group.c.name))
         source = select(
             request.c.id,
-            request.c.process,
+            label,
             request.c.params,
             literal(RunStatus.queued.value),
             literal(Channel.scheduler.value),
             literal(scheduled_at, UtcDateTime()),
             literal(now, UtcDateTime()),
             literal(task_id),
-        ).where(request.c.id == request_id)
+        ).select_from(request.outerjoin(group)).where(request.c.id == request_id)
         columns = ["request_id", "process", "params", "status", "channel", "scheduled_at",
                    "queued_at", "task_id"]
         with writing(self.engine) as connection:
@@ -413,6 +424,8 @@ class RunStore:
                 run.request_id,
                 request.status,
                 request.prevent_concurrent,
+                request.group_id,
+                run.group_run_id,
             )
             .select_from(ProcessRun.__table__.outerjoin(ProcessRequest.__table__))
             .where(run.id == run_id)
@@ -431,6 +444,8 @@ class RunStore:
             request_id=row[6],
             request_status=RequestStatus(row[7]) if row[7] is not None else None,
             request_prevent_concurrent=bool(row[8]),
+            request_group_id=row[9],
+            group_run_id=row[10],
         )
 
     def open_for_request(
@@ -448,7 +463,7 @@ class RunStore:
             row = ProcessRun(
                 task_id=task_id,
                 request_id=request_id,
-                process=request.process,
+                process=request.process or group_label(request.group.name if request.group else ""),
                 params=dict(request.params or {}),
                 status=RunStatus.queued,
                 channel=Channel.scheduler,
@@ -487,6 +502,16 @@ class RunStore:
         )
         with session_scope(self.engine) as session:
             return [_view(row) for row in session.scalars(query)]
+
+    def steps(self, group_run_id: int) -> list[RunView]:
+        """The step runs of a group run, in the order they ran (without their logs)."""
+        query = (
+            select(ProcessRun)
+            .where(ProcessRun.group_run_id == group_run_id)
+            .order_by(ProcessRun.id)
+        )
+        with session_scope(self.engine) as session:
+            return [_view(row, full=False) for row in session.scalars(query)]
 
     # -- the Process Monitor's queries --------------------------------------------
 

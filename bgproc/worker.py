@@ -1,8 +1,9 @@
 """A worker's life, wired by Celery signals: fresh connections, housekeeping, a clean exit.
 
 Each pool child drops the connections it inherited; the main process announces the
-worker every few seconds (``monitor workers``) and sweeps for runs whose lease expired
-(any live worker is enough); a clean exit stores every pending run change first.
+worker every few seconds (``monitor workers``), sweeps for runs whose lease expired and
+moves on any group run whose step ended unseen (any live worker is enough); a clean
+exit stores every pending run change first.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ class Housekeeping:
             now = datetime.now(UTC)
             try:
                 installation.control.announce(replace(self.info, seen_at=now))
-                sweep(
+                lost = sweep(
                     installation.runs, installation.redis, installation.settings.run_leases_key, now
                 )
+                for run_id in lost:
+                    installation.group_runs.after_step(run_id, now)
+                installation.group_runs.repair(now)
             except Exception as error:  # Redis or the database away: the next round retries
                 logger.warning("housekeeping: %s: %s", type(error).__name__, error)
             self._stop.wait(self.interval_s)

@@ -19,10 +19,10 @@ from bgproc.control import QueueDepth, WorkerInfo
 from bgproc.errors import Conflict
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
-from bgproc.models import RunStatus
+from bgproc.models import GROUP_LABEL_PREFIX, RunStatus
 from bgproc.runs import RunView
-from cli.monitor import human_duration, parse_run_id, short_time, user_zone
-from cli.options import json_option
+from cli.monitor import human_duration, parse_run_id, short_time
+from cli.options import json_option, settings_zone
 from cli.output import console, print_json
 
 RUNNING_SHOWN = 1000  # ``workers`` reads at most this many running runs
@@ -87,7 +87,7 @@ def workers(installation: Installation, as_json: bool) -> None:
     if not found:
         console.print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
         return
-    console.print(_workers_table(found, running, user_zone(installation)))
+    console.print(_workers_table(found, running, settings_zone(installation)))
 
 
 @click.command()
@@ -126,6 +126,9 @@ def kill(installation: Installation, run_id: str, timeout: str) -> None:
     view = runs.get(number)
     if view.finished:
         raise Conflict(f"run {number} has already ended ({view.status.value})")
+    if view.process.startswith(GROUP_LABEL_PREFIX):
+        _kill_group(installation, view)
+        return
     spec = installation.registry.get(view.process)
     if not spec.killable:
         raise Conflict(f"run {number}: process {spec.name} is not killable (it cannot be stopped)")
@@ -145,6 +148,19 @@ def kill(installation: Installation, run_id: str, timeout: str) -> None:
         return
     click.echo(f"run {number}: kill asked; still running after {wait_s} s", err=True)
     raise click.exceptions.Exit(1)
+
+
+def _kill_group(installation: Installation, view: RunView) -> None:
+    """A group run ends ``killed`` at once: no further step starts; its running step is
+    asked to stop (if its process is killable) and ends as it may."""
+    runs, now = installation.runs, datetime.now(UTC)
+    runs.close_open(view.id, "", RunStatus.killed, now, "killed on request: no further step starts")
+    for step in runs.steps(view.id):
+        if not step.finished:
+            installation.control.ask_kill(step.id)
+            if step.status is RunStatus.queued:
+                runs.close_open(step.id, "", RunStatus.killed, now, "killed before it started")
+    click.echo(f"group run {view.id} killed")
 
 
 def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
@@ -171,7 +187,7 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
     """A live view: workers, queues and the latest runs, refreshed until Ctrl-C."""
     every_s = parse_int(interval, "interval", 1, 60)
     rounds = parse_int(count, "count", 1, 10**6) if count is not None else None
-    zone = user_zone(installation)
+    zone = settings_zone(installation)
     names = _queue_names(installation)
 
     def view() -> Group:

@@ -18,7 +18,7 @@ from bgproc import __version__
 from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, live, monitor, processes, requests, run, runtime
+from cli import db, groups, live, monitor, processes, requests, run, runtime
 
 
 class Exit(IntEnum):
@@ -60,6 +60,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 cli.add_command(processes.processes)
 cli.add_command(requests.request)
 cli.add_command(requests.preview)
+cli.add_command(groups.group)
 cli.add_command(db.db)
 cli.add_command(run.run)
 cli.add_command(monitor.monitor)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 
 from bgproc.errors import InvalidInput
 from bgproc.inputs import parse_choice, parse_instant, parse_int
 from bgproc.installation import Installation
-from bgproc.models import RunStatus
+from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
 from bgproc.runs import ProcessStats, RunView
-from cli.options import json_option
+from cli.options import json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
@@ -49,14 +49,6 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
     if DURATION.match(text.strip().lower()):
         return now - parse_duration(text, field)
     return parse_instant(text, zone, now, field)
-
-
-def user_zone(installation: Installation) -> ZoneInfo:
-    name = installation.settings.timezone
-    try:
-        return ZoneInfo(name)
-    except (ValueError, OSError, ZoneInfoNotFoundError):
-        raise InvalidInput("BGPROC_TIMEZONE", f"{name!r} is not a time zone") from None
 
 
 def parse_run_id(text: str) -> int:
@@ -102,6 +94,7 @@ def monitor() -> None:
 
 @monitor.command("list")
 @click.option("--process", default=None, help="Only runs of this process.")
+@click.option("--group", default=None, metavar="NAME", help="Only the runs of this group.")
 @click.option(
     "--status",
     default=None,
@@ -131,6 +124,7 @@ def monitor() -> None:
 def list_runs(
     installation: Installation,
     process: str | None,
+    group: str | None,
     status: str | None,
     request_id: str | None,
     since: str | None,
@@ -140,13 +134,17 @@ def list_runs(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
-    zone = user_zone(installation)
+    zone = settings_zone(installation)
     now = datetime.now(UTC)
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
     start = _instant(since, "since", zone, now)
     end = _instant(until, "until", zone, now)
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be later than --since")
+    if group is not None:
+        if process is not None:
+            raise InvalidInput("group", "give --process or --group, not both")
+        process = group_label(group)
     views = installation.runs.list(
         process=process,
         status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
@@ -220,11 +218,34 @@ def _show_table(view: RunView, zone: ZoneInfo) -> None:
 @click.pass_obj
 def show(installation: Installation, run_id: str, as_json: bool) -> None:
     """Show every field of one run (with --json, its whole log too)."""
-    view = installation.runs.get(parse_run_id(run_id)).masked(installation.registry)
+    runs, registry = installation.runs, installation.registry
+    view = runs.get(parse_run_id(run_id)).masked(registry)
+    steps = [step.masked(registry) for step in runs.steps(view.id)]
     if as_json:
-        print_json(view.as_json())
-    else:
-        _show_table(view, user_zone(installation))
+        data = view.as_json()
+        if steps or view.process.startswith(GROUP_LABEL_PREFIX):
+            data["steps"] = [step.as_json(full=False) for step in steps]
+        print_json(data)
+        return
+    zone = settings_zone(installation)
+    _show_table(view, zone)
+    if steps:
+        print_table(
+            "Steps",
+            ["run", "process", "status", f"started ({zone.key})", "duration", "worker", "error"],
+            (
+                [
+                    step.id,
+                    step.process,
+                    step.status.value,
+                    short_time(step.started_at, zone),
+                    human_duration(step.duration_ms),
+                    step.worker,
+                    _first_line(step.error),
+                ]
+                for step in steps
+            ),
+        )
 
 
 @monitor.command()
@@ -295,7 +316,7 @@ def stats(
     installation: Installation, process: str | None, since: str | None, as_json: bool
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
-    zone = user_zone(installation)
+    zone = settings_zone(installation)
     start = _instant(since, "since", zone, datetime.now(UTC))
     rows = installation.runs.stats(process=process, since=start)
     if as_json:
