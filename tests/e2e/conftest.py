@@ -159,6 +159,12 @@ class Stack:
         self.procs: list[Proc] = []
         self._reader: Engine = create_engine(normalise_url(db_url))
 
+    def use_database(self, url: str | None) -> None:
+        """Point the stack at another database (``None``: back to its own)."""
+        self._reader.dispose()
+        self.env["BGPROC_DATABASE_URL"] = url or self.db_url
+        self._reader = create_engine(normalise_url(url or self.db_url))
+
     # -- the command line ----------------------------------------------------------
 
     def cli(self, *args: str, check: bool = True, timeout_s: float = CLI_TIMEOUT_S) -> Result:
