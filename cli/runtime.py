@@ -26,8 +26,11 @@ def _queues(installation: Installation) -> str:
 
 def _schema_checked(installation: Installation) -> Installation:
     """Refuse to start on a schema of another version (one line, exit 5) instead of failing
-    every run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``."""
+    every run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
+    The connection is closed at once: none may cross the fork into pool children (SQLite's
+    locks and shared memory break when a child inherits and closes one)."""
     ensure_schema(installation.engine)
+    installation.engine.dispose()
     return installation
 
 
