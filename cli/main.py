@@ -18,7 +18,7 @@ from bgproc import __version__
 from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, monitor, processes, requests, run, runtime
+from cli import db, live, monitor, processes, requests, run, runtime
 
 
 class Exit(IntEnum):
@@ -63,6 +63,8 @@ cli.add_command(requests.preview)
 cli.add_command(db.db)
 cli.add_command(run.run)
 cli.add_command(monitor.monitor)
+for command in live.COMMANDS:
+    monitor.monitor.add_command(command)
 for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
     cli.add_command(command)
 

@@ -51,7 +51,7 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
     return parse_instant(text, zone, now, field)
 
 
-def _zone(installation: Installation) -> ZoneInfo:
+def user_zone(installation: Installation) -> ZoneInfo:
     name = installation.settings.timezone
     try:
         return ZoneInfo(name)
@@ -59,7 +59,7 @@ def _zone(installation: Installation) -> ZoneInfo:
         raise InvalidInput("BGPROC_TIMEZONE", f"{name!r} is not a time zone") from None
 
 
-def _run_id(text: str) -> int:
+def parse_run_id(text: str) -> int:
     return parse_int(text, "run id", 1, MAX_ID)
 
 
@@ -81,7 +81,7 @@ def human_duration(ms: float | None) -> str:
     return f"{days} d {hours} h"
 
 
-def _short_time(instant: datetime | None, zone: ZoneInfo) -> str:
+def short_time(instant: datetime | None, zone: ZoneInfo) -> str:
     """A table cell: the local time to the second, with its offset (DST folds stay clear)."""
     return local_time(instant.replace(microsecond=0), zone) if instant is not None else ""
 
@@ -140,7 +140,7 @@ def list_runs(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
-    zone = _zone(installation)
+    zone = user_zone(installation)
     now = datetime.now(UTC)
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
     start = _instant(since, "since", zone, now)
@@ -169,7 +169,7 @@ def list_runs(
                 view.id,
                 view.process,
                 view.status.value,
-                _short_time(view.when, zone),
+                short_time(view.when, zone),
                 human_duration(view.duration_ms),
                 view.request_id,
                 view.worker,
@@ -220,11 +220,11 @@ def _show_table(view: RunView, zone: ZoneInfo) -> None:
 @click.pass_obj
 def show(installation: Installation, run_id: str, as_json: bool) -> None:
     """Show every field of one run (with --json, its whole log too)."""
-    view = installation.runs.get(_run_id(run_id)).masked(installation.registry)
+    view = installation.runs.get(parse_run_id(run_id)).masked(installation.registry)
     if as_json:
         print_json(view.as_json())
     else:
-        _show_table(view, _zone(installation))
+        _show_table(view, user_zone(installation))
 
 
 @monitor.command()
@@ -233,7 +233,7 @@ def show(installation: Installation, run_id: str, as_json: bool) -> None:
 @click.pass_obj
 def log(installation: Installation, run_id: str, follow: bool) -> None:
     """Print the Process Log of a run."""
-    number = _run_id(run_id)
+    number = parse_run_id(run_id)
     runs = installation.runs
     chunk = runs.read_log(number)
     printed = chunk.text
@@ -277,7 +277,7 @@ def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
                 human_duration(row.p50_ms),
                 human_duration(row.p95_ms),
                 human_duration(row.max_ms),
-                _short_time(row.last_run_at, zone),
+                short_time(row.last_run_at, zone),
             ]
             for row in rows
         ),
@@ -295,7 +295,7 @@ def stats(
     installation: Installation, process: str | None, since: str | None, as_json: bool
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
-    zone = _zone(installation)
+    zone = user_zone(installation)
     start = _instant(since, "since", zone, datetime.now(UTC))
     rows = installation.runs.stats(process=process, since=start)
     if as_json:

@@ -250,9 +250,9 @@ class Stack:
         return rows
 
     def fired(self, request_id: int) -> list[ProcessRun]:
-        """Runs that were executed (not misfired, not skipped), in due-time order."""
-        rows = [r for r in self.runs(request_id) if r.status not in (RunStatus.misfired,
-                                                                      RunStatus.skipped)]
+        """Runs that were executed (started: not queued, misfired or skipped), by due time."""
+        unstarted = (RunStatus.queued, RunStatus.misfired, RunStatus.skipped)
+        rows = [r for r in self.runs(request_id) if r.status not in unstarted]
         return sorted(rows, key=lambda r: r.scheduled_at)
 
     def status(self, request_id: int) -> RequestStatus:
