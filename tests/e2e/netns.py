@@ -275,6 +275,21 @@ class Lab:
         finally:
             admin.dispose()
 
+    def connections(self) -> dict[str, int]:
+        """PostgreSQL connections to the installation's database, by host (for the guide)."""
+        names = {h.address: h.name for h in self.hosts.values()}
+        names[f"{self.subnet}.254"] = "console"
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.exec_driver_sql(
+                    "SELECT host(client_addr), count(*) FROM pg_stat_activity"
+                    f" WHERE datname = '{DATABASE}' GROUP BY 1"
+                ).all()
+        finally:
+            engine.dispose()
+        return {names.get(address, address): count for address, count in rows}
+
     # -- teardown ---------------------------------------------------------------------
 
     def close(self) -> None:

@@ -137,10 +137,11 @@ def test_runs_spread_over_hosts_and_a_cut_host_leaves_no_run_stuck(
     wait_until(spread, 60, 0.2, "runs of the request on both hosts, the long run going on h1")
 
     # Then each run records the worker (and so the host) that ran it
-    before = by_id()
-    assert before[long_run].worker == W1
-    assert {r.worker for r in before.values()} <= {W1, W2}, {r.worker for r in before.values()}
-    assert all(r.worker for r in before.values() if r.status is RunStatus.success)
+    started = [r for r in by_id().values() if r.status is not RunStatus.queued]
+    assert {r.worker for r in started} == {W1, W2}, [(r.id, r.worker) for r in started]
+    assert by_id()[long_run].worker == W1
+
+    connections = lab.connections()
 
     # When h1's cable is pulled, while its long run and its beat (the lock holder) go on
     lab.cut(h1)
@@ -168,7 +169,9 @@ def test_runs_spread_over_hosts_and_a_cut_host_leaves_no_run_stuck(
         return [r for r in stack.runs() if r.worker == W1 and r.status in OPEN]
 
     settle(open_on_h1, RUN_LEASE_S + SWEEP_SLACK_S, "the runs of the cut host to end (lease)")
-    assert by_id()[long_run].status is RunStatus.lost
+    lost = by_id()[long_run]
+    assert lost.status is RunStatus.lost, lost.status
+    assert lost.ended_at is not None
 
     stack.cli("request", "unschedule", str(request_id))
     unscheduled = now()
@@ -192,7 +195,10 @@ def test_runs_spread_over_hosts_and_a_cut_host_leaves_no_run_stuck(
         f"\nmultihost: {len(lab.hosts) + 1} hosts (srv + {', '.join(HOST_NAMES)}), 2 workers, "
         f"2 beats; {len(runs)} runs checked {dict(statuses)}; by worker {dict(per_worker)}; "
         f"{lab.cuts} fault(s) injected (h1 cut with 1 long run going and the beat lock held); "
-        f"standby beat locked {(took_over - cut_at).total_seconds():.1f} s after the cut; "
+        f"standby beat locked {(took_over - cut_at).total_seconds():.1f} s after the cut, "
+        f"the long run found lost {(lost.ended_at - cut_at).total_seconds():.1f} s after it "
+        f"(lease {RUN_LEASE_S} s); "
         f"unscheduled {(unscheduled - cut_at).total_seconds():.1f} s after it; "
+        f"PostgreSQL connections by host while running {connections}; "
         f"test body {time.monotonic() - began:.0f} s"
     )
