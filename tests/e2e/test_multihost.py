@@ -178,6 +178,11 @@ def test_runs_spread_over_hosts_and_a_cut_host_leaves_no_run_stuck(
     settle(lambda: [r for r in stack.runs() if r.status in OPEN], RUN_LEASE_S + 30,
            "every run to end")
 
+    def live_workers() -> set[str]:
+        return {w["name"] for w in stack.cli("monitor", "workers", "--json").json()}
+
+    wait_until(lambda: live_workers() == {W2}, 30, 0.5, "the monitor to drop the cut host")
+
     runs = stack.runs()
     assert {r.status for r in runs} <= OUTCOMES, Counter(r.status.value for r in runs)
     fired = [r for r in runs if r.request_id == request_id and r.status is not RunStatus.misfired]

@@ -31,6 +31,17 @@ def test_a_process_queue_routes_its_runs_to_the_workers_of_that_queue(stack: Sta
     assert ".> billing " in billing.text() and ".> celery " not in billing.text()
     assert ".> celery " in general.text() and ".> billing " not in general.text()
 
+    # and the monitor shows who consumes what
+    def announced() -> dict[str, list[str]]:
+        found = stack.cli("monitor", "workers", "--json").json()
+        return {w["name"]: w["queues"] for w in found} if len(found) == 2 else {}
+
+    assert wait_until(announced, 30, 0.5, "both workers announced") == {
+        BILLING: ["billing"], GENERAL: ["celery"]}
+    depths = stack.cli("monitor", "queues", "--json").json()["queues"]
+    consumers = {q["name"]: q["consumers"] for q in depths}
+    assert consumers["billing"] == [BILLING] and consumers["celery"] == [GENERAL], consumers
+
     # When billing and non-billing processes are run ad hoc and on a plan
     plan = ("--timing", "scheduled", "--frequency", "seconds", "--interval", "1",
             "--repetitions", str(REPETITIONS))
