@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,7 +140,7 @@ class Proc:
 class Stack:
     """One installation under test: prefix, database, CLI and the processes it started."""
 
-    def __init__(self, tmp_path: Path, db_url: str) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, broker_url: str = BROKER) -> None:
         self.tmp_path = tmp_path
         self.db_url = db_url
         self.prefix = f"e2e-{uuid.uuid4().hex[:10]}:"
@@ -150,12 +150,12 @@ class Stack:
             **inherited,
             "BGPROC_KEY_PREFIX": self.prefix,
             "BGPROC_DATABASE_URL": db_url,
-            "BGPROC_BROKER_URL": BROKER,
+            "BGPROC_BROKER_URL": broker_url,
             "BGPROC_TIMEZONE": ZONE,
             "PYTHONPATH": pythonpath,
             "PYTHONUNBUFFERED": "1",
         }
-        self.redis = redis.Redis.from_url(BROKER, decode_responses=True)
+        self.redis = redis.Redis.from_url(broker_url, decode_responses=True)
         self.procs: list[Proc] = []
         self._reader: Engine = create_engine(normalise_url(db_url))
 
@@ -191,12 +191,16 @@ class Stack:
 
     # -- processes -----------------------------------------------------------------
 
-    def spawn(self, name: str, *args: str) -> Proc:
+    def spawn(
+        self, name: str, *args: str, via: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> Proc:
+        """``bgproc ARGS`` in the background; ``via`` prefixes it (``ip netns exec NS``) and
+        ``env`` overrides the stack's settings (the addresses as seen from that host)."""
         log = self.tmp_path / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
-                [*BGPROC, *args], cwd=self.tmp_path, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [*via, *BGPROC, *args], cwd=self.tmp_path, env={**self.env, **(env or {})},
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -335,8 +339,10 @@ def any_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]
         server.drop_database(url)
 
 
-def _stack(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    built = Stack(tmp_path, db_url)
+def _stack(
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest, broker_url: str = BROKER
+) -> Iterator[Stack]:
+    built = Stack(tmp_path, db_url, broker_url)
     try:
         yield built
     finally:
