@@ -29,6 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +200,9 @@ class RunRecorder:
                         for run_id, change in self._pending.items():
                             _merge(batch.setdefault(run_id, _Change(change.attempt)), change)
                         self._pending = batch
+                    # The runs still go: keep their leases, or the sweep would call them lost
+                    with suppress(Exception):
+                        self._sync_redis(stored=False)
                     raise
                 with self._lock:
                     for run_id, change in batch.items():
@@ -240,12 +244,13 @@ class RunRecorder:
                     rows,
                 )
 
-    def _sync_redis(self) -> None:
-        """Give new leases, renew due ones, drop ended ones; look for kill requests."""
+    def _sync_redis(self, stored: bool = True) -> None:
+        """Give new leases, renew due ones, drop ended ones; look for kill requests.
+        Not ``stored`` (the database is away): only renew the leases already given."""
         now = time.monotonic()
         with self._lock:
-            running = dict(self._running)
-            ended = set(self._ended)
+            running = {i: r for i, r in self._running.items() if stored or r.leased}
+            ended = set(self._ended) if stored else set()
             renew = bool(running) and now >= self._renew_due
             fresh = [i for i, r in running.items() if not r.leased]
             killable = [i for i, r in running.items() if r.stop is not None and r.leased]

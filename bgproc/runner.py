@@ -14,6 +14,7 @@ dies whole is found by the sweeper (:mod:`bgproc.sweeper`).
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,10 +23,11 @@ from typing import Any
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
+from celery.exceptions import Reject
 from celery.worker.request import Request
 
 from bgproc.app import RUN_TASK
-from bgproc.errors import NotFound
+from bgproc.errors import NotFound, Unavailable
 from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
 from bgproc.logcapture import LogCapture
@@ -38,6 +40,7 @@ RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
 # A run found in one of these was started before: this delivery is its next attempt.
 RESTARTABLE = frozenset({RunStatus.processing, RunStatus.lost})
 MAX_ATTEMPTS = 3  # a run whose worker died this many times is not tried again
+UNAVAILABLE_RETRY_S = 1.0  # a message that found the database away waits this long
 
 
 def utc_now() -> datetime:
@@ -121,8 +124,17 @@ class RunRequest(Request):
     name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=RunRequest
 )
 def run_process(task: Task, **_ignored: Any) -> None:
-    """Celery's entry point; everything else happens in :class:`Runner`."""
-    Runner(installation_of(task.app), Fire.of(task)).run()
+    """Celery's entry point; everything else happens in :class:`Runner`.
+
+    With the database away, nothing can be checked or recorded: the message goes back
+    to its queue (late acks) and is tried again, at most once a second per worker slot.
+    """
+    try:
+        Runner(installation_of(task.app), Fire.of(task)).run()
+    except Unavailable as error:
+        logger.warning("%s; message %s goes back to the queue", error, task.request.id)
+        time.sleep(UNAVAILABLE_RETRY_S)
+        raise Reject(str(error), requeue=True) from None
 
 
 class Runner:

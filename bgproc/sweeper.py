@@ -26,14 +26,18 @@ def sweep(runs: RunStore, redis: Redis, leases_key: str, now: datetime) -> list[
     """Mark every run whose lease expired before ``now`` as lost; their ids."""
     expired = redis.zrangebyscore(leases_key, "-inf", now.timestamp(), start=0, num=CLAIM_BATCH)
     claimed = [int(member) for member in expired if redis.zrem(leases_key, member)]
-    for run_id in claimed:
-        runs.close_open(
-            run_id,
-            "",
-            RunStatus.lost,
-            now,
-            "lost: its worker stopped reporting (killed, or its host vanished) while it ran",
-        )
+    for done, run_id in enumerate(claimed):
+        try:
+            runs.close_open(
+                run_id,
+                "",
+                RunStatus.lost,
+                now,
+                "lost: its worker stopped reporting (killed, or its host vanished) while it ran",
+            )
+        except Exception:  # the database is away: give the claims back for the next sweep
+            redis.zadd(leases_key, dict.fromkeys(map(str, claimed[done:]), now.timestamp()))
+            raise
     if claimed:
         logger.warning("sweeper: runs %s marked lost (no lease renewal)", claimed)
     return claimed

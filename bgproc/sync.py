@@ -1,21 +1,16 @@
 """Reconcile Redis with the database (SPEC §3): rebuild missing entries, drop orphans.
 
-SQL is the source of truth and entries are disposable, but an entry's meta is the
-only record of a fire that was published and has not started yet (a run row is
-written when a worker starts it). So sync never rewrites an entry it can read:
+SQL is the source of truth and entries are disposable. Beat records every fire as a
+``queued`` run before it publishes it, so the runs on record say which fires happened;
+sync never rewrites an entry it can read:
 
 * a scheduled request whose entry is missing (or unreadable) is rebuilt from the
   later of when it was last scheduled and one second after its last recorded fire
   (its latest run's ``scheduled_at``, or the unreadable entry's own ``last_run_at``),
   so no recorded fire is repeated and a gap goes through the misfire policy; with no
-  fire left from there, it becomes ``complete``. (A plan's fire still queued, unstarted,
-  when its entry was lost is on record nowhere: if the queue outlived the entry, as with
-  RedBeat on another Redis, the misfire policy's one fire may repeat it.)
-* a one-shot (``immediate``, ``later``) that is due, has no fire on record and lost
-  its entry is **not** fired again: it may have been published and still be waiting
-  in the queue, and SPEC §3 says sync never fires a run twice. It becomes ``complete``
-  with a ``misfired`` run saying so; ``request reschedule`` runs it if it never ran.
-  A ``later`` whose start is still ahead is rebuilt normally;
+  fire left from there, it becomes ``complete``. A one-shot (``immediate``, ``later``)
+  that lost its entry before its fire is rebuilt the same way, so it fires once on
+  recovery (or, with ``--misfire skip``, is recorded as missed), as Etendo does;
 * an entry whose request is not scheduled (unscheduled, complete, deleted) is removed;
 * a readable entry of a scheduled request is kept untouched, a tombstone included
   (beat ends it); one that only lost its place in the schedule set gets it back.
@@ -48,9 +43,8 @@ from bgproc.db import session_scope
 from bgproc.entries import EntryStore, TimingEntry
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.installation import Installation
-from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
-from bgproc.registry import Registry
-from bgproc.requests import label_of, placement, timing_of
+from bgproc.models import ProcessRequest, ProcessRun, RequestStatus
+from bgproc.requests import placement, timing_of
 from bgproc.timing import ONE_MICROSECOND, Timing, TimingKind
 
 logger = get_logger(__name__)
@@ -74,12 +68,6 @@ redis.call('ZREM', KEYS[2], KEYS[1])
 redis.call('DEL', KEYS[1])
 return 1
 """
-LOST_ONE_SHOT = (
-    "misfired: its schedule entry was lost and no run of it is recorded; not fired again, "
-    "since it may already be queued (reschedule the request to run it)"
-)
-
-
 @dataclass(frozen=True)
 class SyncReport:
     """What one sync changed, by request id; ``kept`` counts entries left as they were."""
@@ -88,7 +76,6 @@ class SyncReport:
     reindexed: list[int] = field(default_factory=list)
     removed: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
-    misfired: list[int] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
     kept: int = 0
 
@@ -99,7 +86,6 @@ class SyncReport:
             "reindexed": self.reindexed,
             "removed": self.removed,
             "completed": self.completed,
-            "misfired": self.misfired,
             "skipped": [{"id": k, "reason": v} for k, v in sorted(self.skipped.items())],
             "kept": self.kept,
         }
@@ -113,7 +99,6 @@ class SyncReport:
                 ("reindexed", self.reindexed),
                 ("removed", self.removed),
                 ("completed", self.completed),
-                ("misfired", self.misfired),
             )
         )
         line = f"{counts}, {self.kept} kept, {len(self.skipped)} skipped"
@@ -128,12 +113,10 @@ class _Plan:
     rebuilt: list[int] = field(default_factory=list)
     reindexed: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
-    misfired: list[int] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
     kept: int = 0
     puts: list[tuple[TimingEntry, str]] = field(default_factory=list)  # entry, meta read
     reindex: list[TimingEntry] = field(default_factory=list)
-    runs: list[ProcessRun] = field(default_factory=list)
 
 
 def sync(installation: Installation, now: datetime) -> SyncReport:
@@ -151,7 +134,6 @@ def sync(installation: Installation, now: datetime) -> SyncReport:
             stored |= _read(entries, [row.id for row in rows if row.id not in indexed])
         plan = _decide(installation, session, rows, indexed, stored, now)
         orphans = sorted(indexed - {row.id for row in rows})
-        session.add_all(plan.runs)
         with _redis_errors():
             raced = _write(entries, plan, [(i, stored[i][1] or "") for i in orphans])
     for request_id, reason in sorted(plan.skipped.items()):
@@ -163,7 +145,6 @@ def sync(installation: Installation, now: datetime) -> SyncReport:
         reindexed=plan.reindexed,
         removed=[i for i in orphans if i not in raced],
         completed=plan.completed,
-        misfired=plan.misfired,
         skipped=plan.skipped,
         kept=plan.kept + len([i for i in plan.rebuilt if i in raced]),
     )
@@ -224,10 +205,6 @@ def _rebuild(
     if first is None:
         _end(row, now)
         plan.completed.append(row.id)
-    elif timing.kind is not TimingKind.SCHEDULED and last_due is None and first <= now:
-        _end(row, now)
-        plan.runs.append(_misfired_run(row, installation.registry, first, now))
-        plan.misfired.append(row.id)
     else:
         entry = installation.entries.build(
             row.id, timing, scheduled_from=point, misfire=row.misfire, queue=queue,
@@ -249,22 +226,6 @@ def _end(row: ProcessRequest, now: datetime) -> None:
     """Nothing is left to fire: the request is complete, as beat would have made it."""
     row.status = RequestStatus.complete
     row.updated_at = now
-
-
-def _misfired_run(
-    row: ProcessRequest, registry: Registry, due: datetime, now: datetime
-) -> ProcessRun:
-    """The monitor's record of a one-shot that sync would not fire again."""
-    return ProcessRun(
-        request_id=row.id,
-        process=label_of(row),
-        params=registry.get(row.process).masked(row.params) if row.process else {},
-        status=RunStatus.misfired,
-        channel=Channel.scheduler,
-        scheduled_at=due,
-        ended_at=now,
-        error=LOST_ONE_SHOT,
-    )
 
 
 def _last_dues(session: Session) -> dict[int, datetime]:

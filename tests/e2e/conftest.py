@@ -157,13 +157,13 @@ class Stack:
         }
         self.redis = redis.Redis.from_url(broker_url, decode_responses=True)
         self.procs: list[Proc] = []
-        self._reader: Engine = create_engine(normalise_url(db_url))
+        self._reader: Engine = create_engine(normalise_url(db_url), pool_pre_ping=True)
 
     def use_database(self, url: str | None) -> None:
         """Point the stack at another database (``None``: back to its own)."""
         self._reader.dispose()
         self.env["BGPROC_DATABASE_URL"] = url or self.db_url
-        self._reader = create_engine(normalise_url(url or self.db_url))
+        self._reader = create_engine(normalise_url(url or self.db_url), pool_pre_ping=True)
 
     # -- the command line ----------------------------------------------------------
 
