@@ -72,6 +72,21 @@ def parse_int(value: object, field: str, low: int, high: int) -> int:
     return number
 
 
+def parse_text(value: object, field: str, max_chars: int) -> str:
+    """Text every store can hold, bounded: PostgreSQL refuses NUL, and no database can
+    encode a lone surrogate (what Python makes of command-line bytes that are not UTF-8)."""
+    text = str(value)
+    if len(text) > max_chars:
+        raise InvalidInput(field, f"longer than {max_chars} characters")
+    if "\x00" in text:
+        raise InvalidInput(field, "must not contain a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "is not valid UTF-8 text") from None
+    return text
+
+
 def parse_choice(value: object, field: str, choices: type[StrEnum]) -> StrEnum:
     """One of an enum's values (case-insensitive), or an error listing them."""
     text = str(value).strip().lower()

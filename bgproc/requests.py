@@ -23,9 +23,9 @@ from sqlalchemy.orm.attributes import flag_modified
 from bgproc.db import session_scope
 from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
-from bgproc.inputs import parse_choice
+from bgproc.inputs import parse_choice, parse_text
 from bgproc.models import ProcessRequest, RequestStatus
-from bgproc.registry import ProcessSpec, Registry
+from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.timing import Misfire, Timing, TimingKind
 
 MAX_NAME_CHARS = 200
@@ -159,7 +159,8 @@ class RequestService:
                 ProcessRequest.status == parse_choice(status, "status", RequestStatus)
             )
         if process:
-            query = query.where(ProcessRequest.process == process)
+            name = parse_text(process, "process", MAX_PROCESS_NAME_CHARS)
+            query = query.where(ProcessRequest.process == name)
         with self._session() as session:
             return [self._view(row) for row in session.scalars(query)]
 
@@ -391,7 +392,4 @@ def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:
 def _name(value: object) -> str | None:
     if value is None:
         return None
-    name = str(value).strip()
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidInput("name", f"longer than {MAX_NAME_CHARS} characters")
-    return name or None
+    return parse_text(str(value).strip(), "name", MAX_NAME_CHARS) or None

@@ -398,7 +398,9 @@ class _TimingParser:
         value = self.raw.get("days")
         if value is None:
             raise InvalidInput("days", "is required for --frequency weekly (e.g. mon,wed,fri)")
-        names = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+        if isinstance(value, str):
+            value = value.split(",")
+        names = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
         picked = {parse_weekday(n, "days") for n in names if str(n).strip()}
         if not picked:
             raise InvalidInput("days", "needs at least one weekday")

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_choice, parse_instant, parse_int
+from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
 from bgproc.models import RunStatus
+from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.runs import ProcessStats, RunView
 from cli.options import json_option
 from cli.output import local_time, print_fields, print_json, print_table
@@ -61,6 +62,11 @@ def _zone(installation: Installation) -> ZoneInfo:
 
 def _run_id(text: str) -> int:
     return parse_int(text, "run id", 1, MAX_ID)
+
+
+def _process(text: str | None) -> str | None:
+    """A process filter the database can compare (an unregistered name is fine: old runs)."""
+    return parse_text(text, "process", MAX_PROCESS_NAME_CHARS) if text else None
 
 
 def human_duration(ms: float | None) -> str:
@@ -148,7 +154,7 @@ def list_runs(
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be later than --since")
     views = installation.runs.list(
-        process=process,
+        process=_process(process),
         status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
         request_id=parse_int(request_id, "request", 1, MAX_ID) if request_id else None,
         since=start,
@@ -297,7 +303,7 @@ def stats(
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
     zone = _zone(installation)
     start = _instant(since, "since", zone, datetime.now(UTC))
-    rows = installation.runs.stats(process=process, since=start)
+    rows = installation.runs.stats(process=_process(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])
     else:
