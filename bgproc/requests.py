@@ -29,7 +29,7 @@ from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.timing import Misfire, Timing, TimingKind
 
 MAX_NAME_CHARS = 200
-MAX_ID = 2**63 - 1
+MAX_REQUEST_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
 
 
 def utc_now() -> datetime:
@@ -336,7 +336,7 @@ class RequestService:
         return fields
 
     def _row(self, session: Session, request_id: int) -> ProcessRequest:
-        if not 0 < request_id <= MAX_ID:
+        if not 0 < request_id <= MAX_REQUEST_ID:
             raise NotFound("request", request_id)
         row = session.get(ProcessRequest, request_id)
         if row is None:

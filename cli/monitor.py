@@ -18,6 +18,7 @@ from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
 from bgproc.models import RunStatus
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
+from bgproc.requests import MAX_REQUEST_ID
 from bgproc.runs import ProcessStats, RunView
 from cli.options import json_option
 from cli.output import local_time, print_fields, print_json, print_table
@@ -156,7 +157,7 @@ def list_runs(
     views = installation.runs.list(
         process=_process(process),
         status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
-        request_id=parse_int(request_id, "request", 1, MAX_ID) if request_id else None,
+        request_id=parse_int(request_id, "request", 1, MAX_REQUEST_ID) if request_id else None,
         since=start,
         until=end,
         limit=count,
