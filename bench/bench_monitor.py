@@ -27,24 +27,18 @@ import os
 import platform
 import sqlite3
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Engine, insert, text
 
-from bench.machine import exit_on_sigterm
-from bgproc.db import make_engine, normalise_url, upgrade
+from bench.machine import database, exit_on_sigterm
+from bgproc.db import make_engine, upgrade
 from bgproc.models import ProcessRequest, RunStatus
 from bgproc.runs import PRUNE_BATCH, RunStore
 from cli.main import main as cli_main
 
-PG_ADMIN_URL = os.environ.get(
-    "BGPROC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SPAN_S = 90 * 86400
 REQUESTS = 100
 LIVE_TAIL = 20  # the newest runs: 10 processing, then 10 queued
@@ -198,25 +192,6 @@ def fill(engine: Engine, total: int, now: datetime) -> float:
             connection.exec_driver_sql("VACUUM ANALYZE bgproc_run")
             connection.exec_driver_sql("ANALYZE bgproc_request")
     return time.perf_counter() - began
-
-
-@contextlib.contextmanager
-def database(backend: str) -> Iterator[str]:
-    """A URL of a fresh, empty database of ``backend``, removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="bgproc-bench-") as folder:
-            yield f"sqlite:///{Path(folder) / 'runs.db'}"
-        return
-    admin = create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    name = f"bgproc_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def timed(action: Callable[[], object], repeat: int) -> tuple[float, float]:

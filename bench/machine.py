@@ -5,16 +5,27 @@ Not a benchmark itself; imported by ``bench.bench_lateness`` and ``bench.bench_t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import signal
+import tempfile
+import uuid
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import FrameType
 
 import redis
+from sqlalchemy import create_engine
+
+from bgproc.db import normalise_url
 
 REDIS_URL = os.environ.get("BGPROC_BROKER_URL") or "redis://127.0.0.1:6379/0"
+PG_ADMIN_URL = os.environ.get(
+    "BGPROC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _version(package: str) -> str:
@@ -66,3 +77,22 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit, so every ``finally`` clean-up runs."""
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+
+
+@contextlib.contextmanager
+def database(backend: str) -> Iterator[str]:
+    """A URL of a fresh, empty database of ``backend``, removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="bgproc-bench-") as folder:
+            yield f"sqlite:///{Path(folder) / 'runs.db'}"
+        return
+    admin = create_engine(normalise_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"bgproc_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

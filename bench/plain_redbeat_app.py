@@ -28,6 +28,7 @@ from celery.signals import after_task_publish
 PREFIX_ENV = "BENCH_PLAIN_PREFIX"
 REDIS_URL_ENV = "BENCH_PLAIN_REDIS_URL"
 TASK_NAME = "bench.plain.noop"
+IDLE_TASK = "bench.plain.idle"  # bench_throughput: bare Celery's cost per task
 ENTRY_NAME = "bench-plain-every-second"
 LOOP_S = 1.0  # bgproc.app.BEAT_LOOP_S
 LOCK_TIMEOUT_S = 10  # bgproc.app.BEAT_LOCK_TIMEOUT_S
@@ -79,9 +80,15 @@ def noop(self: Any) -> None:
     _client().rpush(app.conf.bench_prefix + "bench:starts", record)
 
 
+@app.task(name=IDLE_TASK)
+def idle() -> None:
+    """Nothing at all: what Celery itself costs per task."""
+
+
 @after_task_publish.connect(sender=TASK_NAME)
-def _record_fire(sender: str | None = None, headers: dict[str, Any] | None = None,
-                 **_: Any) -> None:
+def _record_fire(
+    sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
     """In beat, after the publish: the entry's meta as this fire left it."""
     entry_key = app.conf.redbeat_key_prefix + ENTRY_NAME
     meta = _client().hget(entry_key, "meta")

@@ -45,7 +45,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_redis_options": {},
         "redbeat_key_prefix": settings.key("redbeat:"),
         "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
-        "imports": ["bgproc.runner", *settings.imports],
+        "imports": ["bgproc.runner", "bgproc.worker", *settings.imports],
     }
 
 

@@ -11,6 +11,7 @@ the runtime wires the monitor in.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,13 @@ class EntryScheduler(RedBeatScheduler):
 
     def on_series_end(self, request_id: int) -> None:
         """The request has no fire left; must be idempotent (a restart may repeat it)."""
+
+    def on_publish(self, entry: TimingEntry) -> TimingEntry:
+        """The entry as it is about to be sent: the monitor records the run as queued."""
+        return entry
+
+    def on_publish_failed(self, entry: TimingEntry, error: Exception) -> None:
+        """The fire could not be sent (the broker is away): the monitor says so."""
 
     def on_misfire(self, request_id: int, occurrence: Occurrence) -> None:
         """Fires were missed (beat was down): the monitor records them as ``misfired``."""
@@ -118,9 +126,17 @@ class EntryScheduler(RedBeatScheduler):
         """Send the run; a broker error loses this occurrence (already recorded), never beat."""
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
-            self.apply_async(entry, producer=producer, advance=False)
+            entry = self.on_publish(entry)
         except Exception:
+            logger.exception("beat: could not record the fire of %s (its worker will)", entry.name)
+        try:
+            self.apply_async(entry, producer=producer, advance=False)
+        except Exception as error:
             logger.exception("beat: could not publish %s; this occurrence is lost", entry.name)
+            try:
+                self.on_publish_failed(entry, error)
+            except Exception:
+                logger.exception("beat: on_publish_failed failed for %s", entry.name)
 
     def _misfired(self, entry: TimingEntry, occurrence: Occurrence) -> None:
         try:
@@ -163,13 +179,36 @@ class Scheduler(EntryScheduler):
     def on_lock_regained(self) -> None:
         self._synced = False
 
+    def on_publish(self, entry: TimingEntry) -> TimingEntry:
+        """A queued run per fire, before its message: the message carries the run's id."""
+        task_id = str(uuid.uuid4())
+        run_id = self.installation.runs.queue_fire(
+            entry.request_id, task_id, entry.last_run_at, self.clock()
+        )
+        if run_id is None:
+            return entry  # the request is gone: the worker refuses the fire
+        headers = {**entry.options.get("headers", {}), "bgproc_run_id": run_id}
+        entry.options = {**entry.options, "task_id": task_id, "headers": headers}
+        return entry
+
+    def on_publish_failed(self, entry: TimingEntry, error: Exception) -> None:
+        run_id = entry.options.get("headers", {}).get("bgproc_run_id")
+        if run_id is not None:
+            self.installation.runs.close_open(
+                run_id,
+                "",
+                RunStatus.misfired,
+                self.clock(),
+                f"misfired: could not be sent to the broker ({type(error).__name__}: {error})",
+            )
+
     def on_misfire(self, request_id: int, occurrence: Occurrence) -> None:
         super().on_misfire(request_id, occurrence)
         request = self.installation.requests.get(request_id)
         missed = occurrence.missed
         self.installation.runs.record(
             request_id=request_id,
-            process=request.process,
+            process=request.label,
             params=request.params,
             status=RunStatus.misfired,
             channel=Channel.scheduler,

@@ -38,6 +38,7 @@ URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's write lock
 PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails fast instead of hanging the CLI
 MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
+READ_ONLY = "bgproc_read_only"  # execution option: a SQLite transaction that only reads
 
 _schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -93,7 +94,8 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     _guard_against_fork(engine)
     return engine
@@ -126,6 +128,22 @@ def _guard_against_fork(engine: Engine) -> None:
         if record.info.get("pid") != os.getpid():
             record.dbapi_connection = proxy.dbapi_connection = None
             raise DisconnectionError("connection was opened by the parent process")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only: on SQLite it never waits for (or holds) the write lock."""
+    ensure_schema(engine)
+    with _unavailable_on_failure(engine), engine.connect() as connection:
+        yield connection.execution_options(**{READ_ONLY: True})
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """One Core transaction: commit on success, rollback on error."""
+    ensure_schema(engine)
+    with _unavailable_on_failure(engine), engine.begin() as connection:
+        yield connection
 
 
 @contextmanager

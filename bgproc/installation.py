@@ -13,12 +13,33 @@ from redis import Redis
 from sqlalchemy import Engine
 
 from bgproc.app import create_app
+from bgproc.control import Control
 from bgproc.db import make_engine
 from bgproc.entries import EntryStore
+from bgproc.grouprun import GroupRuns
+from bgproc.groups import GroupService
+from bgproc.recorder import RunRecorder
 from bgproc.registry import REGISTRY, Registry
 from bgproc.requests import RequestService
 from bgproc.runs import RunStore
 from bgproc.settings import Settings
+
+_BUILT: list[Installation] = []  # every installation_of() result in this process
+
+
+def installation_of(app: Celery) -> Installation:
+    """The installation a worker or beat process built for ``app``, built once per app."""
+    found: Installation | None = getattr(app, "bgproc_installation", None)
+    if found is None:
+        found = Installation(app.conf.bgproc_settings)
+        app.bgproc_installation = found  # type: ignore[attr-defined]
+        _BUILT.append(found)
+    return found
+
+
+def built() -> list[Installation]:
+    """The installations :func:`installation_of` built in this process."""
+    return list(_BUILT)
 
 
 class Installation:
@@ -50,8 +71,35 @@ class Installation:
         return RequestService(self.engine, self.entries, self.registry, self.settings.timezone)
 
     @cached_property
+    def groups(self) -> GroupService:
+        return GroupService(self.engine, self.registry)
+
+    @cached_property
     def runs(self) -> RunStore:
         return RunStore(self.engine)
+
+    @cached_property
+    def group_runs(self) -> GroupRuns:
+        """Starts and advances group runs (workers only)."""
+        return GroupRuns(self.engine, self.registry, self.app)
+
+    @cached_property
+    def recorder(self) -> RunRecorder:
+        """This process's writer of run records (workers only)."""
+        settings = self.settings
+        return RunRecorder(
+            self.engine,
+            self.redis,
+            settings.run_leases_key,
+            settings.kill_requests_key,
+            settings.run_lease_s,
+        )
+
+    @cached_property
+    def control(self) -> Control:
+        """Live workers, queue depths and kill requests (Redis only)."""
+        broker = Redis.from_url(self.settings.broker_url)
+        return Control(self.redis, broker, self.settings)
 
     @cached_property
     def redis(self) -> Redis:

@@ -1,4 +1,4 @@
-"""SQL tables of bgproc: process requests and the Process Monitor's runs.
+"""SQL tables of bgproc: process groups, process requests and the Process Monitor's runs.
 
 Statuses are str enums stored as plain strings (no native DB enums), so adding a
 status never needs a migration. Timestamps are always aware UTC in Python.
@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Dialect,
     Enum,
@@ -26,7 +27,7 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
@@ -110,6 +111,14 @@ def _str_enum(enum_class: type[StrEnum]) -> Enum:
     )
 
 
+GROUP_LABEL_PREFIX = "group:"  # a group where a process name would be: "group:nightly"
+
+
+def group_label(name: str) -> str:
+    """How a group shows where a process name would: in request lists and run records."""
+    return f"{GROUP_LABEL_PREFIX}{name}"
+
+
 def utc_now() -> datetime:
     """Default for the bookkeeping timestamps."""
     return datetime.now(UTC)
@@ -125,16 +134,63 @@ class Base(DeclarativeBase):
 _BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class ProcessRequest(Base):
-    """What runs and when: the SQL row is the source of truth, Redis entries derive from it."""
+class ProcessGroup(Base):
+    """Processes run one after another as one unit (Etendo's Process Group)."""
 
-    __tablename__ = "bgproc_request"
-    # AUTOINCREMENT on SQLite: an id is never reused, even after every row was pruned.
+    __tablename__ = "bgproc_group"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    stop_on_error: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    prevent_concurrent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
+    # Steps belong to their group: replacing the list replaces the rows.
+    steps: Mapped[list[ProcessGroupStep]] = relationship(
+        order_by="ProcessGroupStep.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+    )
+
+
+class ProcessGroupStep(Base):
+    """One process of a group, at its place in the order, with its own parameters."""
+
+    __tablename__ = "bgproc_group_step"
+
+    # CASCADE: a step means nothing without its group.
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("bgproc_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1, 2, … in run order
+    process: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ProcessRequest(Base):
+    """What runs and when: the SQL row is the source of truth, Redis entries derive from it.
+
+    It names a process or a group, never both and never neither.
+    """
+
+    __tablename__ = "bgproc_request"
+    __table_args__ = (
+        CheckConstraint("(process IS NULL) <> (group_id IS NULL)", name="process_or_group"),
+        # AUTOINCREMENT on SQLite: an id is never reused, even after every row was pruned.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))
-    process: Mapped[str] = mapped_column(String(200), index=True)
+    process: Mapped[str | None] = mapped_column(String(200), index=True)
+    # RESTRICT: a group in use by a request cannot be deleted (the service says which).
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("bgproc_group.id", ondelete="RESTRICT"), index=True
+    )
+    group: Mapped[ProcessGroup | None] = relationship(lazy="joined")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     timing: Mapped[str] = mapped_column(String(16))
     start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -65,6 +65,10 @@ class ProcessContext:
         """True once a kill was asked for: a killable process checks it and returns early."""
         return self._stop_event.is_set()
 
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``, waking at once on a kill; True if a kill was asked for."""
+        return self._stop_event.wait(seconds)
+
 
 @dataclass(frozen=True)
 class Param:

@@ -23,8 +23,15 @@ from sqlalchemy.orm.attributes import flag_modified
 from bgproc.db import session_scope
 from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bgproc.groups import GROUP_QUEUE, check_schedulable, find_group
 from bgproc.inputs import parse_choice, parse_text
-from bgproc.models import ProcessRequest, RequestStatus
+from bgproc.models import (
+    GROUP_LABEL_PREFIX,
+    ProcessGroup,
+    ProcessRequest,
+    RequestStatus,
+    group_label,
+)
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.timing import Misfire, Timing, TimingKind
 
@@ -38,11 +45,17 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class RequestView:
-    """A request as callers see it: typed timing, secrets masked."""
+    """A request as callers see it: typed timing, secrets masked.
+
+    It runs ``process`` with ``params``, or the group ``group`` (id ``group_id``),
+    whose steps carry their own parameters (``GroupService.get(group_id)``).
+    """
 
     id: int
     name: str | None
-    process: str
+    process: str | None
+    group: str | None
+    group_id: int | None
     params: dict[str, Any]
     timing: Timing
     status: RequestStatus
@@ -51,12 +64,18 @@ class RequestView:
     created_at: datetime
     updated_at: datetime
 
+    @property
+    def label(self) -> str:
+        """What runs, in one word: the process name, or ``group:NAME``."""
+        return self.process if self.process is not None else group_label(self.group or "")
+
     def as_json(self) -> dict[str, Any]:
         """The JSON object of ``request show --json`` (without next runs)."""
         return {
             "id": self.id,
             "name": self.name,
             "process": self.process,
+            "group": self.group,
             "params": self.params,
             "status": self.status.value,
             "timing": self.timing.as_dict(),
@@ -111,6 +130,22 @@ def write_timing(row: ProcessRequest, timing: Timing) -> None:
     row.cron = timing.cron
 
 
+def label_of(row: ProcessRequest) -> str:
+    """What the row runs, in one word: its process, or ``group:NAME``."""
+    return group_label(row.group.name) if row.group is not None else row.process or ""
+
+
+def placement(row: ProcessRequest, registry: Registry) -> tuple[str, int | None]:
+    """The queue and time limit of the row's entry: its process's, or a group's default.
+
+    Raises NotFound for a process that is no longer registered.
+    """
+    if row.group is not None:
+        return GROUP_QUEUE, None
+    spec = registry.get(row.process or "")
+    return spec.queue, spec.time_limit_s
+
+
 # -- the service ---------------------------------------------------------------
 
 PLAN_KEYS = (
@@ -160,7 +195,11 @@ class RequestService:
             )
         if process:
             name = parse_text(process, "process", MAX_PROCESS_NAME_CHARS)
-            query = query.where(ProcessRequest.process == name)
+            if name.startswith(GROUP_LABEL_PREFIX):
+                group = name.removeprefix(GROUP_LABEL_PREFIX)
+                query = query.join(ProcessRequest.group).where(ProcessGroup.name == group)
+            else:
+                query = query.where(ProcessRequest.process == name)
         with self._session() as session:
             return [self._view(row) for row in session.scalars(query)]
 
@@ -188,20 +227,15 @@ class RequestService:
     def create(self, fields: Mapping[str, Any], schedule: bool = True) -> RequestView:
         """Store a new request from loose fields (CLI strings are fine); schedule it unless told."""
         now = self.clock()
-        spec, params = self._process_and_params(fields)
-        timing = Timing.build(_timing_fields(fields), now=now, default_tz=self.default_tz)
-        row = ProcessRequest(
-            process=spec.name,
-            params=params,
-            name=_name(fields.get("name")),
-            prevent_concurrent=bool(fields.get("prevent_concurrent")),
-            misfire=self._misfire(fields).value,
-            status=RequestStatus.unscheduled,
-            created_at=now,
-            updated_at=now,
-        )
-        write_timing(row, timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing)
         with self._session() as session:
+            row = ProcessRequest(status=RequestStatus.unscheduled, created_at=now, updated_at=now)
+            self._set_target(session, row, fields)
+            timing = Timing.build(_timing_fields(fields), now=now, default_tz=self.default_tz)
+            row.name = _name(fields.get("name"))
+            row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
+            row.misfire = self._misfire(fields).value
+            anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
+            write_timing(row, anchored)
             session.add(row)
             session.flush()
             if schedule:
@@ -217,12 +251,16 @@ class RequestService:
             if fields.get("timing") or fields.get("frequency"):
                 stored = {k: v for k, v in stored.items() if k not in PLAN_KEYS}
             merged = {**stored, **{k: v for k, v in fields.items() if v is not None}}
-            if "process" in fields and fields["process"] and fields["process"] != row.process:
+            new_process, new_group = fields.get("process"), fields.get("group")
+            if new_group and not new_process:  # to a group: its steps have the params
+                merged["process"] = None
                 merged["params"] = fields.get("params") or {}
-            spec, params = self._process_and_params(merged)
+            elif new_process and not new_group:
+                merged["group"] = None
+                if new_process != row.process:
+                    merged["params"] = fields.get("params") or {}
+            self._set_target(session, row, merged)
             timing = Timing.build(_timing_fields(merged), now=now, default_tz=self.default_tz)
-            row.process = spec.name
-            row.params = params
             row.name = _name(merged.get("name"))
             row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
             row.misfire = self._misfire(merged).value
@@ -279,7 +317,9 @@ class RequestService:
 
     def _plan(self, session: Session, row: ProcessRequest, now: datetime) -> None:
         """Put the entry for ``row`` (or mark it complete when nothing is left to fire)."""
-        spec = self.registry.get(row.process)
+        if row.group is not None:
+            check_schedulable(row.group)
+        queue, time_limit_s = placement(row, self.registry)
         timing = timing_of(row)
         if timing.kind is TimingKind.IMMEDIATE:
             timing = replace(timing, start=now.replace(microsecond=0))
@@ -297,16 +337,34 @@ class RequestService:
                 timing.anchored(now),
                 scheduled_from=now,
                 misfire=row.misfire,
-                queue=spec.queue,
-                time_limit_s=spec.time_limit_s,
+                queue=queue,
+                time_limit_s=time_limit_s,
             )
         )
         session.info.setdefault("on_rollback", []).append(lambda: self.entries.remove(row.id))
 
+    def _set_target(self, session: Session, row: ProcessRequest, fields: Mapping[str, Any]) -> None:
+        """Point ``row`` at the process (with its params) or the group that ``fields`` name."""
+        process = str(fields.get("process") or "").strip()
+        group = str(fields.get("group") or "").strip()
+        if process and group:
+            raise InvalidInput("group", "give a process or --group, not both")
+        if not group:
+            spec, row.params = self._process_and_params(fields)
+            row.process, row.group = spec.name, None
+            return
+        if fields.get("params"):
+            raise InvalidInput("param", "a group request takes none: each step has its own")
+        try:
+            found = find_group(session, group)
+        except NotFound:
+            raise InvalidInput("group", f"{group!r} is not a process group") from None
+        row.process, row.group, row.params = None, found, {}
+
     def _process_and_params(self, fields: Mapping[str, Any]) -> tuple[ProcessSpec, dict[str, Any]]:
         name = str(fields.get("process") or "").strip()
         if not name:
-            raise InvalidInput("process", "is required")
+            raise InvalidInput("process", "is required (or give --group NAME)")
         try:
             spec = self.registry.get(name)
         except NotFound:
@@ -328,6 +386,7 @@ class RequestService:
         fields["days"] = ",".join(timing["days"]) or None  # type: ignore[arg-type]
         fields.update(
             process=row.process,
+            group=str(row.group_id) if row.group_id is not None else None,  # by id: renames
             params=row.params,
             name=row.name,
             prevent_concurrent=row.prevent_concurrent,
@@ -345,7 +404,7 @@ class RequestService:
 
     def _view(self, row: ProcessRequest, reveal: bool = False) -> RequestView:
         try:
-            spec = self.registry.get(row.process)
+            spec = self.registry.get(row.process or "")
             masked = dict(row.params) if reveal else spec.masked(row.params)
         except NotFound:
             masked = dict(row.params)
@@ -353,6 +412,8 @@ class RequestService:
             id=row.id,
             name=row.name,
             process=row.process,
+            group=row.group.name if row.group is not None else None,
+            group_id=row.group.id if row.group is not None else None,
             params=masked,
             timing=timing_of(row),
             status=RequestStatus(row.status),

@@ -1,8 +1,14 @@
 """The one Celery task: run a registered process, with its context, and record the run.
 
-Messages carry ids only (a request id from beat, a run id from ``bgproc run``);
-parameters are read from the database at run time, so secrets never sit in
-Redis, and only processes in the registry can ever run.
+Every run's row exists before its message is published (queued by beat or ``bgproc
+run``), and the message carries only ids: parameters are read from the database at run
+time, so secrets never sit in Redis, and only processes in the registry can ever run.
+A message of an older bgproc (a request id only) gets its row when it starts.
+
+On the hot path a run costs one read; its changes go through the process's
+:class:`~bgproc.recorder.RunRecorder`. What a pool child cannot report — a hard time limit,
+its own death — the worker's main process records (:class:`RunRequest`); a worker that
+dies whole is found by the sweeper (:mod:`bgproc.sweeper`).
 """
 
 from __future__ import annotations
@@ -13,27 +19,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery, Task, shared_task
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import WorkerLostError
+from celery import Task, shared_task
+from celery.worker.request import Request
 
 from bgproc.app import RUN_TASK
 from bgproc.errors import NotFound
-from bgproc.installation import Installation
+from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
 from bgproc.logcapture import LogCapture
 from bgproc.models import Channel, RequestStatus, RunStatus
 from bgproc.registry import ProcessContext, ProcessSpec
+from bgproc.runs import Ticket, bounded_result
 
 logger = logging.getLogger("bgproc.runner")
 RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
-
-
-def installation_of(app: Celery) -> Installation:
-    """The installation of this worker process, built once per app."""
-    found: Installation | None = getattr(app, "bgproc_installation", None)
-    if found is None:
-        found = Installation(app.conf.bgproc_settings)
-        app.bgproc_installation = found  # type: ignore[attr-defined]
-    return found
+# A run found in one of these was started before: this delivery is its next attempt.
+RESTARTABLE = frozenset({RunStatus.processing, RunStatus.lost})
+MAX_ATTEMPTS = 3  # a run whose worker died this many times is not tried again
 
 
 def utc_now() -> datetime:
@@ -49,7 +53,7 @@ class Fire:
     run_id: int | None
     scheduled_at: datetime | None
     worker: str
-    attempt: int
+    redelivered: bool
 
     @classmethod
     def of(cls, task: Task) -> Fire:
@@ -65,7 +69,7 @@ class Fire:
             run_id=_int(header("bgproc_run_id")),
             scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
             worker=str(request.hostname or ""),
-            attempt=2 if request.delivery_info and request.delivery_info.get("redelivered") else 1,
+            redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
         )
 
 
@@ -76,7 +80,46 @@ def _int(value: Any) -> int | None:
         return None
 
 
-@shared_task(name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+class RunRequest(Request):
+    """Celery's request, in the worker's main process: records what the pool child cannot.
+
+    A hard time limit kills the child before it can write anything, and a child that
+    dies (SIGKILL, out of memory) reports nothing; the main process sees both.
+    """
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft:
+            self._close(
+                RunStatus.error, f"hard time limit exceeded ({timeout} s): the process was killed"
+            )
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        error = exc_info.exception
+        if isinstance(error, ExceptionWithTraceback):
+            error = error.exc
+        if isinstance(error, WorkerLostError):
+            self._close(RunStatus.lost, f"lost: the worker process running it died ({error})")
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _close(self, status: RunStatus, why: str) -> None:
+        run_id = _int(self._request_dict.get("bgproc_run_id"))
+        try:
+            installation = installation_of(self.task.app)
+            now = utc_now()
+            installation.runs.close_open(run_id, self.id, status, now, why)
+            installation.redis.zrem(installation.settings.run_leases_key, str(run_id))
+            if run_id is not None:
+                installation.group_runs.after_step(run_id, now)
+        except Exception:
+            logger.exception("could not record %s of task %s (the sweeper will)", status, self.id)
+
+
+@shared_task(
+    name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=RunRequest
+)
 def run_process(task: Task, **_ignored: Any) -> None:
     """Celery's entry point; everything else happens in :class:`Runner`."""
     Runner(installation_of(task.app), Fire.of(task)).run()
@@ -88,104 +131,202 @@ class Runner:
     def __init__(self, installation: Installation, fire: Fire) -> None:
         self.installation = installation
         self.fire = fire
-        self.runs = installation.runs
+        self.recorder = installation.recorder
 
     def run(self) -> None:
-        plan = self._plan()
-        if plan is None:
+        ticket = self._ticket()
+        if ticket is None:
             return
-        spec, params, lease_key, base = plan
+        if ticket.is_group_run:
+            self._start_group(ticket)
+            return
+        try:
+            self._run_one(ticket)
+        finally:
+            if ticket.group_run_id is not None:
+                self._advance_group(ticket.group_run_id)
+
+    def _run_one(self, ticket: Ticket) -> None:
+        attempt = self._attempt(ticket)
+        if attempt is None:
+            return
+        spec, refusal = self._check(ticket)
+        if spec is None or refusal is not None:
+            status, why = refusal or (RunStatus.error, "unreachable")
+            self._refuse(ticket, attempt, status, why)
+            return
+        lease_key = self._lease_key(ticket, spec)
         lease = Lease(self.installation.redis, lease_key) if lease_key else None
         if lease is not None and not lease.acquire():
-            self.runs.settle(
-                self.fire.task_id,
+            self._refuse(
+                ticket,
+                attempt,
                 RunStatus.skipped,
-                utc_now(),
-                **base,
-                error="skipped: a run of this process is still going "
-                "(prevent concurrent executions)",
+                "skipped: a run of this process is still going (prevent concurrent executions)",
             )
             return
         try:
-            self._execute(spec, params, base)
+            self._execute(ticket, attempt, spec)
         finally:
             if lease is not None:
                 lease.release()
 
-    def _plan(self) -> tuple[ProcessSpec, dict[str, Any], str | None, dict[str, Any]] | None:
-        """What to run, or None when the fire must not run (recorded as such)."""
-        fire = self.fire
-        registry = self.installation.registry
-        base: dict[str, Any] = {
-            "worker": fire.worker,
-            "attempt": fire.attempt,
-            "scheduled_at": fire.scheduled_at,
-            "request_id": fire.request_id,
-        }
-        lease_key: str | None = None
-        if fire.request_id is not None:
-            try:
-                request = self.installation.requests.get(fire.request_id, reveal=True)
-            except NotFound:
-                logger.warning("fire of deleted request %s dropped", fire.request_id)
-                return None
-            base.update(
-                process=request.process,
-                params=request.params,
-                channel=Channel.scheduler,
-                request_id=request.id,
+    def _ticket(self) -> Ticket | None:
+        """The run's row as the runner needs it (created here for a message without one)."""
+        fire, runs = self.fire, self.installation.runs
+        run_id = fire.run_id
+        if run_id is None and fire.request_id is not None:
+            run_id = runs.open_for_request(
+                fire.task_id, fire.request_id, fire.scheduled_at, utc_now()
             )
-            if request.status not in RUNNABLE_REQUEST:
-                self.runs.settle(
-                    fire.task_id,
-                    RunStatus.skipped,
-                    utc_now(),
-                    **base,
-                    error=f"skipped: request {request.id} is {request.status.value}",
-                )
-                return None
-            if request.prevent_concurrent:
-                lease_key = self.installation.settings.key("lease", "request", str(request.id))
-        elif fire.run_id is not None:
-            queued = self.runs.get(fire.run_id)
-            base.update(process=queued.process, params=queued.params, channel=Channel.direct,
-                        scheduled_at=queued.scheduled_at)
-        else:
+        if run_id is None:
             logger.error("message %s names no request and no run: refused", fire.task_id)
             return None
-        try:
-            spec = registry.get(base["process"])
-        except NotFound:
-            self.runs.settle(
-                fire.task_id,
-                RunStatus.error,
-                utc_now(),
-                **base,
-                error=f"{base['process']} is not a registered process: refused",
-            )
-            return None
-        if spec.prevent_concurrent:
-            lease_key = self.installation.settings.key("lease", "process", spec.name)
-        return spec, base["params"], lease_key, base
+        ticket = runs.ticket(run_id)
+        if ticket is None:
+            logger.warning("run %s of message %s is gone (deleted): dropped", run_id, fire.task_id)
+        return ticket
 
-    def _execute(self, spec: ProcessSpec, params: dict[str, Any], base: dict[str, Any]) -> None:
-        run_id = self.runs.start(self.fire.task_id, utc_now(), **base)
-        log = logging.getLogger(f"bgproc.process.{spec.name}")
-        context = ProcessContext(log=log, run_id=run_id, request_id=self.fire.request_id)
-        result: Any = None
-        failure: dict[str, str] | None = None
-        # The capture ends (its last flush done) before the run is closed: a finished
-        # run's log is complete.
-        with LogCapture(run_id, self.runs.append_log, context_logger=log):
-            try:
-                result = spec.func(context, **spec.call_kwargs(params))
-            except Exception as error:
-                failure = {
-                    "error": f"{type(error).__name__}: {error}",
-                    "traceback": traceback.format_exc(),
-                }
-                logger.error("run failed: %s", failure["error"])
-        if failure is not None:
-            self.runs.finish(run_id, RunStatus.error, utc_now(), **failure)
+    def _start_group(self, ticket: Ticket) -> None:
+        """A group fire: its parent run starts the group's first step (or is refused)."""
+        now = utc_now()
+        refusal = self._refusal(ticket)
+        if refusal is not None:
+            status, why = refusal
+            self.installation.runs.close_open(ticket.run_id, "", status, now, why)
             return
-        self.runs.finish(run_id, RunStatus.success, utc_now(), result=result)
+        self.installation.group_runs.start(ticket.run_id, now, self.fire.worker, ticket.attempt)
+
+    def _advance_group(self, group_run_id: int) -> None:
+        """A step ended: once its end is stored, the group starts its next step or ends."""
+        try:
+            self.recorder.flush()
+            self.installation.group_runs.advance(group_run_id, utc_now())
+        except Exception:
+            logger.exception("group run %s not advanced now (the sweep will)", group_run_id)
+
+    def _attempt(self, ticket: Ticket) -> int | None:
+        """This delivery's attempt number, or None if it must not run (a duplicate)."""
+        if ticket.status == RunStatus.queued:
+            return ticket.attempt + 1 if self.fire.redelivered else ticket.attempt
+        if ticket.status is RunStatus.lost and ticket.group_run_id is not None:
+            logger.warning("run %s, a step of a group, was lost: it counts as failed, not "
+                           "run again", ticket.run_id)  # fmt: skip
+            return None
+        if ticket.status in RESTARTABLE:
+            if ticket.status == RunStatus.processing and self._still_running(ticket.run_id):
+                logger.warning(
+                    "run %s is still running elsewhere: duplicate delivery of %s dropped",
+                    ticket.run_id,
+                    self.fire.task_id,
+                )
+                return None
+            if ticket.attempt >= MAX_ATTEMPTS:
+                logger.error(
+                    "run %s was %s in each of %d attempts: not tried again",
+                    ticket.run_id,
+                    ticket.status.value,
+                    ticket.attempt,
+                )
+                return None
+            attempt = ticket.attempt + 1
+            self.recorder.append_log(
+                ticket.run_id,
+                f"… attempt {ticket.attempt} was {ticket.status.value}; attempt {attempt} starts\n",
+            )
+            return attempt
+        logger.warning(
+            "run %s already ended (%s): duplicate delivery of %s dropped",
+            ticket.run_id,
+            ticket.status.value,
+            self.fire.task_id,
+        )
+        return None
+
+    def _still_running(self, run_id: int) -> bool:
+        """Whether the run's lease is alive: its worker is still renewing it."""
+        key = self.installation.settings.run_leases_key
+        expiry = self.installation.redis.zscore(key, str(run_id))
+        return expiry is not None and expiry > utc_now().timestamp()
+
+    @staticmethod
+    def _refusal(ticket: Ticket) -> tuple[RunStatus, str] | None:
+        """Why a planned run must not start: its request is gone or no longer scheduled."""
+        if ticket.channel != Channel.scheduler:
+            return None
+        if ticket.request_status is None:
+            return RunStatus.skipped, "skipped: its request was deleted"
+        if ticket.request_status not in RUNNABLE_REQUEST:
+            return (
+                RunStatus.skipped,
+                f"skipped: request {ticket.request_id} is {ticket.request_status.value}",
+            )
+        return None
+
+    def _check(self, ticket: Ticket) -> tuple[ProcessSpec | None, tuple[RunStatus, str] | None]:
+        """The process to run, or why the fire must not run."""
+        refusal = self._refusal(ticket)
+        if refusal is not None:
+            return None, refusal
+        try:
+            return self.installation.registry.get(ticket.process), None
+        except NotFound:
+            return None, (RunStatus.error, f"{ticket.process} is not a registered process: refused")
+
+    def _lease_key(self, ticket: Ticket, spec: ProcessSpec) -> str | None:
+        key = self.installation.settings.key
+        if spec.prevent_concurrent:
+            return key("lease", "process", spec.name)
+        if ticket.request_prevent_concurrent and ticket.group_run_id is None:
+            return key("lease", "request", str(ticket.request_id))  # a group holds its own
+        return None
+
+    def _refuse(self, ticket: Ticket, attempt: int, status: RunStatus, why: str) -> None:
+        self.recorder.ended(
+            ticket.run_id,
+            attempt,
+            status=status,
+            ended_at=utc_now(),
+            worker=self.fire.worker,
+            error=why,
+        )
+
+    def _execute(self, ticket: Ticket, attempt: int, spec: ProcessSpec) -> None:
+        run_id = ticket.run_id
+        started = utc_now()
+        stop = self.recorder.started(
+            run_id,
+            attempt,
+            spec.killable,
+            status=RunStatus.processing,
+            started_at=started,
+            worker=self.fire.worker,
+        )
+        log = logging.getLogger(f"bgproc.process.{spec.name}")
+        context = ProcessContext(
+            log=log, run_id=run_id, request_id=ticket.request_id, stop_event=stop
+        )
+        status, result, error, trace = RunStatus.success, None, None, None
+        # The capture ends (its last lines handed over) before the run's end is reported:
+        # the recorder stores them first, so an ended run's log is complete.
+        with LogCapture(run_id, self.recorder.append_log, context_logger=log):
+            try:
+                result = spec.func(context, **spec.call_kwargs(ticket.params))
+            except Exception as failure:
+                status, error = RunStatus.error, f"{type(failure).__name__}: {failure}"
+                trace = traceback.format_exc()
+                logger.error("run failed: %s", error)
+        if stop.is_set():
+            status = RunStatus.killed
+            error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
+        ended = utc_now()
+        self.recorder.ended(
+            run_id,
+            attempt,
+            status=status,
+            ended_at=ended,
+            duration_ms=int((ended - started).total_seconds() * 1000),
+            result=bounded_result(result),
+            error=error,
+            traceback=trace,
+        )

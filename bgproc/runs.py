@@ -15,13 +15,34 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, String, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    String,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy import type_coerce as as_type
 from sqlalchemy.orm import Session, defer
 
-from bgproc.db import session_scope
+from bgproc.db import reading, session_scope, writing
 from bgproc.errors import InvalidInput, NotFound
-from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
+from bgproc.models import (
+    GROUP_LABEL_PREFIX,
+    Channel,
+    ProcessGroup,
+    ProcessRequest,
+    ProcessRun,
+    RequestStatus,
+    RunStatus,
+    UtcDateTime,
+    group_label,
+)
 from bgproc.registry import Registry
 
 MAX_RESULT_CHARS = 64_000  # a result is a summary; a bigger one is cut, visibly
@@ -131,6 +152,28 @@ class RunView:
         if full:
             data.update(traceback=self.traceback, result=self.result, log=self.log)
         return data
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What the runner reads of a run before it starts it (one query, run and request)."""
+
+    run_id: int
+    status: RunStatus
+    attempt: int
+    process: str
+    params: dict[str, Any]
+    channel: Channel
+    request_id: int | None
+    request_status: RequestStatus | None  # None: no request (ad-hoc run, or deleted)
+    request_prevent_concurrent: bool
+    request_group_id: int | None  # the request names a group
+    group_run_id: int | None  # this run is a step of that group run
+
+    @property
+    def is_group_run(self) -> bool:
+        """The parent run of a group fire (its steps are runs of their own)."""
+        return self.request_group_id is not None and self.group_run_id is None
 
 
 @dataclass(frozen=True)
@@ -339,37 +382,111 @@ class RunStore:
             session.flush()
             return row.id
 
-    def start(self, task_id: str, now: datetime, **fields: Any) -> int:
-        """The run of ``task_id`` is processing (its queued row, if any, becomes it)."""
-        return self._upsert(task_id, status=RunStatus.processing, started_at=now, **fields)
+    def queue_fire(
+        self, request_id: int, task_id: str, scheduled_at: datetime, now: datetime
+    ) -> int | None:
+        """Beat, before it publishes a fire: the request's queued run, in one INSERT … SELECT
+        (None if the request is gone). On PostgreSQL the commit does not wait for the disk: a
+        row lost in a crash is made again by the worker (:meth:`open_for_request`)."""
+        run, request, group = ProcessRun.__table__, ProcessRequest.__table__, ProcessGroup.__table__
+        label = func.coalesce(request.c.process, literal(GROUP_LABEL_PREFIX).concat(group.c.name))
+        source = select(
+            request.c.id,
+            label,
+            request.c.params,
+            literal(RunStatus.queued.value),
+            literal(Channel.scheduler.value),
+            literal(scheduled_at, UtcDateTime()),
+            literal(now, UtcDateTime()),
+            literal(task_id),
+        ).select_from(request.outerjoin(group)).where(request.c.id == request_id)
+        columns = ["request_id", "process", "params", "status", "channel", "scheduled_at",
+                   "queued_at", "task_id"]
+        with writing(self.engine) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            found = connection.execute(
+                insert(run).from_select(columns, source).returning(run.c.id)
+            )
+            return found.scalar_one_or_none()
 
-    def settle(self, task_id: str, status: RunStatus, now: datetime, **fields: Any) -> int:
-        """The run of ``task_id`` ended without running (skipped, refused)."""
-        return self._upsert(task_id, status=status, ended_at=now, **fields)
+    def ticket(self, run_id: int) -> Ticket | None:
+        """The run and its request's flags, read without taking any write lock."""
+        run, request = ProcessRun.__table__.c, ProcessRequest.__table__.c
+        query = (
+            select(
+                run.id,
+                run.status,
+                run.attempt,
+                run.process,
+                run.params,
+                run.channel,
+                run.request_id,
+                request.status,
+                request.prevent_concurrent,
+                request.group_id,
+                run.group_run_id,
+            )
+            .select_from(ProcessRun.__table__.outerjoin(ProcessRequest.__table__))
+            .where(run.id == run_id)
+        )
+        with reading(self.engine) as connection:
+            row = connection.execute(query).one_or_none()
+        if row is None:
+            return None
+        return Ticket(
+            run_id=row[0],
+            status=RunStatus(row[1]),
+            attempt=row[2],
+            process=row[3],
+            params=dict(row[4] or {}),
+            channel=Channel(row[5]),
+            request_id=row[6],
+            request_status=RequestStatus(row[7]) if row[7] is not None else None,
+            request_prevent_concurrent=bool(row[8]),
+            request_group_id=row[9],
+            group_run_id=row[10],
+        )
 
-    def _upsert(self, task_id: str, **fields: Any) -> int:
+    def open_for_request(
+        self, task_id: str, request_id: int, scheduled_at: datetime | None, now: datetime
+    ) -> int | None:
+        """The run of a message that names only its request (queued now, or found again
+        on redelivery); None if the request is gone."""
         with session_scope(self.engine) as session:
-            row = session.scalar(select(ProcessRun).where(ProcessRun.task_id == task_id))
-            if row is None:
-                row = ProcessRun(task_id=task_id)
-                session.add(row)
-            for name, value in fields.items():
-                setattr(row, name, value)
+            found = session.scalar(select(ProcessRun.id).where(ProcessRun.task_id == task_id))
+            if found is not None:
+                return found
+            request = session.get(ProcessRequest, request_id)
+            if request is None:
+                return None
+            row = ProcessRun(
+                task_id=task_id,
+                request_id=request_id,
+                process=request.process or group_label(request.group.name if request.group else ""),
+                params=dict(request.params or {}),
+                status=RunStatus.queued,
+                channel=Channel.scheduler,
+                scheduled_at=scheduled_at,
+                queued_at=now,
+            )
+            session.add(row)
             session.flush()
             return row.id
 
-    def finish(self, run_id: int, status: RunStatus, now: datetime, **fields: Any) -> None:
-        """Close a run with its outcome; the duration comes from its start."""
+    def close_open(
+        self, run_id: int | None, task_id: str, status: RunStatus, now: datetime, why: str
+    ) -> None:
+        """End a run that is still queued or processing (its worker could not): by id, else
+        by task id. A run that has ended meanwhile is left as it is."""
+        which = ProcessRun.id == run_id if run_id is not None else ProcessRun.task_id == task_id
         with session_scope(self.engine) as session:
-            row = session.get(ProcessRun, run_id)
-            if row is None:
-                raise NotFound("run", run_id)
-            row.status = status
-            row.ended_at = now
+            row = session.scalar(select(ProcessRun).where(which))
+            if row is None or row.status not in (RunStatus.queued, RunStatus.processing):
+                return
+            row.status, row.ended_at, row.error = status, now, why
             if row.started_at is not None:
                 row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
-            for name, value in fields.items():
-                setattr(row, name, bounded_result(value) if name == "result" else value)
 
     def get(self, run_id: int) -> RunView:
         with session_scope(self.engine) as session:
@@ -385,6 +502,16 @@ class RunStore:
         )
         with session_scope(self.engine) as session:
             return [_view(row) for row in session.scalars(query)]
+
+    def steps(self, group_run_id: int) -> list[RunView]:
+        """The step runs of a group run, in the order they ran (without their logs)."""
+        query = (
+            select(ProcessRun)
+            .where(ProcessRun.group_run_id == group_run_id)
+            .order_by(ProcessRun.id)
+        )
+        with session_scope(self.engine) as session:
+            return [_view(row, full=False) for row in session.scalars(query)]
 
     # -- the Process Monitor's queries --------------------------------------------
 
@@ -590,15 +717,3 @@ class RunStore:
                     return deleted
                 session.execute(delete(table).where(table.c.id.in_(ids)))
                 deleted += len(ids)
-
-    def append_log(self, run_id: int, text: str) -> None:
-        """Append to the run's Process Log in one UPDATE: no read-modify-write, so no lost lines."""
-
-        if not text:
-            return
-        with session_scope(self.engine) as session:
-            session.execute(
-                update(ProcessRun)
-                .where(ProcessRun.id == run_id)
-                .values(log=func.coalesce(ProcessRun.log, "").concat(text))
-            )

@@ -13,10 +13,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bgproc.errors import InvalidInput
+
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  # the local Redis of SPEC §6
 DEFAULT_DATABASE_URL = "sqlite:///bgproc.db"  # embedded: works with nothing installed
 DEFAULT_KEY_PREFIX = "bgproc:"  # every Redis key of an installation starts with it
 ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
+# A running run whose worker stopped renewing its lease for this long is marked lost:
+# long enough to ride out a busy machine, short enough that a dead worker shows soon.
+DEFAULT_RUN_LEASE_S = 30.0
 
 
 def local_zone_name(environ: Mapping[str, str] = os.environ) -> str:
@@ -51,6 +56,19 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 86400:
+        raise InvalidInput(name, f"{text!r} must be a number of seconds from 1 to 86400")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """One installation's configuration (SPEC §6)."""
@@ -61,6 +79,7 @@ class Settings:
     timezone: str = "UTC"
     imports: tuple[str, ...] = ALWAYS_IMPORTED
     key_prefix: str = DEFAULT_KEY_PREFIX
+    run_lease_s: float = DEFAULT_RUN_LEASE_S
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +96,7 @@ class Settings:
             timezone=environ.get("BGPROC_TIMEZONE") or local_zone_name(environ),
             imports=imports,
             key_prefix=environ.get("BGPROC_KEY_PREFIX", DEFAULT_KEY_PREFIX),
+            run_lease_s=_seconds(environ, "BGPROC_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
         )
 
     @property
@@ -87,3 +107,18 @@ class Settings:
     def key(self, *parts: str) -> str:
         """A Redis key of this installation: every key goes through here."""
         return self.key_prefix + ":".join(parts)
+
+    @property
+    def run_leases_key(self) -> str:
+        """Sorted set: run id -> expiry of its lease, renewed by the worker running it."""
+        return self.key("runs", "leases")
+
+    @property
+    def kill_requests_key(self) -> str:
+        """Set of the run ids ``monitor kill`` asked to stop."""
+        return self.key("runs", "kills")
+
+    @property
+    def workers_key(self) -> str:
+        """Sorted set: worker name -> when it last announced itself (``:info`` holds what)."""
+        return self.key("workers")

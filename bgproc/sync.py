@@ -49,8 +49,8 @@ from bgproc.entries import EntryStore, TimingEntry
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
-from bgproc.registry import ProcessSpec
-from bgproc.requests import timing_of
+from bgproc.registry import Registry
+from bgproc.requests import label_of, placement, timing_of
 from bgproc.timing import ONE_MICROSECOND, Timing, TimingKind
 
 logger = get_logger(__name__)
@@ -208,7 +208,7 @@ def _rebuild(
 ) -> None:
     """Plan the entry of a scheduled request that has none, or end the request."""
     try:
-        spec = installation.registry.get(row.process)
+        queue, time_limit_s = placement(row, installation.registry)
     except NotFound:
         plan.skipped[row.id] = f"process {row.process!r} is not registered"
         return
@@ -226,12 +226,12 @@ def _rebuild(
         plan.completed.append(row.id)
     elif timing.kind is not TimingKind.SCHEDULED and last_due is None and first <= now:
         _end(row, now)
-        plan.runs.append(_misfired_run(row, spec, first, now))
+        plan.runs.append(_misfired_run(row, installation.registry, first, now))
         plan.misfired.append(row.id)
     else:
         entry = installation.entries.build(
-            row.id, timing, scheduled_from=point, misfire=row.misfire, queue=spec.queue,
-            time_limit_s=spec.time_limit_s,
+            row.id, timing, scheduled_from=point, misfire=row.misfire, queue=queue,
+            time_limit_s=time_limit_s,
         )
         plan.puts.append((entry, meta))
         plan.rebuilt.append(row.id)
@@ -252,13 +252,13 @@ def _end(row: ProcessRequest, now: datetime) -> None:
 
 
 def _misfired_run(
-    row: ProcessRequest, spec: ProcessSpec, due: datetime, now: datetime
+    row: ProcessRequest, registry: Registry, due: datetime, now: datetime
 ) -> ProcessRun:
     """The monitor's record of a one-shot that sync would not fire again."""
     return ProcessRun(
         request_id=row.id,
-        process=row.process,
-        params=spec.masked(row.params),
+        process=label_of(row),
+        params=registry.get(row.process).masked(row.params) if row.process else {},
         status=RunStatus.misfired,
         channel=Channel.scheduler,
         scheduled_at=due,

@@ -18,7 +18,7 @@ from bgproc import __version__
 from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, monitor, processes, requests, run, runtime
+from cli import db, groups, live, monitor, processes, requests, run, runtime
 
 
 class Exit(IntEnum):
@@ -61,9 +61,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 cli.add_command(processes.processes)
 cli.add_command(requests.request)
 cli.add_command(requests.preview)
+cli.add_command(groups.group)
 cli.add_command(db.db)
 cli.add_command(run.run)
 cli.add_command(monitor.monitor)
+for command in live.COMMANDS:
+    monitor.monitor.add_command(command)
 for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
     cli.add_command(command)
 

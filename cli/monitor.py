@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 
 from bgproc.errors import InvalidInput
 from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
-from bgproc.models import RunStatus
+from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.requests import MAX_REQUEST_ID
 from bgproc.runs import ProcessStats, RunView
-from cli.options import json_option
+from cli.options import json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
@@ -53,15 +53,7 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
     return parse_instant(text, zone, now, field)
 
 
-def _zone(installation: Installation) -> ZoneInfo:
-    name = installation.settings.timezone
-    try:
-        return ZoneInfo(name)
-    except (ValueError, OSError, ZoneInfoNotFoundError):
-        raise InvalidInput("BGPROC_TIMEZONE", f"{name!r} is not a time zone") from None
-
-
-def _run_id(text: str) -> int:
+def parse_run_id(text: str) -> int:
     return parse_int(text, "run id", 1, MAX_ID)
 
 
@@ -88,7 +80,7 @@ def human_duration(ms: float | None) -> str:
     return f"{days} d {hours} h"
 
 
-def _short_time(instant: datetime | None, zone: ZoneInfo) -> str:
+def short_time(instant: datetime | None, zone: ZoneInfo) -> str:
     """A table cell: the local time to the second, with its offset (DST folds stay clear)."""
     return local_time(instant.replace(microsecond=0), zone) if instant is not None else ""
 
@@ -109,6 +101,7 @@ def monitor() -> None:
 
 @monitor.command("list")
 @click.option("--process", default=None, help="Only runs of this process.")
+@click.option("--group", default=None, metavar="NAME", help="Only the runs of this group.")
 @click.option(
     "--status",
     default=None,
@@ -138,6 +131,7 @@ def monitor() -> None:
 def list_runs(
     installation: Installation,
     process: str | None,
+    group: str | None,
     status: str | None,
     request_id: str | None,
     since: str | None,
@@ -147,13 +141,17 @@ def list_runs(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
-    zone = _zone(installation)
+    zone = settings_zone(installation)
     now = datetime.now(UTC)
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
     start = _instant(since, "since", zone, now)
     end = _instant(until, "until", zone, now)
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be later than --since")
+    if group is not None:
+        if process is not None:
+            raise InvalidInput("group", "give --process or --group, not both")
+        process = group_label(group)
     views = installation.runs.list(
         process=_process(process),
         status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
@@ -176,7 +174,7 @@ def list_runs(
                 view.id,
                 view.process,
                 view.status.value,
-                _short_time(view.when, zone),
+                short_time(view.when, zone),
                 human_duration(view.duration_ms),
                 view.request_id,
                 view.worker,
@@ -227,11 +225,34 @@ def _show_table(view: RunView, zone: ZoneInfo) -> None:
 @click.pass_obj
 def show(installation: Installation, run_id: str, as_json: bool) -> None:
     """Show every field of one run (with --json, its whole log too)."""
-    view = installation.runs.get(_run_id(run_id)).masked(installation.registry)
+    runs, registry = installation.runs, installation.registry
+    view = runs.get(parse_run_id(run_id)).masked(registry)
+    steps = [step.masked(registry) for step in runs.steps(view.id)]
     if as_json:
-        print_json(view.as_json())
-    else:
-        _show_table(view, _zone(installation))
+        data = view.as_json()
+        if steps or view.process.startswith(GROUP_LABEL_PREFIX):
+            data["steps"] = [step.as_json(full=False) for step in steps]
+        print_json(data)
+        return
+    zone = settings_zone(installation)
+    _show_table(view, zone)
+    if steps:
+        print_table(
+            "Steps",
+            ["run", "process", "status", f"started ({zone.key})", "duration", "worker", "error"],
+            (
+                [
+                    step.id,
+                    step.process,
+                    step.status.value,
+                    short_time(step.started_at, zone),
+                    human_duration(step.duration_ms),
+                    step.worker,
+                    _first_line(step.error),
+                ]
+                for step in steps
+            ),
+        )
 
 
 @monitor.command()
@@ -240,7 +261,7 @@ def show(installation: Installation, run_id: str, as_json: bool) -> None:
 @click.pass_obj
 def log(installation: Installation, run_id: str, follow: bool) -> None:
     """Print the Process Log of a run."""
-    number = _run_id(run_id)
+    number = parse_run_id(run_id)
     runs = installation.runs
     chunk = runs.read_log(number)
     printed = chunk.text
@@ -284,7 +305,7 @@ def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
                 human_duration(row.p50_ms),
                 human_duration(row.p95_ms),
                 human_duration(row.max_ms),
-                _short_time(row.last_run_at, zone),
+                short_time(row.last_run_at, zone),
             ]
             for row in rows
         ),
@@ -302,7 +323,7 @@ def stats(
     installation: Installation, process: str | None, since: str | None, as_json: bool
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
-    zone = _zone(installation)
+    zone = settings_zone(installation)
     start = _instant(since, "since", zone, datetime.now(UTC))
     rows = installation.runs.stats(process=_process(process), since=start)
     if as_json:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from bgproc.errors import InvalidInput
+from bgproc.installation import Installation
 
 F = Callable[..., Any]
 
@@ -75,3 +77,12 @@ def timing_fields(options: dict[str, Any]) -> dict[str, Any]:
     """The timing options given on the command line, keyed as the service expects."""
     keys = [flag[2:].replace("-", "_") for flag, _, _ in TIMING_OPTIONS]
     return {key: options[key] for key in keys if options.get(key) is not None}
+
+
+def settings_zone(installation: Installation) -> ZoneInfo:
+    """The zone that times are shown in: BGPROC_TIMEZONE, else the machine's."""
+    name = installation.settings.timezone
+    try:
+        return ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        raise InvalidInput("BGPROC_TIMEZONE", f"{name!r} is not a time zone") from None

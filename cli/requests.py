@@ -44,7 +44,7 @@ def _request_options(command: Any) -> Any:
 
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
-    for key in ("name", "prevent_concurrent", "misfire", "process"):
+    for key in ("name", "prevent_concurrent", "misfire", "process", "group"):
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("params"):
@@ -65,7 +65,7 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
     print_fields(
         f"Request {view.id}",
         [
-            ("process", view.process),
+            ("process", view.process) if view.group is None else ("group", view.group),
             ("name", view.name),
             ("status", view.status.value),
             ("timing", timing.describe()),
@@ -85,14 +85,23 @@ def request() -> None:
 
 
 @request.command()
-@click.argument("process")
+@click.argument("process", required=False)
+@click.option(
+    "--group", default=None, metavar="NAME", help="Run this process group instead of PROCESS."
+)
 @_request_options
 @click.option("--no-schedule", is_flag=True, help="Store the request unscheduled.")
 @click.pass_obj
 def create(
-    installation: Installation, process: str, as_json: bool, no_schedule: bool, **options: Any
+    installation: Installation,
+    process: str | None,
+    as_json: bool,
+    no_schedule: bool,
+    **options: Any,
 ) -> None:
-    """Create a request for PROCESS and schedule it (unless --no-schedule).
+    """Create a request for PROCESS (or --group NAME) and schedule it (unless --no-schedule).
+
+    A group request takes no --param: each step of the group has its own.
 
     Prints the new request's id (with --json, the request).
     """
@@ -107,7 +116,9 @@ def create(
 
 @request.command("list")
 @click.option("--status", default=None, help="unscheduled | scheduled | complete.")
-@click.option("--process", default=None, help="Only requests of this process.")
+@click.option(
+    "--process", default=None, help="Only requests of this process (group:NAME for a group)."
+)
 @json_option
 @click.pass_obj
 def list_requests(
@@ -121,7 +132,7 @@ def list_requests(
     print_table(
         "Process requests",
         ["id", "process", "name", "status", "timing"],
-        ([v.id, v.process, v.name, v.status.value, v.timing.describe()] for v in views),
+        ([v.id, v.label, v.name, v.status.value, v.timing.describe()] for v in views),
     )
 
 
@@ -148,6 +159,7 @@ def show(
 @request.command()
 @click.argument("request_id", type=int, metavar="ID")
 @click.option("--process", default=None, help="Run another process (its params start empty).")
+@click.option("--group", default=None, metavar="NAME", help="Run a process group instead.")
 @_request_options
 @click.pass_obj
 def update(installation: Installation, request_id: int, as_json: bool, **options: Any) -> None:

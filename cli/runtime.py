@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
+from bgproc.db import ensure_schema
 from bgproc.installation import Installation
 from bgproc.sync import sync as reconcile
 from cli.options import json_option
@@ -21,6 +22,16 @@ PASS_THROUGH = {
 def _queues(installation: Installation) -> str:
     """Every queue a registered process uses, so a plain ``bgproc worker`` runs them all."""
     return ",".join(sorted({"celery", *(s.queue for s in installation.registry.all())}))
+
+
+def _schema_checked(installation: Installation) -> Installation:
+    """Refuse to start on a schema of another version (one line, exit 5) instead of failing
+    every run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
+    The connection is closed at once: none may cross the fork into pool children (SQLite's
+    locks and shared memory break when a child inherits and closes one)."""
+    ensure_schema(installation.engine)
+    installation.engine.dispose()
+    return installation
 
 
 def _worker_argv(installation: Installation, extra: list[str], beat: bool) -> list[str]:
@@ -40,7 +51,7 @@ def worker(ctx: click.Context) -> None:
     By default it consumes every queue a registered process uses; -Q picks some.
     Example: bgproc worker --concurrency 4 -Q billing
     """
-    installation: Installation = ctx.obj
+    installation = _schema_checked(ctx.obj)
     installation.app.worker_main(_worker_argv(installation, ctx.args, beat=False))
 
 
@@ -52,7 +63,7 @@ def beat(ctx: click.Context) -> None:
     Several beats may run: one holds the lock, the others stand by and take over
     within the lock timeout. Each reconciles Redis with the database when it starts.
     """
-    installation: Installation = ctx.obj
+    installation = _schema_checked(ctx.obj)
     installation.app.start(
         ["beat", "--loglevel=INFO", "--scheduler=bgproc.beat:Scheduler", *ctx.args]
     )
@@ -62,7 +73,7 @@ def beat(ctx: click.Context) -> None:
 @click.pass_context
 def up(ctx: click.Context) -> None:
     """One-machine mode: a worker with an embedded beat (extra options go to `celery worker`)."""
-    installation: Installation = ctx.obj
+    installation = _schema_checked(ctx.obj)
     installation.app.worker_main(_worker_argv(installation, ctx.args, beat=True))
 
 

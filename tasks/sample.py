@@ -21,10 +21,9 @@ def sleep(ctx: ProcessContext, seconds: float = 1.0) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     second = 0
     while (left := deadline - time.monotonic()) > 0:
-        if ctx.should_stop():
+        if ctx.sleep(min(1.0, left)):
             ctx.log.info("stopped after %d s", second)
             return {"slept": second, "stopped": True}
-        time.sleep(min(1.0, left))
         second += 1
         ctx.log.info("slept %d s", second)
     return {"slept": seconds, "stopped": False}

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,7 +140,7 @@ class Proc:
 class Stack:
     """One installation under test: prefix, database, CLI and the processes it started."""
 
-    def __init__(self, tmp_path: Path, db_url: str) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, broker_url: str = BROKER) -> None:
         self.tmp_path = tmp_path
         self.db_url = db_url
         self.prefix = f"e2e-{uuid.uuid4().hex[:10]}:"
@@ -150,14 +150,20 @@ class Stack:
             **inherited,
             "BGPROC_KEY_PREFIX": self.prefix,
             "BGPROC_DATABASE_URL": db_url,
-            "BGPROC_BROKER_URL": BROKER,
+            "BGPROC_BROKER_URL": broker_url,
             "BGPROC_TIMEZONE": ZONE,
             "PYTHONPATH": pythonpath,
             "PYTHONUNBUFFERED": "1",
         }
-        self.redis = redis.Redis.from_url(BROKER, decode_responses=True)
+        self.redis = redis.Redis.from_url(broker_url, decode_responses=True)
         self.procs: list[Proc] = []
         self._reader: Engine = create_engine(normalise_url(db_url))
+
+    def use_database(self, url: str | None) -> None:
+        """Point the stack at another database (``None``: back to its own)."""
+        self._reader.dispose()
+        self.env["BGPROC_DATABASE_URL"] = url or self.db_url
+        self._reader = create_engine(normalise_url(url or self.db_url))
 
     # -- the command line ----------------------------------------------------------
 
@@ -185,12 +191,16 @@ class Stack:
 
     # -- processes -----------------------------------------------------------------
 
-    def spawn(self, name: str, *args: str) -> Proc:
+    def spawn(
+        self, name: str, *args: str, via: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> Proc:
+        """``bgproc ARGS`` in the background; ``via`` prefixes it (``ip netns exec NS``) and
+        ``env`` overrides the stack's settings (the addresses as seen from that host)."""
         log = self.tmp_path / f"{name}.log"
         with log.open("ab") as out:
             popen = subprocess.Popen(
-                [*BGPROC, *args], cwd=self.tmp_path, env=self.env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [*via, *BGPROC, *args], cwd=self.tmp_path, env={**self.env, **(env or {})},
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -246,9 +256,9 @@ class Stack:
         return rows
 
     def fired(self, request_id: int) -> list[ProcessRun]:
-        """Runs that were executed (not misfired, not skipped), in due-time order."""
-        rows = [r for r in self.runs(request_id) if r.status not in (RunStatus.misfired,
-                                                                      RunStatus.skipped)]
+        """Runs that were executed (started: not queued, misfired or skipped), by due time."""
+        unstarted = (RunStatus.queued, RunStatus.misfired, RunStatus.skipped)
+        rows = [r for r in self.runs(request_id) if r.status not in unstarted]
         return sorted(rows, key=lambda r: r.scheduled_at)
 
     def status(self, request_id: int) -> RequestStatus:
@@ -329,8 +339,10 @@ def any_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]
         server.drop_database(url)
 
 
-def _stack(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    built = Stack(tmp_path, db_url)
+def _stack(
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest, broker_url: str = BROKER
+) -> Iterator[Stack]:
+    built = Stack(tmp_path, db_url, broker_url)
     try:
         yield built
     finally:

@@ -118,7 +118,9 @@ def test_sync_rebuilds_an_entry_after_redis_lost_every_key(any_stack: Stack) -> 
     assert not stack.has_entry(request_id)
     synced = stack.cli("sync", "--json").json()
     synced_at = now()
-    assert synced["rebuilt"] == [request_id], synced
+    # Rebuilt by this sync, or already by beat, which re-syncs when it finds its lock gone
+    rebuilt_by_beat = "beat: sync 1 rebuilt" in beat.text()
+    assert synced["rebuilt"] == [request_id] or rebuilt_by_beat, (synced, beat.text())
     assert stack.has_entry(request_id)
 
     def resumed() -> list[ProcessRun]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 
 from bgproc.models import RunStatus
@@ -74,3 +75,6 @@ def test_up_runs_an_every_second_request(stack: Stack) -> None:
     assert dues[:3] == [start + k * ONE_SECOND for k in range(3)]
     assert len(set(dues)) == len(dues)
     assert all(timedelta(0) <= r.started_at - r.scheduled_at < MAX_LATE for r in runs[:3])
+    # Beat recorded each fire as queued before publishing it: due <= queued <= started
+    assert all(r.scheduled_at <= r.queued_at <= r.started_at for r in runs)
+    assert all(r.task_id and r.worker == f"up@{socket.gethostname()}" for r in runs)

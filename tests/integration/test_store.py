@@ -10,17 +10,28 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from bgproc.db import ensure_schema, make_engine, normalise_url, session_scope, upgrade
+from bgproc.db import (
+    MIGRATIONS_DIR,
+    ensure_schema,
+    make_engine,
+    normalise_url,
+    session_scope,
+    upgrade,
+)
 from bgproc.errors import InvalidInput, Unavailable
 from bgproc.models import (
     ALEMBIC_VERSION_TABLE,
     Base,
     Channel,
+    ProcessGroup,
+    ProcessGroupStep,
     ProcessRequest,
     ProcessRun,
     RequestStatus,
@@ -28,6 +39,7 @@ from bgproc.models import (
 )
 
 WRITES_PER_PROCESS = 200
+HEAD = "0002"
 
 
 def _revision(engine: Engine) -> str | None:
@@ -44,7 +56,9 @@ def _count_runs(engine: Engine) -> int:
 
 
 def _new_request(**fields: object) -> ProcessRequest:
-    return ProcessRequest(process="sample.echo", timing="immediate", timezone="UTC", **fields)
+    return ProcessRequest(
+        **{"process": "sample.echo", "timing": "immediate", "timezone": "UTC", **fields}
+    )
 
 
 # --- migrations ---------------------------------------------------------------------------
@@ -56,7 +70,7 @@ def test_migrations_build_the_schema_from_nothing_and_are_idempotent(blank_db_ur
         upgrade(engine)
         upgrade(engine)
 
-        assert _revision(engine) == "0001"
+        assert _revision(engine) == HEAD
         tables = set(inspect(engine).get_table_names())
         assert {"bgproc_request", "bgproc_run", ALEMBIC_VERSION_TABLE} <= tables
         with engine.connect() as connection:
@@ -68,6 +82,63 @@ def test_migrations_build_the_schema_from_nothing_and_are_idempotent(blank_db_ur
         engine.dispose()
 
 
+def _upgrade_to(engine: Engine, revision: str) -> None:
+    """Migrate to one revision only, as an older bgproc left the database."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_upgrade_from_0001_keeps_requests_runs_and_ids(blank_db_url: str) -> None:
+    # Given a 0001 database with requests, runs of them, and a deleted last request
+    engine = make_engine(blank_db_url)
+    _upgrade_to(engine, "0001")
+    stamp = "'2026-01-01 00:00:00'"
+    with engine.begin() as connection:
+        for name in ("a", "b", "c"):
+            connection.execute(
+                text(
+                    "INSERT INTO bgproc_request (name, process, params, timing, timezone, "
+                    f"created_at, updated_at) VALUES ('{name}', 'sample.echo', '{{}}', "
+                    f"'immediate', 'UTC', {stamp}, {stamp})"
+                )
+            )
+        connection.execute(text("DELETE FROM bgproc_request WHERE name = 'c'"))
+        connection.execute(
+            text(
+                "INSERT INTO bgproc_run (request_id, process, params) VALUES "
+                "(1, 'sample.echo', '{}'), (2, 'sample.echo', '{}'), (NULL, 'adhoc', '{}')"
+            )
+        )
+    try:
+        # When it is upgraded to head
+        upgrade(engine)
+
+        # Then the schema is the models', and nothing was lost or renumbered
+        assert _revision(engine) == HEAD
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table": ALEMBIC_VERSION_TABLE}
+            )
+            assert compare_metadata(context, Base.metadata) == []
+        with session_scope(engine) as session:
+            requests = session.scalars(select(ProcessRequest).order_by(ProcessRequest.id)).all()
+            assert [(r.id, r.process, r.group_id) for r in requests] == [
+                (1, "sample.echo", None),
+                (2, "sample.echo", None),
+            ]
+            runs = session.execute(select(ProcessRun.id, ProcessRun.request_id)).all()
+            assert sorted(runs) == [(1, 1), (2, 2), (3, None)]
+            session.add(group := ProcessGroup(name="nightly"))
+            session.flush()
+            session.add(later := _new_request(process=None, group_id=group.id))
+        assert later.id == 4  # the deleted request's id is not reused
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_sqlite_schema_is_created_on_first_use(blank_db_url: str, tmp_path: Path) -> None:
     engine = make_engine(blank_db_url)
@@ -75,7 +146,7 @@ def test_sqlite_schema_is_created_on_first_use(blank_db_url: str, tmp_path: Path
     assert _count_runs(engine) == 0  # session_scope -> ensure_schema -> upgrade
 
     assert (tmp_path / "blank.db").exists()
-    assert _revision(engine) == "0001"
+    assert _revision(engine) == HEAD
     engine.dispose()
 
 
@@ -85,7 +156,7 @@ def test_postgresql_without_upgrade_is_refused_clearly(blank_db_url: str) -> Non
     with pytest.raises(Unavailable, match="run `bgproc db upgrade`") as refused:
         ensure_schema(engine)
     assert refused.value.service == "database"
-    assert "need 0001" in str(refused.value)
+    assert f"need {HEAD}" in str(refused.value)
     assert inspect(engine).get_table_names() == []  # checking never creates anything
 
     upgrade(engine)
@@ -197,6 +268,45 @@ def test_deleting_a_group_run_deletes_its_children(engine: Engine) -> None:
     assert _count_runs(engine) == 0
 
 
+@pytest.mark.parametrize(
+    ("process", "with_group"), [(None, False), ("sample.echo", True)], ids=["neither", "both"]
+)
+def test_a_request_names_a_process_or_a_group(
+    engine: Engine, process: str | None, with_group: bool
+) -> None:
+    with session_scope(engine) as session:
+        group = ProcessGroup(name="nightly")
+        session.add(group)
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add(_new_request(process=process, group_id=group.id if with_group else None))
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(ProcessRequest)) == 0
+
+
+def test_steps_go_with_their_group_and_a_group_in_use_stays(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        kept = ProcessGroup(name="kept", steps=[ProcessGroupStep(position=1, process="a")])
+        gone = ProcessGroup(
+            name="gone",
+            steps=[ProcessGroupStep(position=p, process="a", params={"p": p}) for p in (1, 2)],
+        )
+        session.add_all([kept, gone])
+        session.flush()
+        session.add(_new_request(process=None, group_id=kept.id))
+    with session_scope(engine) as session:
+        session.execute(ProcessGroup.__table__.delete().where(ProcessGroup.id == gone.id))
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.execute(ProcessGroup.__table__.delete().where(ProcessGroup.id == kept.id))
+    with session_scope(engine) as session:
+        steps = session.execute(select(ProcessGroupStep.group_id, ProcessGroupStep.params)).all()
+        assert [tuple(step) for step in steps] == [(kept.id, {})]
+
+
+def test_group_names_are_unique(engine: Engine) -> None:
+    with pytest.raises(IntegrityError), session_scope(engine) as session:
+        session.add_all([ProcessGroup(name="nightly") for _ in range(2)])
+
+
 def test_task_ids_are_unique(engine: Engine) -> None:
     with pytest.raises(IntegrityError), session_scope(engine) as session:
         session.add_all([ProcessRun(process="a", task_id="t-1") for _ in range(2)])
@@ -228,7 +338,7 @@ def test_the_monitor_queries_have_their_indexes(engine: Engine) -> None:
         ("started_at",),
         ("group_run_id",),
     }
-    assert indexed("bgproc_request") >= {("status",), ("process",)}
+    assert indexed("bgproc_request") >= {("status",), ("process",), ("group_id",)}
 
 
 def test_session_scope_rolls_back_on_error(engine: Engine) -> None:
@@ -291,7 +401,7 @@ def test_concurrent_upgrades_do_not_collide(blank_db_url: str) -> None:
     assert _in_processes(_upgrade, blank_db_url) == [0, 0]
 
     engine = make_engine(blank_db_url)
-    assert _revision(engine) == "0001"
+    assert _revision(engine) == HEAD
     engine.dispose()
 
 

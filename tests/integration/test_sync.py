@@ -203,6 +203,25 @@ def test_what_has_no_fire_left_is_completed_and_lost_one_shots_are_not_fired_aga
     assert "reschedule" in (run.error or "")
 
 
+def test_group_requests_are_rebuilt_on_the_default_queue_and_recorded_by_label(
+    inst: Installation,
+) -> None:
+    inst.groups.create({"name": "nightly", "steps": [{"process": "sample.echo"}]})
+    plan = create(inst, {**EVERY_5S, "process": None, "group": "nightly"})
+    immediate = create(inst, {"group": "nightly", "timing": "immediate"})
+    before = inst.entries.next_fire(plan)
+    wipe(inst)
+
+    report = sync(inst, now())
+
+    assert report == SyncReport(rebuilt=[plan], misfired=[immediate])
+    assert inst.entries.next_fire(plan) == before
+    entry = inst.entries.get(plan)
+    assert entry is not None and entry.options["queue"] == "celery"
+    [run] = inst.runs.of_request(immediate)
+    assert (run.process, run.params, run.status) == ("group:nightly", {}, RunStatus.misfired)
+
+
 def test_a_second_sync_changes_nothing(inst: Installation) -> None:
     ids = [create(inst) for _ in range(4)]
     orphan = create(inst, schedule=False)

@@ -1,0 +1,234 @@
+"""Benchmark: no-op throughput of a monitored bgproc worker against bare Celery, in one run.
+
+Run: .venv/bin/python -m bench.bench_throughput [--tasks 3000] [--rounds 2]   (from the repo
+root; needs Redis on 127.0.0.1:6379 and PostgreSQL at BGPROC_TEST_PG_URL). About a minute.
+
+Every set-up is one worker process, prefork with ``--concurrency 2``, the same broker and
+task settings (JSON, late acks, prefetch 1, ``--loglevel WARNING``, no mingle, gossip or
+heartbeat), its own key prefix, draining a queue that was filled before it started:
+
+- **bare Celery**: ``celery worker`` on ``bench.plain_redbeat_app``, a task that does nothing
+  (``bench.plain.idle``) — Celery's own cost per task, the 100 %.
+- **bgproc on SQLite / PostgreSQL**: ``bgproc worker`` running the registered process
+  ``bench.noop`` through ``bgproc.run``, every run recorded (queued row written before the
+  publish, as ``bgproc run`` does; processing, success, duration, worker, log capture).
+  The run is counted when its row says ``success``.
+
+Throughput = tasks / (time the last one was done − time the queue was first seen shorter),
+polled every 5 ms from this process. Each set-up runs ``--rounds`` times, alternating, and
+its best round counts (the machine's noise only ever slows a round down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from sqlalchemy import func, insert, select
+
+from bench import plain_redbeat_app as plain
+from bench.bench_lateness import Processes, child_env
+from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
+from bgproc.app import RUN_TASK
+from bgproc.db import upgrade
+from bgproc.installation import Installation
+from bgproc.models import Channel, ProcessRun, RunStatus
+from bgproc.settings import Settings
+
+BGPROC_CLI = "import sys; from cli.main import run; sys.argv[0] = 'bgproc'; run()"
+WORKER_OPTIONS = [
+    "--concurrency", "2", "--pool", "prefork", "--loglevel", "WARNING",
+    "--without-mingle", "--without-gossip", "--without-heartbeat",
+]  # fmt: skip
+TARGET_RATIO = 0.80
+QUEUE = "celery"
+POLL_S = 0.005
+DRAIN_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Round:
+    label: str
+    tasks: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.tasks / self.seconds
+
+
+@contextmanager
+def worker(argv: list[str], env: dict[str, str], folder: Path, name: str) -> Iterator[None]:
+    """A worker process, stopped (warm, then killed) however the round ends."""
+    processes = Processes()
+    log = folder / f"{name}.log"
+    try:
+        processes.spawn(argv, env, folder, log)
+        yield
+        processes.check_alive([log])
+    finally:
+        processes.stop_all()
+
+
+def drain(client: redis.Redis, queue_key: str, tasks: int, done: Callable[[], bool]) -> float:
+    """Seconds from the first message taken off ``queue_key`` until ``done()``."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while client.llen(queue_key) >= tasks:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker never took a message")
+        time.sleep(POLL_S / 5)
+    began = time.perf_counter()
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not drain the queue in time")
+        time.sleep(POLL_S)
+    return time.perf_counter() - began
+
+
+def bare_round(client: redis.Redis, folder: Path, tasks: int) -> Round:
+    prefix = f"bench-throughput-bare-{uuid.uuid4().hex[:8]}:"
+    app = plain.make_app(prefix, REDIS_URL)
+    try:
+        with app.producer_or_acquire() as producer:
+            for _ in range(tasks):
+                app.send_task(plain.IDLE_TASK, queue=QUEUE, producer=producer)
+        queue_key = prefix + QUEUE
+        env = child_env({plain.PREFIX_ENV: prefix, plain.REDIS_URL_ENV: REDIS_URL})
+        argv = [sys.executable, "-m", "celery", "-A", "bench.plain_redbeat_app", "worker",
+                "-n", f"bench-bare-{uuid.uuid4().hex[:6]}@%h", *WORKER_OPTIONS]  # fmt: skip
+        unacked = prefix + "unacked"
+        with worker(argv, env, folder, "bare"):
+            seconds = drain(
+                client,
+                queue_key,
+                tasks,
+                lambda: client.llen(queue_key) == 0 and client.hlen(unacked) == 0,
+            )
+        return Round("bare Celery", tasks, seconds)
+    finally:
+        delete_prefix(client, prefix)
+
+
+def bgproc_round(client: redis.Redis, folder: Path, tasks: int, backend: str) -> Round:
+    prefix = f"bench-throughput-{backend}-{uuid.uuid4().hex[:8]}:"
+    with database(backend) as url:
+        settings = Settings(
+            broker_url=REDIS_URL,
+            database_url=url,
+            key_prefix=prefix,
+            timezone="UTC",
+            imports=("tasks", "bench.noop_processes"),
+        )
+        installation = Installation(settings)
+        try:
+            upgrade(installation.engine)
+            queue(installation, tasks)
+            env = child_env({
+                "BGPROC_BROKER_URL": REDIS_URL,
+                "BGPROC_DATABASE_URL": url,
+                "BGPROC_KEY_PREFIX": prefix,
+                "BGPROC_TIMEZONE": "UTC",
+                "BGPROC_IMPORTS": "bench.noop_processes",
+            })  # fmt: skip
+            node = f"bench-{backend}-{uuid.uuid4().hex[:6]}@%h"
+            argv = [sys.executable, "-c", BGPROC_CLI, "worker", "-Q", QUEUE, "-n", node,
+                    *WORKER_OPTIONS]  # fmt: skip
+            succeeded = (
+                select(func.count())
+                .select_from(ProcessRun)
+                .where(ProcessRun.status == RunStatus.success)
+            )
+
+            def done() -> bool:
+                with installation.engine.connect() as connection:
+                    return connection.execute(succeeded).scalar_one() >= tasks
+
+            with worker(argv, env, folder, backend):
+                seconds = drain(client, prefix + QUEUE, tasks, done)
+            return Round(f"bgproc {backend}", tasks, seconds)
+        finally:
+            installation.engine.dispose()
+            delete_prefix(client, prefix)
+
+
+def queue(installation: Installation, tasks: int) -> None:
+    """``tasks`` ad-hoc runs of ``bench.noop`` as ``bgproc run`` queues them, in bulk."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "process": "bench.noop",
+            "params": {},
+            "status": RunStatus.queued,
+            "channel": Channel.direct,
+            "scheduled_at": now,
+            "queued_at": now,
+            "task_id": str(uuid.uuid4()),
+        }
+        for _ in range(tasks)
+    ]
+    with installation.engine.begin() as connection:
+        ids = connection.execute(
+            insert(ProcessRun).returning(ProcessRun.id, sort_by_parameter_order=True), rows
+        ).scalars()
+        pairs = list(zip(ids, (row["task_id"] for row in rows), strict=True))
+    app = installation.app
+    with app.producer_or_acquire() as producer:
+        for run_id, task_id in pairs:
+            app.send_task(
+                RUN_TASK,
+                task_id=task_id,
+                queue=QUEUE,
+                headers={"bgproc_run_id": run_id},
+                producer=producer,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=3000, help="tasks drained per round")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per set-up (best counts)")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    client = redis.Redis.from_url(REDIS_URL)
+    print("== bench_throughput: no-op tasks drained by one worker (prefork, concurrency 2)")
+    print(machine_line(client))
+    print(f"{args.tasks} tasks per round, {args.rounds} rounds per set-up, best round counts")
+    best: dict[str, Round] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as name:
+        folder = Path(name)
+        for _ in range(args.rounds):
+            for measure in (
+                lambda: bare_round(client, folder, args.tasks),
+                lambda: bgproc_round(client, folder, args.tasks, "sqlite"),
+                lambda: bgproc_round(client, folder, args.tasks, "postgresql"),
+            ):
+                result = measure()
+                print(f"  round: {result.label:18s} {result.rate:8.0f} tasks/s")
+                if result.label not in best or result.rate > best[result.label].rate:
+                    best[result.label] = result
+    bare = best["bare Celery"].rate
+    for label, result in best.items():
+        ratio = result.rate / bare
+        verdict = (
+            ""
+            if label == "bare Celery"
+            else (
+                f"   (target >= {TARGET_RATIO:.0%}: {'PASS' if ratio >= TARGET_RATIO else 'FAIL'})"
+            )
+        )
+        print(f"{label:18s} {result.rate:8.0f} tasks/s   {ratio:6.1%} of bare{verdict}")
+    with suppress(Exception):
+        client.close()
+
+
+if __name__ == "__main__":
+    main()

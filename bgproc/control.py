@@ -1,0 +1,146 @@
+"""Live state, from Redis only: which workers are up, how deep the queues are, kill requests.
+
+Celery's own remote control needs a broadcast round trip and every worker to answer in
+time; here each worker announces itself every few seconds instead (``announce``), so
+``monitor workers`` is one read and a worker that died simply drops out when its
+announcement ages. What each worker runs now comes from the monitor database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from redis import Redis
+
+from bgproc.settings import Settings
+
+WORKER_GONE_S = 15.0  # a worker not heard of for this long is no longer listed
+UNACKED = "unacked"  # kombu's Redis transport: messages taken by a worker, not yet acked
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker as it announces itself."""
+
+    name: str  # Celery's node name, e.g. celery@host1
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    pool: str
+    started_at: datetime
+    seen_at: datetime
+
+    def as_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data.update(
+            queues=list(self.queues),
+            started_at=self.started_at.isoformat(),
+            seen_at=self.seen_at.isoformat(),
+        )
+        return data
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkerInfo:
+        data = json.loads(text)
+        return cls(
+            name=data["name"],
+            host=data["host"],
+            pid=int(data["pid"]),
+            queues=tuple(data["queues"]),
+            concurrency=int(data["concurrency"]),
+            pool=data["pool"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            seen_at=datetime.fromisoformat(data["seen_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """One broker queue: messages waiting, and messages taken but not yet acknowledged."""
+
+    name: str
+    waiting: int
+    consumers: tuple[str, ...]  # the live workers that consume it
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "waiting": self.waiting, "consumers": list(self.consumers)}
+
+
+class Control:
+    """The live side of one installation: worker announcements, queue depths, kill requests."""
+
+    def __init__(self, redis: Redis, broker: Redis, settings: Settings) -> None:
+        self.redis = redis  # where leases and kill requests live (the schedule Redis)
+        self.broker = broker
+        self.key_prefix = settings.key_prefix  # kombu's global key prefix: queue keys too
+        self.workers_key = settings.workers_key
+        self.worker_info_key = settings.workers_key + ":info"
+        self.kills_key = settings.kill_requests_key
+
+    # -- workers ----------------------------------------------------------------------
+
+    def announce(self, info: WorkerInfo) -> None:
+        """The worker is alive (called every few seconds from its main process)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.worker_info_key, info.name, json.dumps(info.as_json()))
+            pipe.zadd(self.workers_key, {info.name: time.time()})
+            pipe.execute()
+
+    def retire(self, name: str) -> None:
+        """The worker stops cleanly: it leaves the list at once."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.workers_key, name)
+            pipe.hdel(self.worker_info_key, name)
+            pipe.execute()
+
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers, by name; announcements older than ``WORKER_GONE_S`` are dropped."""
+        cutoff = time.time() - WORKER_GONE_S
+        gone = self.redis.zrangebyscore(self.workers_key, "-inf", f"({cutoff}")
+        if gone:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self.workers_key, *gone)
+                pipe.hdel(self.worker_info_key, *gone)
+                pipe.execute()
+        names = self.redis.zrangebyscore(self.workers_key, cutoff, "+inf")
+        if not names:
+            return []
+        found = self.redis.hmget(self.worker_info_key, names)
+        return sorted(
+            (WorkerInfo.from_json(text) for text in found if text is not None),
+            key=lambda w: w.name,
+        )
+
+    # -- queues -----------------------------------------------------------------------
+
+    def queues(self, names: Iterable[str]) -> list[QueueDepth]:
+        """Depths of ``names`` and of every queue a live worker consumes."""
+        workers = self.workers()
+        every = sorted({*names, *(q for w in workers for q in w.queues)})
+        with self.broker.pipeline(transaction=False) as pipe:
+            for name in every:
+                pipe.llen(self.key_prefix + name)
+            depths = pipe.execute()
+        return [
+            QueueDepth(
+                name=name,
+                waiting=int(depth),
+                consumers=tuple(w.name for w in workers if name in w.queues),
+            )
+            for name, depth in zip(every, depths, strict=True)
+        ]
+
+    def unacked(self) -> int:
+        """Messages taken by workers and not acknowledged yet (running, or prefetched)."""
+        return int(self.broker.hlen(self.key_prefix + UNACKED))
+
+    # -- kill requests ----------------------------------------------------------------
+
+    def ask_kill(self, run_id: int) -> None:
+        """Ask the worker running ``run_id`` to stop it (its recorder looks every 0.5 s)."""
+        self.redis.sadd(self.kills_key, str(run_id))

@@ -1,0 +1,211 @@
+"""``bgproc monitor workers|queues|kill|watch``: what is going on right now.
+
+Live workers and queue depths come from Redis (:class:`bgproc.control.Control`); what
+each worker runs comes from the monitor database. Parsing and printing only.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from bgproc.control import QueueDepth, WorkerInfo
+from bgproc.errors import Conflict
+from bgproc.inputs import parse_int
+from bgproc.installation import Installation
+from bgproc.models import GROUP_LABEL_PREFIX, RunStatus
+from bgproc.runs import RunView
+from cli.monitor import human_duration, parse_run_id, short_time
+from cli.options import json_option, settings_zone
+from cli.output import console, print_json
+
+RUNNING_SHOWN = 1000  # ``workers`` reads at most this many running runs
+KILL_POLL_S = 0.2
+WATCH_RUNS = 15
+
+
+def _running(installation: Installation) -> list[RunView]:
+    return installation.runs.list(status=RunStatus.processing, limit=RUNNING_SHOWN)
+
+
+def _queue_names(installation: Installation) -> set[str]:
+    """The queues a registered process uses: listed even when no worker consumes them."""
+    return {"celery", *(spec.queue for spec in installation.registry.all())}
+
+
+def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: ZoneInfo) -> Table:
+    table = Table(title="Workers", title_justify="left", header_style="bold")
+    for column in ("worker", "host", "pid", "pool", "queues", "up since", "running now"):
+        table.add_column(column, overflow="fold")
+    for worker in workers:
+        now_running = [run for run in running if run.worker == worker.name]
+        table.add_row(
+            worker.name,
+            worker.host,
+            str(worker.pid),
+            f"{worker.pool} ×{worker.concurrency}",
+            ",".join(worker.queues),
+            short_time(worker.started_at, zone),
+            "\n".join(f"run {run.id} {run.process}" for run in now_running) or "idle",
+        )
+    return table
+
+
+def _queues_table(depths: list[QueueDepth]) -> Table:
+    table = Table(title="Queues", title_justify="left", header_style="bold")
+    for column in ("queue", "waiting", "consumed by"):
+        table.add_column(column, overflow="fold")
+    for depth in depths:
+        table.add_row(depth.name, str(depth.waiting), ", ".join(depth.consumers) or "no worker!")
+    return table
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def workers(installation: Installation, as_json: bool) -> None:
+    """Live workers (announced in the last 15 s), their queues, and the runs each runs now."""
+    found = installation.control.workers()
+    running = _running(installation)
+    if as_json:
+        print_json(
+            [
+                {
+                    **worker.as_json(),
+                    "running": [run.id for run in running if run.worker == worker.name],
+                }
+                for worker in found
+            ]
+        )
+        return
+    if not found:
+        console.print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
+        return
+    console.print(_workers_table(found, running, settings_zone(installation)))
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def queues(installation: Installation, as_json: bool) -> None:
+    """Broker queues: messages waiting in each, and the live workers that consume it."""
+    control = installation.control
+    depths = control.queues(_queue_names(installation))
+    if as_json:
+        print_json({"queues": [d.as_json() for d in depths], "unacked": control.unacked()})
+        return
+    console.print(_queues_table(depths))
+    click.echo(f"taken by workers, not yet acknowledged: {control.unacked()}")
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN_ID")
+@click.option(
+    "--timeout",
+    default="30",
+    metavar="SECONDS",
+    help="How long to wait for the run to stop (0: ask and return at once).",
+)
+@click.pass_obj
+def kill(installation: Installation, run_id: str, timeout: str) -> None:
+    """Stop a run of a killable process; it ends as `killed`.
+
+    A queued run is killed at once. A running one is asked to stop: its process sees
+    ctx.should_stop() within about half a second and returns. Exit 0 once it is killed,
+    1 if it still runs after --timeout, 4 if the run has ended or its process is not killable.
+    """
+    number = parse_run_id(run_id)
+    wait_s = parse_int(timeout, "timeout", 0, 86400)
+    runs = installation.runs
+    view = runs.get(number)
+    if view.finished:
+        raise Conflict(f"run {number} has already ended ({view.status.value})")
+    if view.process.startswith(GROUP_LABEL_PREFIX):
+        _kill_group(installation, view)
+        return
+    spec = installation.registry.get(view.process)
+    if not spec.killable:
+        raise Conflict(f"run {number}: process {spec.name} is not killable (it cannot be stopped)")
+    installation.control.ask_kill(number)
+    if view.status is RunStatus.queued:
+        runs.close_open(
+            number, "", RunStatus.killed, datetime.now(UTC), "killed before it started"
+        )
+    deadline = time.monotonic() + wait_s
+    while not (view := runs.get(number)).finished and time.monotonic() < deadline:
+        time.sleep(KILL_POLL_S)
+    if view.status is RunStatus.killed:
+        click.echo(f"run {number} killed")
+        return
+    if view.finished:
+        click.echo(f"run {number} ended {view.status.value} before the kill took effect")
+        return
+    click.echo(f"run {number}: kill asked; still running after {wait_s} s", err=True)
+    raise click.exceptions.Exit(1)
+
+
+def _kill_group(installation: Installation, view: RunView) -> None:
+    """A group run ends ``killed`` at once: no further step starts; its running step is
+    asked to stop (if its process is killable) and ends as it may."""
+    runs, now = installation.runs, datetime.now(UTC)
+    runs.close_open(view.id, "", RunStatus.killed, now, "killed on request: no further step starts")
+    for step in runs.steps(view.id):
+        if not step.finished:
+            installation.control.ask_kill(step.id)
+            if step.status is RunStatus.queued:
+                runs.close_open(step.id, "", RunStatus.killed, now, "killed before it started")
+    click.echo(f"group run {view.id} killed")
+
+
+def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
+    table = Table(title="Latest runs", title_justify="left", header_style="bold")
+    for column in ("id", "process", "status", "when", "duration", "worker"):
+        table.add_column(column, overflow="fold")
+    for view in views:
+        table.add_row(
+            str(view.id),
+            view.process,
+            view.status.value,
+            short_time(view.when, zone),
+            human_duration(view.duration_ms),
+            view.worker or "",
+        )
+    return table
+
+
+@click.command()
+@click.option("--interval", default="1", metavar="SECONDS", help="Refresh every SECONDS (1..60).")
+@click.option("--count", default=None, metavar="N", help="Refresh N times, then exit.")
+@click.pass_obj
+def watch(installation: Installation, interval: str, count: str | None) -> None:
+    """A live view: workers, queues and the latest runs, refreshed until Ctrl-C."""
+    every_s = parse_int(interval, "interval", 1, 60)
+    rounds = parse_int(count, "count", 1, 10**6) if count is not None else None
+    zone = settings_zone(installation)
+    names = _queue_names(installation)
+
+    def view() -> Group:
+        control = installation.control
+        return Group(
+            _workers_table(control.workers(), _running(installation), zone),
+            _queues_table(control.queues(names)),
+            _runs_table(installation.runs.list(limit=WATCH_RUNS), zone),
+        )
+
+    done = 0
+    try:
+        with Live(view(), console=console, auto_refresh=False) as live:
+            while rounds is None or (done := done + 1) < rounds:
+                time.sleep(every_s)
+                live.update(view(), refresh=True)
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(130) from None
+
+
+COMMANDS = (workers, queues, kill, watch)
