@@ -61,7 +61,7 @@ from bgproc.errors import InvalidInput
 
 __all__ = ["CronExpression"]
 
-_MAX_TEXT = 512
+_MAX_TEXT = 200  # what a request's cron column holds
 _MAX_DIGITS = 4
 _SEARCH_YEARS = 401
 _ALLOWED = re.compile(r"[0-9A-Za-z*?/,#\- \t]*")

@@ -33,19 +33,30 @@ def parse_instant(text: object, zone: ZoneInfo, now: datetime, field: str) -> da
         relative = raw[1:-1] if raw.startswith("+") else ""
         if raw.lower() == "now":
             return now.replace(microsecond=0)
-        if relative.isdigit() and raw[-1:] in RELATIVE and len(relative) < 10:
-            return now.replace(microsecond=0) + timedelta(seconds=int(relative) * RELATIVE[raw[-1]])
-        try:
-            value = datetime.fromisoformat(raw)
-        except ValueError:
-            raise InvalidInput(
-                field, f"{raw!r} is not a date-time (use 2027-01-31T09:30, now or +10m)"
-            ) from None
+        if relative.isascii() and relative.isdigit() and raw[-1:] in RELATIVE:
+            if len(relative) >= 10:
+                raise _outside_years(field)
+            try:
+                delta = timedelta(seconds=int(relative) * RELATIVE[raw[-1]])
+                value = now.replace(microsecond=0) + delta
+            except OverflowError:  # past the year 9999
+                raise _outside_years(field) from None
+        else:
+            try:
+                value = datetime.fromisoformat(raw)
+            except ValueError:
+                raise InvalidInput(
+                    field, f"{raw!r} is not a date-time (use 2027-01-31T09:30, now or +10m)"
+                ) from None
     if not YEAR_RANGE[0] <= value.year <= YEAR_RANGE[1]:
-        raise InvalidInput(field, f"year must be between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}")
+        raise _outside_years(field)
     if value.tzinfo is None:
         return resolve_wall(value, zone)
     return value.astimezone(UTC)
+
+
+def _outside_years(field: str) -> InvalidInput:
+    return InvalidInput(field, f"year must be between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}")
 
 
 def parse_int(value: object, field: str, low: int, high: int) -> int:
@@ -59,6 +70,21 @@ def parse_int(value: object, field: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise InvalidInput(field, f"must be between {low} and {high} (got {number})")
     return number
+
+
+def parse_text(value: object, field: str, max_chars: int) -> str:
+    """Text every store can hold, bounded: PostgreSQL refuses NUL, and no database can
+    encode a lone surrogate (what Python makes of command-line bytes that are not UTF-8)."""
+    text = str(value)
+    if len(text) > max_chars:
+        raise InvalidInput(field, f"longer than {max_chars} characters")
+    if "\x00" in text:
+        raise InvalidInput(field, "must not contain a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "is not valid UTF-8 text") from None
+    return text
 
 
 def parse_choice(value: object, field: str, choices: type[StrEnum]) -> StrEnum:

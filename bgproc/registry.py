@@ -17,9 +17,12 @@ from datetime import date, datetime
 from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
+from bgproc.inputs import parse_text
 
 SECRET_MASK = "***"
 MAX_PARAM_CHARS = 10_000  # a parameter is a value, not a payload
+MAX_PARAM_NAME_CHARS = 100  # a name to type, not a key to stash data in
+MAX_PROCESS_NAME_CHARS = 200  # what the process columns hold
 PROCESS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
@@ -109,15 +112,21 @@ class ProcessSpec:
         Strings from the command line are fine; an unknown, missing or
         malformed parameter is an :class:`InvalidInput` naming it.
         """
+        if not isinstance(given, Mapping):
+            raise InvalidInput("param", "must be a mapping of names to values")
         stored: dict[str, Any] = {}
         for name, value in given.items():
+            if not (isinstance(name, str) and name.isprintable() and name.strip()):
+                raise InvalidInput("param", f"{name!r} is not a parameter name")
+            if len(name) > MAX_PARAM_NAME_CHARS:
+                raise InvalidInput("param", f"name longer than {MAX_PARAM_NAME_CHARS} characters")
             param = self.param(name)
             label = f"param {name}"
             if param is None and not self.accepts_any:
                 known = ", ".join(p.name for p in self.params) or "none"
                 raise InvalidInput(label, f"unknown parameter of {self.name} (known: {known})")
-            if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:
-                raise InvalidInput(label, f"longer than {MAX_PARAM_CHARS} characters")
+            if isinstance(value, str):
+                parse_text(value, label, MAX_PARAM_CHARS)
             stored[name] = coerce(value, param.type_name if param else "str", label)
         for param in self.params:
             if param.required and param.name not in stored:
@@ -153,16 +162,17 @@ def coerce(value: object, type_name: str, label: str) -> Any:
                 return word in TRUE_WORDS
             raise ValueError("must be true or false")
         if type_name == "int":
-            if isinstance(value, bool | float):
-                raise ValueError("must be a whole number")
             text = str(value).strip()
+            if isinstance(value, bool | float) or not text.isascii():  # int() reads '٣' as 3
+                raise ValueError("must be a whole number")
             if len(text) > 30:
                 raise ValueError("is too large")
             return int(text)
         if type_name == "float":
-            if isinstance(value, bool):
+            text = str(value).strip()
+            if isinstance(value, bool) or not text.isascii():
                 raise ValueError("must be a number")
-            number = float(str(value).strip())
+            number = float(text)
             if number != number or number in (float("inf"), float("-inf")):
                 raise ValueError("must be a finite number")
             return number
@@ -265,7 +275,7 @@ def process(
     registry: Registry = REGISTRY,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(ctx, ...)`` as the process ``name``; the function itself is unchanged."""
-    if not name or not set(name) <= PROCESS_NAME_CHARS or len(name) > 200:
+    if not name or not set(name) <= PROCESS_NAME_CHARS or len(name) > MAX_PROCESS_NAME_CHARS:
         raise ValueError(f"process name {name!r}: use lowercase letters, digits, '.', '_', '-'")
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -24,7 +24,7 @@ from bgproc.db import session_scope
 from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.groups import GROUP_QUEUE, check_schedulable, find_group
-from bgproc.inputs import parse_choice
+from bgproc.inputs import parse_choice, parse_text
 from bgproc.models import (
     GROUP_LABEL_PREFIX,
     ProcessGroup,
@@ -32,11 +32,11 @@ from bgproc.models import (
     RequestStatus,
     group_label,
 )
-from bgproc.registry import ProcessSpec, Registry
+from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.timing import Misfire, Timing, TimingKind
 
 MAX_NAME_CHARS = 200
-MAX_ID = 2**63 - 1
+MAX_REQUEST_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
 
 
 def utc_now() -> datetime:
@@ -193,11 +193,13 @@ class RequestService:
             query = query.where(
                 ProcessRequest.status == parse_choice(status, "status", RequestStatus)
             )
-        if process and process.startswith(GROUP_LABEL_PREFIX):
-            group = process.removeprefix(GROUP_LABEL_PREFIX)
-            query = query.join(ProcessRequest.group).where(ProcessGroup.name == group)
-        elif process:
-            query = query.where(ProcessRequest.process == process)
+        if process:
+            name = parse_text(process, "process", MAX_PROCESS_NAME_CHARS)
+            if name.startswith(GROUP_LABEL_PREFIX):
+                group = name.removeprefix(GROUP_LABEL_PREFIX)
+                query = query.join(ProcessRequest.group).where(ProcessGroup.name == group)
+            else:
+                query = query.where(ProcessRequest.process == name)
         with self._session() as session:
             return [self._view(row) for row in session.scalars(query)]
 
@@ -393,7 +395,7 @@ class RequestService:
         return fields
 
     def _row(self, session: Session, request_id: int) -> ProcessRequest:
-        if not 0 < request_id <= MAX_ID:
+        if not 0 < request_id <= MAX_REQUEST_ID:
             raise NotFound("request", request_id)
         row = session.get(ProcessRequest, request_id)
         if row is None:
@@ -451,7 +453,4 @@ def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:
 def _name(value: object) -> str | None:
     if value is None:
         return None
-    name = str(value).strip()
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidInput("name", f"longer than {MAX_NAME_CHARS} characters")
-    return name or None
+    return parse_text(str(value).strip(), "name", MAX_NAME_CHARS) or None

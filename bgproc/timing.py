@@ -129,12 +129,15 @@ class Timing:
         if self.start is None:
             raise ValueError("timing is not anchored; call anchored(now) first")
         bound = max(after, self.start - ONE_MICROSECOND)
-        if self.kind is not TimingKind.SCHEDULED:
-            fire: datetime | None = self.start if self.start > bound else None
-        elif self.frequency in INTERVAL_UNIT:
-            fire = self._next_elapsed(bound)
-        else:
-            fire = self._next_wall(bound)
+        try:
+            if self.kind is not TimingKind.SCHEDULED:
+                fire: datetime | None = self.start if self.start > bound else None
+            elif self.frequency in INTERVAL_UNIT:
+                fire = self._next_elapsed(bound)
+            else:
+                fire = self._next_wall(bound)
+        except OverflowError:  # the calendar ends with the year 9999, and so does every plan
+            return None
         if fire is None or (self.finish is not None and fire > self.finish):
             return None
         return fire
@@ -395,7 +398,9 @@ class _TimingParser:
         value = self.raw.get("days")
         if value is None:
             raise InvalidInput("days", "is required for --frequency weekly (e.g. mon,wed,fri)")
-        names = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+        if isinstance(value, str):
+            value = value.split(",")
+        names = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
         picked = {parse_weekday(n, "days") for n in names if str(n).strip()}
         if not picked:
             raise InvalidInput("days", "needs at least one weekday")

@@ -39,6 +39,7 @@ EXIT_OF = {
     Conflict: Exit.CONFLICT,
     Unavailable: Exit.UNAVAILABLE,
 }
+MAX_ERROR_CHARS = 300  # a message may quote what the user typed: a megabyte of it helps no one
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -71,7 +72,10 @@ for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
 
 
 def _fail(message: str, code: Exit) -> int:
-    click.echo(f"Error: {message}", err=True)
+    """Print the one line: a quoted value's line breaks and other controls come out escaped."""
+    clipped = message[:MAX_ERROR_CHARS]
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in clipped)
+    click.echo(f"Error: {line}{'…' if len(message) > len(clipped) else ''}", err=True)
     return code
 
 

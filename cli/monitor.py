@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_choice, parse_instant, parse_int
+from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
 from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
+from bgproc.registry import MAX_PROCESS_NAME_CHARS
+from bgproc.requests import MAX_REQUEST_ID
 from bgproc.runs import ProcessStats, RunView
 from cli.options import json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
@@ -53,6 +55,11 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
 
 def parse_run_id(text: str) -> int:
     return parse_int(text, "run id", 1, MAX_ID)
+
+
+def _process(text: str | None) -> str | None:
+    """A process filter the database can compare (an unregistered name is fine: old runs)."""
+    return parse_text(text, "process", MAX_PROCESS_NAME_CHARS) if text else None
 
 
 def human_duration(ms: float | None) -> str:
@@ -146,9 +153,9 @@ def list_runs(
             raise InvalidInput("group", "give --process or --group, not both")
         process = group_label(group)
     views = installation.runs.list(
-        process=process,
+        process=_process(process),
         status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
-        request_id=parse_int(request_id, "request", 1, MAX_ID) if request_id else None,
+        request_id=parse_int(request_id, "request", 1, MAX_REQUEST_ID) if request_id else None,
         since=start,
         until=end,
         limit=count,
@@ -318,7 +325,7 @@ def stats(
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
     zone = settings_zone(installation)
     start = _instant(since, "since", zone, datetime.now(UTC))
-    rows = installation.runs.stats(process=process, since=start)
+    rows = installation.runs.stats(process=_process(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])
     else:

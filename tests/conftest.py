@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration and end-to-end tests: the PostgreSQL server.
+"""Fixtures shared by the integration and end-to-end tests: the PostgreSQL server;
+and the tally of the bad-input property tests.
 
 An unreachable PostgreSQL fails the tests that need it: CI starts it, so silence would lie.
 """
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from bgproc.db import normalise_url
+from tests.bad_values import TALLY
 
 PG_ADMIN_URL = os.environ.get(
     "BGPROC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -66,3 +68,14 @@ def pg_server() -> Iterator[PgServer]:
         )
     yield PgServer(admin)
     admin.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many bad inputs the property tests tried, and how many of them were refused."""
+    if not TALLY:
+        return
+    tried = sum(TALLY.values())
+    refused = sum(count for key, count in TALLY.items() if key.endswith("refused"))
+    terminalreporter.write_sep("-", f"bad inputs tried: {tried} ({refused} refused)")
+    for key, count in sorted(TALLY.items()):
+        terminalreporter.write_line(f"{key}: {count}")

@@ -219,7 +219,9 @@ def test_a_duplicate_name_is_a_conflict(cli: Cli) -> None:
 def test_unknown_groups(cli: Cli, args: list[str]) -> None:
     result = cli("group", *args)
     assert result.code == 3
-    assert result.err.strip().splitlines() == [f"Error: group {args[1]} not found"]
+    [line] = result.err.strip().splitlines()
+    expected = f"Error: group {args[1]} not found"
+    assert line == expected or (line.endswith("…") and expected.startswith(line[:-1]))
 
 
 def test_a_group_in_use_cannot_be_deleted(cli: Cli) -> None:

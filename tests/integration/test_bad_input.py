@@ -1,0 +1,462 @@
+"""Bad input over the real CLI and the request service (SPEC §5 error contract).
+
+Hypothesis draws commands with bad, hostile and nearly good values for every option
+(timings, cron text, date-times, zones, params, ids, names, monitor filters) and runs
+them in-process on a real SQLite file or PostgreSQL database and a real Redis. Each one
+either succeeds (and whatever it wrote is wiped and the seed written again) or is
+refused with exit 2 (bad input), 3 (unknown id) or 4 (a valid request the state forbids),
+one ``Error: …`` line naming the field, no traceback, and not one row or Redis key changed.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, inspect, text
+
+from bgproc.db import make_engine
+from bgproc.errors import Conflict, InvalidInput, NotFound
+from bgproc.inputs import field_label
+from bgproc.installation import Installation
+from bgproc.models import Base
+from bgproc.requests import TIMING_KEYS
+from bgproc.settings import Settings
+from tests import bad_values as bad
+from tests.integration.cli_harness import Cli
+
+pytestmark = pytest.mark.faults
+
+BROKER = "redis://127.0.0.1:6379/0"
+PG_SHARE = 5  # PostgreSQL runs a fifth of the examples: one connection per command is slow
+CLICK_USAGE = ("No such option", "Invalid value for", "Got unexpected extra argument", "Missing")
+
+Snapshot = tuple[dict[str, list[tuple[Any, ...]]], dict[str, bytes | None]]
+Command = tuple[list[str], set[str]]
+
+
+def _short(value: object) -> str:
+    shown = repr(value)
+    return shown if len(shown) < 300 else shown[:300] + "…"
+
+
+@dataclass
+class World:
+    """The test's own store and Redis prefix, the seed of the property tests, and how to
+    compare states."""
+
+    cli: Cli
+    backend: str
+    db_url: str
+    prefix: str
+    redis: redis.Redis
+    engine: Engine
+    tables: list[str] = field(default_factory=list)
+
+    def seed(self) -> None:
+        """Request 1 scheduled (a RedBeat entry), request 2 unscheduled, run 1 queued."""
+        self.cli.ok(
+            "request",
+            "create",
+            "sample.echo",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "minutes",
+            "--interval",
+            "5",
+        )
+        self.cli.ok(
+            "request",
+            "create",
+            "sample.sleep",
+            "--timing",
+            "scheduled",
+            "--frequency",
+            "daily",
+            "--at",
+            "02:30",
+            "--no-schedule",
+        )
+        self.cli.ok("run", "sample.echo", "--param", "who=ana")
+
+    def snapshot(self) -> Snapshot:
+        """Every row of every table, and every key under the prefix with its value."""
+        with self.engine.connect() as connection:
+            rows = {
+                table: sorted(
+                    (tuple(row) for row in connection.execute(text(f'SELECT * FROM "{table}"'))),
+                    key=repr,
+                )
+                for table in self.tables
+            }
+        keys = sorted(self.redis.scan_iter(match=self.prefix + "*"))
+        return rows, {key.decode(): self.redis.dump(key) for key in keys}
+
+    def reset(self) -> None:
+        """Back to the seed after a command that was valid and wrote something."""
+        keys = list(self.redis.scan_iter(match=self.prefix + "*"))
+        if keys:
+            self.redis.delete(*keys)
+        ours = [table.name for table in Base.metadata.sorted_tables]  # not alembic's
+        with self.engine.begin() as connection:
+            if self.backend == "postgresql":
+                names = ", ".join(f'"{t}"' for t in ours)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for table in reversed(ours):
+                    connection.execute(text(f'DELETE FROM "{table}"'))
+                connection.execute(text("DELETE FROM sqlite_sequence"))
+        self.seed()
+
+    def examples(self, count: int) -> settings:
+        return bad.examples(count if self.backend == "sqlite" else max(count // PG_SHARE, 5))
+
+    def attempt(self, command: Command, allowed: tuple[int, ...] = (2, 3)) -> None:
+        """Run one command and check the error contract (see the module docstring)."""
+        argv, fields = command
+        before = self.snapshot()
+        result = self.cli(*argv)
+        after = self.snapshot()
+        where = f"cli {self.backend}"
+        assert "Traceback" not in result.err, _short((argv, result.err))
+        if result.code == 0:
+            bad.TALLY[f"{where} accepted"] += 1
+            if after != before:
+                self.reset()
+            return
+        bad.TALLY[f"{where} refused"] += 1
+        assert result.code in allowed, _short((argv, result.code, result.err))
+        lines = result.err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), _short((argv, result.err))
+        assert names_a_field(lines[0][len("Error: ") :], fields, argv), _short((argv, lines[0]))
+        assert after == before, "partial write: " + _short((argv, result.err))
+
+
+def names_a_field(message: str, fields: set[str], argv: list[str]) -> bool:
+    """The message starts with a field the command was given (or needs), or is click's
+    own usage error quoting an option, an argument or the token it could not place."""
+    head = message.split(":", 1)[0]
+    if head in fields or head.split(" ", 1)[0] in fields:
+        return True
+    if message.startswith(CLICK_USAGE):
+        quoted = re.findall(r"'([^']*)'|\(([^)]*)\)", message)
+        named = {word for a, b in quoted for word in (a or b).split()}
+        return any(q.lstrip("-") in fields or any(q in arg for arg in argv) for q in named)
+    return False
+
+
+@pytest.fixture
+def world(
+    db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[World]:
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
+    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
+    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
+    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
+    client = redis.Redis.from_url(BROKER)
+    engine = make_engine(db_url)
+    world = World(Cli(capsys), backend, db_url, prefix, client, engine)
+    world.tables = sorted(inspect(engine).get_table_names())
+    yield world
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    engine.dispose()
+
+
+# -- commands ------------------------------------------------------------------------------
+
+# Fields a refusal may name although the command did not give them: what a plan requires.
+REQUIRABLE = frozenset({"frequency", "at", "start", "cron", "days", "day", "ordinal", "weekday"})
+REQUEST_OPTIONS = {"name": bad.names, "misfire": bad.misfire}
+REQUEST_FLAGS = ("--no-schedule", "--prevent-concurrent", "--allow-concurrent", "--json")
+request_ids = st.one_of(st.sampled_from(["1", "2"]), bad.ids)
+since = st.one_of(bad.datetimes, bad.durations)
+valid_processes = st.sampled_from(["sample.echo", "sample.sleep"])
+params = st.one_of(st.just([]), bad.params)
+
+
+@st.composite
+def command(
+    draw: st.DrawFn,
+    head: list[str],
+    positional: tuple[tuple[set[str], st.SearchStrategy[str]], ...] = (),
+    options: dict[str, st.SearchStrategy[str]] | None = None,
+    flags: tuple[str, ...] = (),
+    timing: bool = False,
+    with_params: bool = False,
+) -> Command:
+    """``head`` + drawn positionals + a drawn subset of ``options`` (+ timing options,
+    ``--param``s) + flags; and the fields that a refusal of it may name."""
+    argv, fields = list(head), set(REQUIRABLE if timing else ())
+    for labels, strategy in positional:
+        argv.append(draw(strategy))
+        fields |= labels
+    chosen = draw(st.fixed_dictionaries({}, optional=options or {}))
+    if timing:
+        chosen |= draw(bad.timing_options())
+    for key, value in chosen.items():
+        argv += [f"--{key}", value]
+        fields.add(key)
+    if with_params:
+        for pair in draw(params):
+            argv += ["--param", pair]
+        fields.add("param")  # a process may require one
+    argv += [flag for flag in flags if draw(st.booleans())]
+    return argv, fields
+
+
+PROCESS = ({"process", "PROCESS"}, bad.mostly(valid_processes, bad.process_names))
+REQUEST_ID = ({"ID", "request"}, request_ids)
+RUN_ID = ({"RUN_ID", "run", "run id"}, st.one_of(st.just("1"), bad.ids))
+
+creates = command(["request", "create"], (PROCESS,), REQUEST_OPTIONS, REQUEST_FLAGS, True, True)
+previews = command(["preview"], (), {"count": bad.ints}, ("--json",), timing=True)
+updates = command(
+    ["request", "update"],
+    (REQUEST_ID,),
+    {**REQUEST_OPTIONS, "process": bad.process_names},
+    REQUEST_FLAGS[1:],
+    True,
+    True,
+)
+shows = command(["request", "show"], (REQUEST_ID,), {"next": bad.ints}, ("--json",))
+lifecycle = st.sampled_from(["schedule", "unschedule", "reschedule", "delete"]).flatmap(
+    lambda verb: command(["request", verb], (REQUEST_ID,))
+)
+request_lists = command(
+    ["request", "list"],
+    (),
+    {"status": bad.request_statuses, "process": bad.process_names},
+    ("--json",),
+)
+monitor_lists = command(
+    ["monitor", "list"],
+    (),
+    {
+        "process": bad.process_names,
+        "status": bad.run_statuses,
+        "request": request_ids,
+        "since": since,
+        "until": since,
+        "limit": bad.ints,
+        "before": bad.ids,
+    },
+    ("--json",),
+)
+monitor_by_id = st.sampled_from(["show", "log"]).flatmap(
+    lambda verb: command(["monitor", verb], (RUN_ID,))
+)
+monitor_others = st.one_of(
+    command(["monitor", "stats"], (), {"process": bad.process_names, "since": since}, ("--json",)),
+    command(["monitor", "prune"], (), {"older-than": bad.durations}, ("--json",)),
+)
+runs = command(["run"], (PROCESS,), with_params=True)
+
+
+def test_request_create_and_preview(world: World) -> None:
+    world.seed()
+
+    @world.examples(120)
+    @given(st.one_of(creates, previews))
+    def attempt(command: Command) -> None:
+        world.attempt(command)
+
+    attempt()
+
+
+def test_request_update(world: World) -> None:
+    world.seed()
+
+    @world.examples(80)
+    @given(updates)
+    def attempt(command: Command) -> None:
+        world.attempt(command)
+
+    attempt()
+
+
+def test_request_ids_and_listings(world: World) -> None:
+    world.seed()
+
+    @world.examples(80)
+    @given(st.one_of(shows, lifecycle, request_lists))
+    def attempt(command: Command) -> None:
+        world.attempt(command, allowed=(2, 3, 4))  # 4: schedule a scheduled request, …
+
+    attempt()
+
+
+def test_monitor_and_run(world: World) -> None:
+    world.seed()
+
+    @world.examples(100)
+    @given(st.one_of(monitor_lists, monitor_by_id, monitor_others, runs))
+    def attempt(command: Command) -> None:
+        world.attempt(command)
+
+    attempt()
+
+
+# -- inputs that broke the contract once ---------------------------------------------------
+
+LONG_CRON = ",".join(map(str, range(60))) + " " + ",".join(map(str, range(24))) + " * * *"
+CREATE = ["request", "create", "sample.echo", "--no-schedule"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "label"),
+    [
+        ([*CREATE, "--name", "a\x00b"], 2, "name"),  # PostgreSQL refuses NUL in text
+        ([*CREATE, "--name", "\udcff"], 2, "name"),  # a non-UTF-8 byte of the command line
+        ([*CREATE, "--param", "who=\udcff"], 2, "param who"),
+        ([*CREATE, "--param", "who=\x00"], 2, "param who"),
+        ([*CREATE, "--param", "a\nb=1"], 2, "param"),
+        (["request", "create", "sample.spam", "--param", "lines=٣"], 2, "param lines"),
+        ([*CREATE, "--timing", "scheduled", "--frequency", "cron", "--cron", LONG_CRON], 2, "cron"),
+        ([*CREATE, "--misfire", bad.MEGABYTE], 2, "misfire"),
+        (["request", "list", "--process", "\udcff"], 2, "process"),
+        (["request", "list", "--process", "a\x00"], 2, "process"),
+        (["monitor", "list", "--process", "\udcff"], 2, "process"),
+        (["monitor", "stats", "--process", "\x00"], 2, "process"),
+        (["monitor", "list", "--since", "+999999999d"], 2, "since"),
+        (["monitor", "list", "--request", "2147483648"], 2, "request"),
+        (["preview", "--timing", "later", "--start", "+²m"], 2, "start"),
+        (["request", "show", "2147483648"], 3, "request"),  # past PostgreSQL's INTEGER
+        ([*CREATE, "--param", "a\nb=1", "--param", "a\nb=2"], 2, "param a\\nb"),
+    ],
+)
+def test_inputs_that_broke_the_contract(
+    world: World, argv: list[str], code: int, label: str
+) -> None:
+    before = world.snapshot()
+    result = world.cli(*argv)
+    assert result.code == code, _short(result)
+    [line] = result.err.splitlines()
+    assert line.startswith(f"Error: {label}") and len(line) < 400, _short(line)
+    assert world.snapshot() == before
+
+
+def test_a_plan_past_the_calendar_just_ends(world: World) -> None:
+    shown = world.cli.ok(
+        "preview",
+        "--timing",
+        "scheduled",
+        "--frequency",
+        "hourly",
+        "--interval",
+        "100000",
+        "--count",
+        "1000",
+        "--json",
+    ).json()
+    assert 0 < len(shown["next_runs"]) < 1000 and shown["next_runs"][-1] < "9999-12-31T23:59"
+
+
+# -- the request service, with loose Python values --------------------------------------------
+
+SERVICE_FIELDS = {field_label(k) for k in TIMING_KEYS} | {"name", "misfire", "process", "status"}
+python_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    bad.junk,
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.dates(),
+    st.times(),
+    st.lists(bad.junk, max_size=2),
+    st.binary(max_size=4),
+)
+
+
+@st.composite
+def service_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """Loose fields for create/update: CLI-like text or any Python value, under the
+    service's keys; now and then one no request has."""
+    text = draw(bad.timing_options()) | draw(
+        st.fixed_dictionaries({}, optional={**REQUEST_OPTIONS, "prevent-concurrent": bad.junk})
+    )
+    fields: dict[str, Any] = {
+        "process": draw(bad.mostly(valid_processes, st.one_of(bad.junk, python_values)))
+    }
+    for key, value in text.items():
+        fields[key.replace("-", "_")] = draw(bad.mostly(st.just(value), python_values))
+    if draw(st.booleans()):
+        fields["params"] = draw(
+            st.one_of(
+                st.dictionaries(
+                    st.sampled_from(bad.PARAM_KEYS) | bad.junk, python_values, max_size=3
+                ),
+                python_values,
+            )
+        )
+    if draw(bad.mostly(st.just(False), st.just(True))):
+        fields[draw(bad.junk)] = draw(python_values)
+    return fields
+
+
+service_ids = st.one_of(st.integers(), st.integers(-(2**70), 2**70))
+Call = tuple[str, tuple[Any, ...]]
+
+
+@st.composite
+def service_calls(draw: st.DrawFn) -> Call:
+    """A method of the service and drawn arguments for it."""
+    verb = draw(
+        bad.mostly(
+            st.sampled_from(["create", "update"]),
+            st.sampled_from(
+                ["get", "next_runs", "list", "schedule", "reschedule", "unschedule", "delete"]
+            ),
+        )
+    )
+    ident = draw(bad.mostly(st.sampled_from([1, 2, 3]), service_ids))
+    if verb == "create":
+        return verb, (draw(service_fields()), draw(st.booleans()))
+    if verb == "update":
+        return verb, (ident, draw(service_fields()))
+    if verb == "next_runs":
+        return verb, (ident, draw(st.integers(-5, 1000)))
+    if verb == "list":
+        return verb, (draw(st.one_of(st.none(), bad.request_statuses)), draw(bad.junk))
+    return verb, (ident,)
+
+
+def test_the_request_service_refuses_only_with_a_known_field(world: World) -> None:
+    world.seed()
+    service = Installation(Settings.from_env()).requests
+
+    @world.examples(120)
+    @given(service_calls())
+    def attempt(call: Call) -> None:
+        verb, args = call
+        before = world.snapshot()
+        try:
+            getattr(service, verb)(*args)
+        except (InvalidInput, NotFound, Conflict) as error:
+            bad.TALLY[f"service {world.backend} refused"] += 1
+            assert not isinstance(error, Conflict) or verb in ("schedule", "delete"), error
+            if isinstance(error, InvalidInput):
+                known = error.field in SERVICE_FIELDS or error.field.split(" ", 1)[0] == "param"
+                assert known and "\n" not in str(error), _short((verb, str(error)))
+            assert world.snapshot() == before, "partial write: " + _short((verb, str(error)))
+            return
+        bad.TALLY[f"service {world.backend} accepted"] += 1
+        if world.snapshot() != before:
+            world.reset()
+
+    try:
+        attempt()
+    finally:
+        service.engine.dispose()
