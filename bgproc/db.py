@@ -63,9 +63,11 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         return _sqlite_engine(parsed)
     if backend == "postgresql":
+        # No pre-ping: it would double the round trips of the worker's one read per run.
+        # A connection that died with its server fails once; SQLAlchemy then discards the
+        # whole pool, the run's message is requeued and the recorder retries its writes.
         engine = create_engine(
             parsed,
-            pool_pre_ping=True,
             connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "bgproc"},
         )
         _guard_against_fork(engine)
@@ -132,10 +134,14 @@ def _guard_against_fork(engine: Engine) -> None:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for reads only: on SQLite it never waits for (or holds) the write lock."""
+    """A connection for reads only: on SQLite it never waits for (or holds) the write lock;
+    on PostgreSQL it sends no BEGIN and ROLLBACK around the read (autocommit)."""
     ensure_schema(engine)
     with _unavailable_on_failure(engine), engine.connect() as connection:
-        yield connection.execution_options(**{READ_ONLY: True})
+        if connection.dialect.name == "postgresql":
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            yield connection.execution_options(**{READ_ONLY: True})
 
 
 @contextmanager
