@@ -140,7 +140,7 @@ class Proc:
 class Stack:
     """One installation under test: prefix, database, CLI and the processes it started."""
 
-    def __init__(self, tmp_path: Path, db_url: str) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, broker_url: str = BROKER) -> None:
         self.tmp_path = tmp_path
         self.db_url = db_url
         self.prefix = f"e2e-{uuid.uuid4().hex[:10]}:"
@@ -150,12 +150,12 @@ class Stack:
             **inherited,
             "BGPROC_KEY_PREFIX": self.prefix,
             "BGPROC_DATABASE_URL": db_url,
-            "BGPROC_BROKER_URL": BROKER,
+            "BGPROC_BROKER_URL": broker_url,
             "BGPROC_TIMEZONE": ZONE,
             "PYTHONPATH": pythonpath,
             "PYTHONUNBUFFERED": "1",
         }
-        self.redis = redis.Redis.from_url(BROKER, decode_responses=True)
+        self.redis = redis.Redis.from_url(broker_url, decode_responses=True)
         self.procs: list[Proc] = []
         self._reader: Engine = create_engine(normalise_url(db_url))
 
