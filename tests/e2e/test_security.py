@@ -8,23 +8,30 @@ published raw, as any client of the broker could.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import pickle
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from bgproc.app import RUN_TASK
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRun, RunStatus
 from bgproc.settings import Settings
 from tests.e2e.conftest import Stack, wait_until
+from tests.integration.cli_harness import Cli
 
 RUN_TIMEOUT_S = 30
 PICKLE = "application/x-python-serialize"
+SECURITY_PROCESSES = "tests.e2e.security_processes"
+BASE64 = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
 
 pytestmark = pytest.mark.faults
 
@@ -148,3 +155,103 @@ def test_pickle_and_other_content_types_are_refused(
     assert [r.status for r in stack.runs() if r.id == queued] == [RunStatus.queued]
     stack.cli("run", "sample.echo", "--wait", "--timeout", str(RUN_TIMEOUT_S))
     assert worker.alive()
+
+
+def in_process(stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> Cli:
+    """The stack's ``bgproc`` through the same entry point, in this process: many commands
+    cost no start-up each."""
+    for name, value in stack.env.items():
+        if name.startswith("BGPROC_"):
+            monkeypatch.setenv(name, value)
+    return Cli(capsys)
+
+
+def redis_text(client: redis.Redis, prefix: str) -> str:
+    """Every key under ``prefix`` with its whole value, and every base64 token in them decoded
+    (kombu's message bodies): all that someone reading this Redis could learn."""
+    parts: list[bytes] = []
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        kind = client.type(key).decode()
+        if kind == "string":
+            values = [client.get(key) or b""]
+        elif kind == "hash":
+            values = [b for pair in client.hgetall(key).items() for b in pair]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind in ("set", "zset"):
+            values = list(client.smembers(key) if kind == "set" else client.zrange(key, 0, -1))
+        else:
+            values = [kind.encode()]
+        parts += [key, *values]
+    for token in BASE64.findall(b"\n".join(parts)):
+        try:
+            parts.append(base64.b64decode(token, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return b"\n".join(parts).decode("utf-8", "replace")
+
+
+def test_secret_parameters_never_show_in_clear(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redis (entries, queues, unacked), every CLI output, worker and beat logs, the Process
+    Log, the error, traceback and result: a process that lets its secret out included."""
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    stack.env["BGPROC_IMPORTS"] = SECURITY_PROCESSES
+    raw = redis.Redis.from_url(stack.env["BGPROC_BROKER_URL"])
+    seen: list[str] = []
+    # Given a beat, an every-second request and an ad-hoc run, all queued before any worker
+    beat = stack.beat()
+    created = stack.cli(
+        "request", "create", "security.leaky", "--timing", "scheduled", "--frequency", "seconds",
+        "--interval", "1", "--param", f"token={secret}", "--json",
+    )
+    request_id = created.json()["id"]
+    adhoc = stack.cli("run", "security.leaky", "--param", f"token={secret}", "--param", "fail=1")
+    queue = f"{stack.prefix}celery"
+    wait_until(lambda: raw.llen(queue) >= 2, RUN_TIMEOUT_S, 0.1, "two messages waiting")
+    waiting = redis_text(raw, stack.prefix)
+    assert "bgproc_run_id" in waiting and "callbacks" in waiting  # bodies were decoded too
+    assert f"redbeat:request:{request_id}" in waiting
+    seen += [created.out, created.err, adhoc.out, adhoc.err, waiting]
+    # When a worker runs them (Redis read while it does: unacked messages, leases)
+    worker = stack.worker()
+
+    def runs_done() -> bool:
+        seen.append(redis_text(raw, stack.prefix))
+        runs = stack.runs()
+        return sum(r.status is RunStatus.success for r in runs) >= 2 and any(
+            r.status is RunStatus.error for r in runs
+        )
+
+    wait_until(runs_done, RUN_TIMEOUT_S, 0.2, "two scheduled runs and the failed ad-hoc one")
+    stack.cli("request", "unschedule", str(request_id))
+    runs = [r for r in stack.runs() if r.status in (RunStatus.success, RunStatus.error)]
+    # Then every output shows the secret as *** at most
+    cli = in_process(stack, monkeypatch, capsys)
+    commands = [
+        ("monitor", "list"), ("monitor", "list", "--json"), ("request", "list", "--json"),
+        ("request", "list"), ("request", "show", str(request_id)),
+        ("request", "show", str(request_id), "--json"),
+    ]
+    for run in runs:
+        commands += [("monitor", "show", str(run.id)), ("monitor", "show", str(run.id), "--json"),
+                     ("monitor", "log", str(run.id))]  # fmt: skip
+    for command in commands:
+        done = cli.ok(*command)
+        seen += [done.out, done.err]
+    for run in runs:
+        stored = [run.log, run.error, run.traceback, str(run.result)]
+        seen += [text or "" for text in stored]
+        assert "token is ***" in (run.log or "") and "Bearer ***" in (run.log or ""), run.log
+        assert "printed ***" in (run.log or "") and "task logger ***" in (run.log or "")
+        if run.status is RunStatus.error:
+            assert run.error == "ValueError: rejected token ***"
+            assert "rejected token ***" in (run.traceback or "")
+        else:
+            assert run.result == {"echo": "***"}
+    seen += [redis_text(raw, stack.prefix), worker.text(), beat.text()]
+    assert "token is ***" in worker.text()  # the console shows what the process logged, masked
+    leaks = [text for text in seen if secret in text]
+    assert not leaks, leaks[0]
+    raw.close()
