@@ -329,8 +329,10 @@ def any_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]
         server.drop_database(url)
 
 
-def _stack(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    built = Stack(tmp_path, db_url)
+def _stack(
+    tmp_path: Path, db_url: str, request: pytest.FixtureRequest, broker_url: str = BROKER
+) -> Iterator[Stack]:
+    built = Stack(tmp_path, db_url, broker_url)
     try:
         yield built
     finally:

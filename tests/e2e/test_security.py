@@ -13,19 +13,25 @@ import binascii
 import os
 import pickle
 import re
+import shutil
+import socket
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
 
-from bgproc.app import RUN_TASK
+from bgproc.app import RUN_TASK, create_app
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRun, RunStatus
 from bgproc.settings import Settings
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import BROKER, Stack, _sqlite_url, _stack, wait_until
 from tests.integration.cli_harness import Cli
 
 RUN_TIMEOUT_S = 30
@@ -33,7 +39,117 @@ PICKLE = "application/x-python-serialize"
 SECURITY_PROCESSES = "tests.e2e.security_processes"
 BASE64 = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
 
+REDIS_READY_S = 10
+
 pytestmark = pytest.mark.faults
+
+StackMaker = Callable[..., Stack]
+
+
+@dataclass(frozen=True)
+class PrivateRedis:
+    """A ``redis-server`` of one test: its client URL (password included) and its password."""
+
+    url: str
+    password: str
+
+
+def binary(name: str) -> str:
+    """The path of ``name``, or a skip saying which binary is missing."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def make_certificates(directory: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1 signed by it; the CA's path."""
+    openssl = binary("openssl")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
+        "-subj", "/CN=bgproc test CA")  # fmt: skip
+    run("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext")  # fmt: skip
+    return directory / "ca.crt"
+
+
+def start_redis(directory: Path, tls: bool) -> Iterator[PrivateRedis]:
+    """A private ``redis-server`` with a password (and TLS only, if ``tls``), killed at the end."""
+    server = binary("redis-server")
+    directory.mkdir()
+    password = f"pw-{uuid.uuid4().hex}"
+    port = free_port()
+    args = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(directory), "--requirepass", password]  # fmt: skip
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    if tls:
+        ca = make_certificates(directory)
+        args += ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no",
+                 "--tls-cert-file", str(directory / "server.crt"),
+                 "--tls-key-file", str(directory / "server.key"),
+                 "--tls-ca-cert-file", str(ca)]  # fmt: skip
+        url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_cert_reqs=required" \
+            f"&ssl_ca_certs={quote(str(ca))}"  # fmt: skip
+    else:
+        args += ["--port", str(port)]
+    with (directory / "redis.log").open("ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    client = redis.Redis.from_url(url)
+    try:
+
+        def answers() -> bool:
+            assert process.poll() is None, (directory / "redis.log").read_text()
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(answers, REDIS_READY_S, 0.05, "the private redis-server")
+        yield PrivateRedis(url, password)
+    finally:
+        client.close()
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def password_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A private Redis that wants a password (request it before ``stacks``: it outlives them)."""
+    yield from start_redis(tmp_path / "redis-password", tls=False)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A private Redis that speaks TLS only, with a password, its certificate from a test CA."""
+    yield from start_redis(tmp_path / "redis-tls", tls=True)
+
+
+@pytest.fixture
+def stacks(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StackMaker]:
+    """Makes installations (each its own prefix and SQLite file) on a broker; all are stopped
+    and their keys deleted at the end."""
+    with ExitStack() as cleanup:
+
+        def make(name: str, broker_url: str = BROKER) -> Stack:
+            home = tmp_path / name
+            home.mkdir()
+            made = _stack(home, _sqlite_url(home), request, broker_url)
+            cleanup.callback(next, made, None)
+            return next(made)
+
+        yield make
 
 
 @pytest.fixture
@@ -255,3 +371,67 @@ def test_secret_parameters_never_show_in_clear(
     leaks = [text for text in seen if secret in text]
     assert not leaks, leaks[0]
     raw.close()
+
+
+def runs_end_to_end(stack: Stack) -> list[str]:
+    """A worker and a beat run an every-second request and an ad-hoc run; what they printed."""
+    worker, beat = stack.worker_and_beat()
+    request_id = stack.create(
+        "sample.echo", "--timing", "scheduled", "--frequency", "seconds", "--interval", "1"
+    )
+    adhoc = stack.cli("run", "sample.echo", "--param", "a=1", "--wait", "--timeout", "30")
+
+    def two_fired() -> bool:
+        return sum(r.status is RunStatus.success for r in stack.runs(request_id)) >= 2
+
+    wait_until(two_fired, RUN_TIMEOUT_S, 0.1, "two successful runs of the request")
+    unscheduled = stack.cli("request", "unschedule", str(request_id))
+    live = [stack.cli("monitor", name, "--json") for name in ("workers", "queues")]
+    assert any(w["name"] == f"w1@{socket.gethostname()}" for w in live[0].json())
+    return [adhoc.out, adhoc.err, unscheduled.out, unscheduled.err, worker.text(), beat.text(),
+            *(done.out + done.err for done in live)]  # fmt: skip
+
+
+def test_redis_with_a_password(
+    password_redis: PrivateRedis,
+    stacks: StackMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an installation on a Redis that wants a password
+    stack = stacks("private", password_redis.url)
+    # Then worker, beat and the CLI run requests through it, and no output shows the password
+    printed = runs_end_to_end(stack)
+    assert f"redis://:**@127.0.0.1:{password_redis.url.rsplit(':', 1)[1]}" in printed[4]  # banner
+    # And a wrong password is refused in one line that shows neither password
+    wrong = password_redis.url.replace(password_redis.password, f"x{password_redis.password}x")
+    monkeypatch.setenv("BGPROC_BROKER_URL", wrong)
+    cli = in_process(stack, monkeypatch, capsys)
+    monkeypatch.setenv("BGPROC_BROKER_URL", wrong)
+    refused = cli("monitor", "queues")
+    assert refused.code == 5 and refused.err.startswith("Error: redis is unreachable at redis://:***@")
+    printed += [refused.out, refused.err]
+    assert not [text for text in printed if password_redis.password in text]
+    # And nothing of the installation went to the default Redis
+    assert not redis.Redis.from_url(BROKER).keys(f"{stack.prefix}*")
+
+
+def test_redis_over_tls(tls_redis: PrivateRedis, stacks: StackMaker) -> None:
+    # Given an installation on a Redis that speaks TLS only (rediss://, the CA in the URL)
+    stack = stacks("tls", tls_redis.url)
+    # Then worker, beat and the CLI run requests through it, and no output shows the password
+    printed = runs_end_to_end(stack)
+    assert "rediss://:**@127.0.0.1" in printed[4]  # the worker's banner
+    assert not [text for text in printed if tls_redis.password in text]
+    assert stack.redis_keys(), "nothing reached the TLS Redis"
+    # And without the test CA the server's certificate is refused, by the broker connection
+    # (kombu alone would not verify it) as by every other client
+    unverified = tls_redis.url.split("?", 1)[0]
+    app = create_app(Settings(broker_url=unverified, key_prefix=stack.prefix))
+    with (
+        app.connection_for_write() as connection,
+        pytest.raises(Exception, match="certificate verify failed"),
+    ):
+        connection.ensure_connection(max_retries=1, interval_start=0)
+    with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+        redis.Redis.from_url(unverified).ping()
