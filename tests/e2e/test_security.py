@@ -38,6 +38,9 @@ RUN_TIMEOUT_S = 30
 PICKLE = "application/x-python-serialize"
 SECURITY_PROCESSES = "tests.e2e.security_processes"
 BASE64 = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
+# Names Celery, kombu and RedBeat give their keys: one that starts a key name was written
+# without the installation's prefix.
+UNPREFIXED = ("_kombu", "unacked", "celery", "redbeat")
 
 REDIS_READY_S = 10
 
@@ -405,7 +408,6 @@ def test_redis_with_a_password(
     assert f"redis://:**@127.0.0.1:{password_redis.url.rsplit(':', 1)[1]}" in printed[4]  # banner
     # And a wrong password is refused in one line that shows neither password
     wrong = password_redis.url.replace(password_redis.password, f"x{password_redis.password}x")
-    monkeypatch.setenv("BGPROC_BROKER_URL", wrong)
     cli = in_process(stack, monkeypatch, capsys)
     monkeypatch.setenv("BGPROC_BROKER_URL", wrong)
     refused = cli("monitor", "queues")
@@ -435,3 +437,53 @@ def test_redis_over_tls(tls_redis: PrivateRedis, stacks: StackMaker) -> None:
         connection.ensure_connection(max_retries=1, interval_start=0)
     with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
         redis.Redis.from_url(unverified).ping()
+
+
+def test_two_installations_on_one_redis_never_see_each_other(stacks: StackMaker) -> None:
+    # Given two installations (own prefix, own database) on the same Redis, each with a worker
+    # and a beat running an every-second request, and an ad-hoc run each
+    shared = redis.Redis.from_url(BROKER, decode_responses=True)
+    before = set(shared.scan_iter(count=1000))
+    a, b = stacks("a"), stacks("b")
+    procs = {name: (stack.worker(name, ready=False), stack.beat(f"beat-{name}", holder=False))
+             for name, stack in (("a", a), ("b", b))}  # fmt: skip
+    for worker, beat in procs.values():
+        worker.wait_log(" ready.")
+        beat.wait_log("beat: Acquired lock")
+    requests = {}
+    for name, stack in (("a", a), ("b", b)):
+        requests[name] = stack.create(
+            "sample.echo", "--timing", "scheduled", "--frequency", "seconds", "--interval", "1",
+            "--param", f"who={name}",
+        )  # fmt: skip
+        stack.cli("run", "sample.echo", "--param", f"who={name}")
+
+    def both_ran() -> bool:
+        return all(
+            sum(r.status is RunStatus.success for r in stack.runs(requests[name])) >= 2
+            and any(r.status is RunStatus.success for r in stack.runs() if r.request_id is None)
+            for name, stack in (("a", a), ("b", b))
+        )
+
+    wait_until(both_ran, RUN_TIMEOUT_S, 0.1, "both installations to run their own work")
+    for name, stack in (("a", a), ("b", b)):
+        stack.cli("request", "unschedule", str(requests[name]))
+    # Then each database holds its own runs only, each run by its own worker
+    host = socket.gethostname()
+    for name, stack in (("a", a), ("b", b)):
+        runs = [r for r in stack.runs() if r.status is RunStatus.success]
+        assert {r.params["who"] for r in runs} == {name}
+        assert {r.worker for r in runs} == {f"{name}@{host}"}
+        assert [w["name"] for w in stack.cli("monitor", "workers", "--json").json()] == [
+            f"{name}@{host}"
+        ]
+        assert shared.exists(f"{stack.prefix}redbeat::lock")
+    # And every key either wrote is under its own prefix: none appeared bare
+    new = set(shared.scan_iter(count=1000)) - before
+    bare = [k for k in new if k.startswith(UNPREFIXED)]
+    misplaced = [k for k in new if (a.prefix in k or b.prefix in k)
+                 and not k.startswith((a.prefix, b.prefix))]  # fmt: skip
+    assert not bare and not misplaced, (bare, misplaced)
+    assert f"{a.prefix}_kombu.binding.celery" in a.redis_keys()
+    assert f"{b.prefix}_kombu.binding.celery" in b.redis_keys()
+    shared.close()
