@@ -6,6 +6,7 @@ so a worker, a beat and the CLI of one installation always agree.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from celery import Celery
@@ -18,12 +19,20 @@ BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder
 VISIBILITY_TIMEOUT_S = 3600  # redelivery of unacked tasks (acks_late) after a lost worker
 
 
+def broker_tls(url: str) -> dict[str, Any] | bool:
+    """For ``rediss://``: verify the server's certificate unless the URL says otherwise
+    (``ssl_cert_reqs``, ``ssl_ca_certs``… in its query win). Without this kombu would
+    connect with no verification at all (it only logs a warning)."""
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED} if url.startswith("rediss://") else False
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for an installation: JSON only, late acks, every key under the prefix."""
     prefix = settings.key_prefix
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
+        "broker_use_ssl": broker_tls(settings.broker_url),
         "broker_transport_options": {
             "global_keyprefix": prefix,
             "visibility_timeout": VISIBILITY_TIMEOUT_S,

@@ -19,6 +19,11 @@ most that is ever held in memory); beyond it a marker line says so, and a last o
 what was left out. Nothing here may break a run: every failure is swallowed and reported once to
 the worker's own log.
 
+A capture given ``redact`` (the run's secret values, :class:`~bgproc.registry.Redaction`)
+passes what it stores through it, and also what the run's thread sends on to the worker's
+console: its records are rewritten (the routing handler comes first in each logger) and its
+stream writes are redacted, so a process that logs a secret shows ``***`` everywhere.
+
 Not captured: output that bypasses Python's streams (child subprocesses, C libraries
 writing to file descriptors 1/2), records of other threads the process starts, and
 records of non-propagating loggers other than the ones named above. One flusher thread
@@ -50,6 +55,7 @@ TASK_LOGGER = "celery.task"  # Celery's task logger: propagate=False, so root ne
 STREAMS = ("stdout", "stderr")
 
 Sink = Callable[[int, str], None]  # RunStore.append_log: (run_id, text)
+Redact = Callable[[str], str]  # the text with the run's secrets masked
 
 internal = logging.getLogger("bgproc.logcapture")
 # Raised into the run's thread by a signal (Celery's soft time limit): they may land in
@@ -114,9 +120,11 @@ class LogCapture:
         *,
         max_chars: int = MAX_LOG_CHARS,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        redact: Redact | None = None,
     ) -> None:
         self.run_id = run_id
         self.sink = sink
+        self.redact = redact
         self.context_logger = context_logger
         self.max_chars = max_chars
         self.flush_interval_s = flush_interval_s
@@ -279,7 +287,7 @@ class LogCapture:
                 text = "".join(self._pending)
                 self._pending.clear()
             try:
-                self.sink(self.run_id, storable(text))
+                self.sink(self.run_id, storable(self.redact(text) if self.redact else text))
             except Exception as error:
                 with self._lock:
                     self._pending.insert(0, text)
@@ -306,6 +314,23 @@ class LogCapture:
             _local.quiet = previous
 
 
+def _redact_record(record: logging.LogRecord, redact: Redact) -> None:
+    """The record as the capture and every later handler (the worker's console) show it."""
+    try:
+        message = record.getMessage()
+    except INTERRUPTS:
+        raise
+    except Exception:  # unformattable: stored as its parts, which the capture redacts
+        return
+    record.msg, record.args = redact(message), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = _FORMATTER.formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
 def _enable_info(log: logging.Logger) -> None:
     """``ctx.log.info`` goes to the Process Log (SPEC §1) even under a quieter root level."""
     if log.getEffectiveLevel() > logging.INFO:
@@ -326,6 +351,8 @@ class _RouteHandler(logging.Handler):
         if capture is None:
             return False
         try:
+            if capture.redact is not None:
+                _redact_record(record, capture.redact)
             capture.add_record(record)
         except INTERRUPTS:
             raise
@@ -366,7 +393,7 @@ class _StreamRouter:
             previous = getattr(_local, "quiet", False)
             _local.quiet = True
             try:
-                self.original.write(data)
+                self.original.write(capture.redact(data) if capture.redact else data)
             except INTERRUPTS:
                 raise
             except Exception:  # the console is gone (closed pipe): the capture still has it
@@ -414,8 +441,9 @@ class _Hub:
             self._by_thread.setdefault(capture.thread_id, []).append(capture)
             for log in self._loggers(capture):
                 _, count = self._logger_refs.get(id(log), (log, 0))
-                if count == 0:
-                    log.addHandler(self._handler)
+                if count == 0 and self._handler not in log.handlers:
+                    # first, so that it redacts a record before any other handler sees it
+                    log.handlers = [self._handler, *log.handlers]
                 self._logger_refs[id(log)] = (log, count + 1)
             if self._stream_refs == 0:
                 self._install_streams()

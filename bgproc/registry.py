@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -68,6 +69,36 @@ class ProcessContext:
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``, waking at once on a kill; True if a kill was asked for."""
         return self._stop_event.wait(seconds)
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """The values of one run's secret parameters, shown as ``***`` in whatever the run writes:
+    its Process Log, its error, traceback and result (a process may log or echo a secret)."""
+
+    secrets: tuple[str, ...] = ()  # longest first: a secret inside another goes with it
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, SECRET_MASK)
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON-able value with each secret masked inside its strings (and keys)."""
+        if not self.secrets or value is None:
+            return value
+        dumped = json.dumps(value)
+        redacted = Redaction(tuple(json.dumps(s)[1:-1] for s in self.secrets)).text(dumped)
+        if redacted == dumped:
+            return value
+        try:
+            return json.loads(redacted)
+        except ValueError:  # a secret that matched inside an escape: hide the whole value
+            return SECRET_MASK
 
 
 @dataclass(frozen=True)
@@ -140,6 +171,12 @@ class ProcessSpec:
             param = self.param(name)
             kwargs[name] = coerce(value, param.type_name if param else "str", f"param {name}")
         return kwargs
+
+    def redaction(self, stored: Mapping[str, Any]) -> Redaction:
+        """What a run with the stored parameters must not show: its secret values."""
+        secret = {p.name for p in self.params if p.secret}
+        values = {str(v) for k, v in stored.items() if k in secret and v}
+        return Redaction(tuple(sorted(values, key=len, reverse=True)))
 
     def masked(self, stored: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters as anyone but the process may see them: secrets as ``***``."""

@@ -319,9 +319,11 @@ class Runner:
             log=log, run_id=run_id, request_id=ticket.request_id, stop_event=stop
         )
         status, result, error, trace = RunStatus.success, None, None, None
+        redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
         # The capture ends (its last lines handed over) before the run's end is reported:
         # the recorder stores them first, so an ended run's log is complete.
-        with LogCapture(run_id, self.recorder.append_log, context_logger=log):
+        redact = redaction.text if redaction else None
+        with LogCapture(run_id, self.recorder.append_log, context_logger=log, redact=redact):
             try:
                 result = spec.func(context, **spec.call_kwargs(ticket.params))
             except Exception as failure:
@@ -338,7 +340,7 @@ class Runner:
             status=status,
             ended_at=ended,
             duration_ms=int((ended - started).total_seconds() * 1000),
-            result=bounded_result(result),
-            error=error,
-            traceback=trace,
+            result=redaction.value(bounded_result(result)),
+            error=error and redaction.text(error),
+            traceback=trace and redaction.text(trace),
         )

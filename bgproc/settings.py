@@ -7,6 +7,7 @@ This is the only module that reads ``os.environ``. Everything else receives a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
 # A running run whose worker stopped renewing its lease for this long is marked lost:
 # long enough to ride out a busy machine, short enough that a dead worker shows soon.
 DEFAULT_RUN_LEASE_S = 30.0
+USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
 
 def local_zone_name(environ: Mapping[str, str] = os.environ) -> str:
@@ -48,7 +50,10 @@ def local_zone_name(environ: Mapping[str, str] = os.environ) -> str:
 
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ``***``: URLs are printed, passwords never."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable (a stray bracket): mask whatever sits before the last @
+        return USERINFO_PASSWORD.sub(r"\1:***@", url)
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)

@@ -3,7 +3,9 @@
 Each pool child drops the connections it inherited; the main process announces the
 worker every few seconds (``monitor workers``), sweeps for runs whose lease expired and
 moves on any group run whose step ended unseen (any live worker is enough); a clean
-exit stores every pending run change first.
+exit stores every pending run change first. A message that Celery discards (a task other
+than ``bgproc.run``, pickle or any content but JSON) is recorded as an ``error`` run:
+refusals show in the monitor too.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.signals import (
+    task_rejected,
+    task_unknown,
     worker_process_init,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
 )
+from sqlalchemy.exc import IntegrityError
 
 from bgproc.control import WorkerInfo
 from bgproc.installation import Installation, built, installation_of
+from bgproc.logcapture import storable
+from bgproc.models import Channel, RunStatus
 from bgproc.sweeper import sweep
 
 logger = logging.getLogger("bgproc.worker")
 HOUSEKEEPING_EVERY_S = 5.0  # at most; a third of the run lease when that is shorter
+NAME_CHARS = 200  # the run's process column; a longer task name is cut
+TASK_ID_CHARS = 64  # the run's task id column; a longer id is not kept
 
 
 class Housekeeping:
@@ -123,3 +132,55 @@ def _start_housekeeping(sender: Any = None, **_: Any) -> None:
     job = Housekeeping(installation_of(app), info)
     _housekeeping.append(job)
     job.start()
+
+
+@task_unknown.connect
+def _record_unknown_task(sender: Any = None, name: Any = None, **signal: Any) -> None:
+    """Celery discarded a message naming a task other than ours: the monitor shows the attempt."""
+    task = storable(str(name))[:NAME_CHARS]
+    why = f"refused: {task!r} is not a registered task (only registered processes run)"
+    _record_refusal(sender, task, signal.get("id"), why)
+
+
+@task_rejected.connect
+def _record_rejected_message(sender: Any = None, message: Any = None, **signal: Any) -> None:
+    """Celery discarded a message it would not decode (pickle, any type but JSON) or parse."""
+    headers = getattr(message, "headers", None)
+    headers = headers if isinstance(headers, dict) else {}
+    task = storable(str(headers.get("task") or "(no task name)"))[:NAME_CHARS]
+    error = signal.get("exc")
+    if error is None:
+        why = "refused: not a Celery task message"
+    else:
+        reason = storable(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        why = f"refused: {type(error).__name__}: {reason} (workers accept JSON only)"
+    _record_refusal(sender, task, headers.get("id"), why)
+
+
+def _record_refusal(sender: Any, task: str, task_id: Any, why: str) -> None:
+    """An ``error`` run for a message that ran nothing; of the message only its task name and
+    id are kept (its arguments are anyone's), and a run it names is left as it is."""
+    app = getattr(sender, "app", None)
+    if app is None or not hasattr(app.conf, "bgproc_settings"):
+        return
+    try:
+        now = datetime.now(UTC)
+        fields: dict[str, Any] = {
+            "process": task,
+            "params": {},
+            "status": RunStatus.error,
+            "channel": Channel.direct,
+            "queued_at": now,
+            "ended_at": now,
+            "worker": str(getattr(sender, "hostname", "") or "")[:NAME_CHARS],
+            "error": why,
+        }
+        message_id = storable(str(task_id or ""))
+        runs = installation_of(app).runs
+        try:
+            kept_id = message_id if 0 < len(message_id) <= TASK_ID_CHARS else None
+            runs.record(task_id=kept_id, **fields)
+        except IntegrityError:  # the id of another run: the refusal is kept without it
+            runs.record(task_id=None, **fields)
+    except Exception:
+        logger.exception("could not record the refused message for %r", task)

@@ -17,6 +17,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
 from bgproc.logcapture import FLUSH_INTERVAL_S, LogCapture, stamp
+from bgproc.registry import Redaction
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (?P<rest>.*)$")
 
@@ -247,3 +248,49 @@ def test_a_soft_time_limit_landing_in_the_capture_reaches_the_process(
             ctx_log.warning("logging when the limit strikes")
         with pytest.raises(SoftTimeLimitExceeded):
             print("printing when the limit strikes")
+
+
+def test_a_runs_secrets_are_masked_in_the_log_and_on_the_console(
+    ctx_log: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process (or a library) that logs a secret: the Process Log and the worker's console
+    (any handler after the capture's, here a plain one on root) show ``***``."""
+    console: list[str] = []
+
+    class Console(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.append(logging.Formatter().format(record))
+
+    root = logging.getLogger()
+    root.addHandler(handler := Console())
+    sink = Sink()
+    try:
+        with LogCapture(1, sink, context_logger=ctx_log, redact=Redaction(("hunter2",)).text):
+            ctx_log.info("token %s", "hunter2")
+            logging.getLogger("some.lib").warning("auth=hunter2;")
+            print("printed hunter2")
+            try:
+                raise ValueError("bad token hunter2")
+            except ValueError:
+                ctx_log.exception("failed")
+    finally:
+        root.removeHandler(handler)
+    shown = "\n".join([sink.text, *console, capsys.readouterr().out])
+    assert "hunter2" not in shown
+    assert sink.rest() == [
+        "INFO bgproc.process.unit.capture: token ***",
+        "WARNING some.lib: auth=***;",
+        "STDOUT: printed ***",
+        "ERROR bgproc.process.unit.capture: failed",
+    ]
+    assert "ValueError: bad token ***" in sink.text
+    assert "ValueError: bad token ***" in console[-1]
+
+
+def test_without_secrets_records_are_left_as_they_are(ctx_log: logging.Logger) -> None:
+    sink = Sink()
+    record = ctx_log.makeRecord(ctx_log.name, logging.INFO, __file__, 1, "n=%d", (1,), None)
+    with LogCapture(1, sink, context_logger=ctx_log):
+        ctx_log.handle(record)
+    assert (record.msg, record.args) == ("n=%d", (1,))
+    assert sink.rest() == ["INFO bgproc.process.unit.capture: n=1"]

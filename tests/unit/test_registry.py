@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bgproc.errors import InvalidInput, NotFound
-from bgproc.registry import ProcessContext, Registry, Secret, process
+from bgproc.registry import SECRET_MASK, ProcessContext, Redaction, Registry, Secret, process
 
 
 @pytest.fixture
@@ -121,3 +121,21 @@ def test_a_module_that_cannot_be_imported_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput) as caught:
         Registry().load(["no_such_module_here"])
     assert caught.value.field == "BGPROC_IMPORTS"
+
+
+def test_a_runs_redaction_holds_its_secret_values_only(registry: Registry) -> None:
+    spec = registry.get("billing.close_day")
+    stored = spec.validate_params({"day": "2027-01-29", "token": "s3cr3t", "note": "s3cr3t-ish"})
+    assert spec.redaction(stored) == Redaction(("s3cr3t",))
+    assert not spec.redaction(spec.validate_params({"day": "2027-01-29", "token": ""}))
+
+
+def test_redaction_masks_text_and_json_values() -> None:
+    # The longest secret first: one that contains another is masked whole
+    redaction = Redaction(("abc-longer", "abc", 'q"uo\\te'))
+    assert redaction.text("abc-longer / abc / x") == "*** / *** / x"
+    value = {"abc": ["token abc", 'q"uo\\te', 1, None], "n": 2.5}
+    assert redaction.value(value) == {SECRET_MASK: ["token ***", SECRET_MASK, 1, None], "n": 2.5}
+    assert redaction.value({"clean": True}) == {"clean": True}
+    # A secret that only matches inside JSON's own escapes cannot leave broken JSON behind
+    assert Redaction(("n",)).value("a\nb") == SECRET_MASK
