@@ -14,6 +14,7 @@ from celery import Celery
 from bgproc.settings import Settings
 
 RUN_TASK = "bgproc.run"  # the one task that runs a registered process
+DEFAULT_QUEUE = "celery"  # Celery's default: group runs, and processes that name no queue
 BEAT_LOOP_S = 1.0  # new and edited requests are picked up within about a second
 BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder dies
 VISIBILITY_TIMEOUT_S = 3600  # redelivery of unacked tasks (acks_late) after a lost worker
@@ -45,7 +46,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_default_queue": "celery",
+        "task_default_queue": DEFAULT_QUEUE,
         "timezone": "UTC",
         "enable_utc": True,
         "beat_scheduler": "bgproc.beat:Scheduler",

@@ -9,6 +9,7 @@ announcement ages. What each worker runs now comes from the monitor database.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from bgproc.settings import Settings
 
 WORKER_GONE_S = 15.0  # a worker not heard of for this long is no longer listed
 UNACKED = "unacked"  # kombu's Redis transport: messages taken by a worker, not yet acked
+TASK_ID = re.compile(rb'"id": "([^"]+)"')  # a Celery message's headers name its task id
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,22 @@ class Control:
             )
             for name, depth in zip(every, depths, strict=True)
         ]
+
+    def message_ids(self, names: Iterable[str]) -> set[str]:
+        """The task ids of every message in the broker: waiting in ``names`` (and in the
+        queues of live workers), or taken by a worker and not yet acknowledged."""
+        every = sorted({*names, *(q for w in self.workers() for q in w.queues)})
+        with self.broker.pipeline(transaction=False) as pipe:
+            for name in every:
+                pipe.lrange(self.key_prefix + name, 0, -1)
+            pipe.hvals(self.key_prefix + UNACKED)
+            found = pipe.execute()
+        return {
+            match.decode()
+            for messages in found
+            for message in messages
+            for match in TASK_ID.findall(message)
+        }
 
     def unacked(self) -> int:
         """Messages taken by workers and not acknowledged yet (running, or prefetched)."""

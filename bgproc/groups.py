@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bgproc.app import DEFAULT_QUEUE
 from bgproc.db import session_scope
 from bgproc.errors import Conflict, InvalidInput, NotFound
 from bgproc.models import (
@@ -27,9 +28,9 @@ from bgproc.models import (
 )
 from bgproc.registry import ProcessSpec, Registry
 
-# A group's own run is a parent that starts its steps: it goes to Celery's default queue,
+# A group's own run is a parent that starts its steps: it goes to the default queue,
 # which every plain `bgproc worker` consumes (steps keep their own process's queue).
-GROUP_QUEUE = "celery"
+GROUP_QUEUE = DEFAULT_QUEUE
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2000
 MAX_STEPS = 100  # a group is a short list of processes, not a program

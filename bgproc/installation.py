@@ -12,7 +12,7 @@ from celery import Celery
 from redis import Redis
 from sqlalchemy import Engine
 
-from bgproc.app import create_app
+from bgproc.app import DEFAULT_QUEUE, create_app
 from bgproc.control import Control
 from bgproc.db import make_engine
 from bgproc.entries import EntryStore
@@ -53,6 +53,12 @@ class Installation:
     def registry(self) -> Registry:
         self._registry.load(self.settings.imports)
         return self._registry
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue a run can be sent to: the default one (group runs) and each
+        registered process's; a plain ``bgproc worker`` consumes them all."""
+        return sorted({DEFAULT_QUEUE, *(spec.queue for spec in self.registry.all())})
 
     @cached_property
     def engine(self) -> Engine:

@@ -480,18 +480,39 @@ class RunStore:
             return row.id
 
     def close_open(
-        self, run_id: int | None, task_id: str, status: RunStatus, now: datetime, why: str
+        self,
+        run_id: int | None,
+        task_id: str,
+        status: RunStatus,
+        now: datetime,
+        why: str,
+        open_statuses: Collection[RunStatus] = (RunStatus.queued, RunStatus.processing),
     ) -> None:
-        """End a run that is still queued or processing (its worker could not): by id, else
-        by task id. A run that has ended meanwhile is left as it is."""
+        """End a run that is still open (its worker could not): by id, else by task id. A
+        run that has ended meanwhile (or, with ``open_statuses``, started) is left as it is."""
         which = ProcessRun.id == run_id if run_id is not None else ProcessRun.task_id == task_id
         with session_scope(self.engine) as session:
             row = session.scalar(select(ProcessRun).where(which))
-            if row is None or row.status not in (RunStatus.queued, RunStatus.processing):
+            if row is None or row.status not in open_statuses:
                 return
             row.status, row.ended_at, row.error = status, now, why
             if row.started_at is not None:
                 row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
+
+    def queued_before(self, before: datetime, limit: int) -> list[tuple[int, str]]:
+        """(id, task id) of the oldest runs still queued since before ``before``."""
+        query = (
+            select(ProcessRun.id, ProcessRun.task_id)
+            .where(
+                ProcessRun.status == RunStatus.queued,
+                ProcessRun.queued_at < before,
+                ProcessRun.task_id.is_not(None),
+            )
+            .order_by(ProcessRun.id)
+            .limit(limit)
+        )
+        with reading(self.engine) as connection:
+            return [(row[0], row[1]) for row in connection.execute(query)]
 
     def get(self, run_id: int) -> RunView:
         with session_scope(self.engine) as session:

@@ -11,7 +11,8 @@ exactly one (ZREM answers 1 to one caller only).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from redis import Redis
 
@@ -20,6 +21,11 @@ from bgproc.runs import RunStore
 
 logger = logging.getLogger("bgproc.sweeper")
 CLAIM_BATCH = 500
+UNSENT_BATCH = 200  # the oldest queued runs looked for in the broker, per sweep
+UNSENT = (
+    "lost: queued, but its message never reached a worker (its publisher died, or "
+    "Redis lost it)"
+)
 
 
 def sweep(runs: RunStore, redis: Redis, leases_key: str, now: datetime) -> list[int]:
@@ -41,3 +47,21 @@ def sweep(runs: RunStore, redis: Redis, leases_key: str, now: datetime) -> list[
     if claimed:
         logger.warning("sweeper: runs %s marked lost (no lease renewal)", claimed)
     return claimed
+
+
+def sweep_unsent(
+    runs: RunStore, message_ids: Callable[[], set[str]], now: datetime, older_than_s: float
+) -> list[int]:
+    """Mark ``lost`` the runs queued for longer than ``older_than_s`` whose message is in no
+    queue and with no worker: their publisher died, or Redis lost it. Their ids."""
+    queued = runs.queued_before(now - timedelta(seconds=older_than_s), UNSENT_BATCH)
+    if not queued:
+        return []
+    present = message_ids()
+    vanished = [run_id for run_id, task_id in queued if task_id not in present]
+    for run_id in vanished:
+        runs.close_open(run_id, "", RunStatus.lost, now, UNSENT, (RunStatus.queued,))
+    if vanished:
+        logger.warning("sweeper: runs %s marked lost (their message is not in the broker)",
+                       vanished)  # fmt: skip
+    return vanished

@@ -32,7 +32,7 @@ from bgproc.control import WorkerInfo
 from bgproc.installation import Installation, built, installation_of
 from bgproc.logcapture import storable
 from bgproc.models import Channel, RunStatus
-from bgproc.sweeper import sweep
+from bgproc.sweeper import sweep, sweep_unsent
 
 logger = logging.getLogger("bgproc.worker")
 HOUSEKEEPING_EVERY_S = 5.0  # at most; a third of the run lease when that is shorter
@@ -62,6 +62,17 @@ class Housekeeping:
         except Exception as error:  # Redis away: the announcement ages out by itself
             logger.warning("could not retire %s: %s", self.info.name, error)
 
+    def _unsent_due(self, now: datetime) -> bool:
+        """Whether this worker looks for unsent runs now: one worker per run lease, as it
+        reads every queue."""
+        settings = self.installation.settings
+        return bool(
+            self.installation.redis.set(
+                settings.key("sweep", "unsent"), self.info.name, nx=True,
+                ex=max(1, int(settings.run_lease_s)),
+            )
+        )  # fmt: skip
+
     def _loop(self) -> None:
         installation = self.installation
         while not self._stop.is_set():
@@ -71,6 +82,13 @@ class Housekeeping:
                 lost = sweep(
                     installation.runs, installation.redis, installation.settings.run_leases_key, now
                 )
+                if self._unsent_due(now):
+                    lost += sweep_unsent(
+                        installation.runs,
+                        lambda: installation.control.message_ids(installation.queues),
+                        now,
+                        installation.settings.run_lease_s,
+                    )
                 for run_id in lost:
                     installation.group_runs.after_step(run_id, now)
                 installation.group_runs.repair(now)

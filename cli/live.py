@@ -34,11 +34,6 @@ def _running(installation: Installation) -> list[RunView]:
     return installation.runs.list(status=RunStatus.processing, limit=RUNNING_SHOWN)
 
 
-def _queue_names(installation: Installation) -> set[str]:
-    """The queues a registered process uses: listed even when no worker consumes them."""
-    return {"celery", *(spec.queue for spec in installation.registry.all())}
-
-
 def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: ZoneInfo) -> Table:
     table = Table(title="Workers", title_justify="left", header_style="bold")
     for column in ("worker", "host", "pid", "pool", "queues", "up since", "running now"):
@@ -96,7 +91,7 @@ def workers(installation: Installation, as_json: bool) -> None:
 def queues(installation: Installation, as_json: bool) -> None:
     """Broker queues: messages waiting in each, and the live workers that consume it."""
     control = installation.control
-    depths = control.queues(_queue_names(installation))
+    depths = control.queues(installation.queues)
     if as_json:
         print_json({"queues": [d.as_json() for d in depths], "unacked": control.unacked()})
         return
@@ -188,7 +183,7 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
     every_s = parse_int(interval, "interval", 1, 60)
     rounds = parse_int(count, "count", 1, 10**6) if count is not None else None
     zone = settings_zone(installation)
-    names = _queue_names(installation)
+    names = installation.queues
 
     def view() -> Group:
         control = installation.control

@@ -19,11 +19,6 @@ PASS_THROUGH = {
 }
 
 
-def _queues(installation: Installation) -> str:
-    """Every queue a registered process uses, so a plain ``bgproc worker`` runs them all."""
-    return ",".join(sorted({"celery", *(s.queue for s in installation.registry.all())}))
-
-
 def _schema_checked(installation: Installation) -> Installation:
     """Refuse to start on a schema of another version (one line, exit 5) instead of failing
     every run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
@@ -37,7 +32,7 @@ def _schema_checked(installation: Installation) -> Installation:
 def _worker_argv(installation: Installation, extra: list[str], beat: bool) -> list[str]:
     argv = ["worker", "--loglevel=INFO"]
     if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in extra):
-        argv.append(f"--queues={_queues(installation)}")
+        argv.append(f"--queues={','.join(installation.queues)}")
     if beat:
         argv += ["--beat", "--scheduler=bgproc.beat:Scheduler"]
     return argv + extra

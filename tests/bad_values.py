@@ -266,3 +266,18 @@ def timing_options(draw: st.DrawFn) -> dict[str, str]:
         if draw(st.booleans()):
             chosen[key] = draw(TEXT_OF[key])
     return chosen
+
+# Any Python value a caller of the service layer might pass instead of text.
+python_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    junk,
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.dates(),
+    st.times(),
+    st.lists(junk, max_size=3),
+    st.dictionaries(junk, junk, max_size=2),
+    st.binary(max_size=4),
+)

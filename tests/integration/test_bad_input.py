@@ -366,18 +366,6 @@ def test_a_plan_past_the_calendar_just_ends(world: World) -> None:
 # -- the request service, with loose Python values --------------------------------------------
 
 SERVICE_FIELDS = {field_label(k) for k in TIMING_KEYS} | {"name", "misfire", "process", "status"}
-python_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    bad.junk,
-    st.datetimes(timezones=st.none() | st.timezones()),
-    st.dates(),
-    st.times(),
-    st.lists(bad.junk, max_size=2),
-    st.binary(max_size=4),
-)
 
 
 @st.composite
@@ -388,21 +376,21 @@ def service_fields(draw: st.DrawFn) -> dict[str, Any]:
         st.fixed_dictionaries({}, optional={**REQUEST_OPTIONS, "prevent-concurrent": bad.junk})
     )
     fields: dict[str, Any] = {
-        "process": draw(bad.mostly(valid_processes, st.one_of(bad.junk, python_values)))
+        "process": draw(bad.mostly(valid_processes, st.one_of(bad.junk, bad.python_values)))
     }
     for key, value in text.items():
-        fields[key.replace("-", "_")] = draw(bad.mostly(st.just(value), python_values))
+        fields[key.replace("-", "_")] = draw(bad.mostly(st.just(value), bad.python_values))
     if draw(st.booleans()):
         fields["params"] = draw(
             st.one_of(
                 st.dictionaries(
-                    st.sampled_from(bad.PARAM_KEYS) | bad.junk, python_values, max_size=3
+                    st.sampled_from(bad.PARAM_KEYS) | bad.junk, bad.python_values, max_size=3
                 ),
-                python_values,
+                bad.python_values,
             )
         )
     if draw(bad.mostly(st.just(False), st.just(True))):
-        fields[draw(bad.junk)] = draw(python_values)
+        fields[draw(bad.junk)] = draw(bad.python_values)
     return fields
 
 

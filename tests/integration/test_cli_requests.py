@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from bgproc.db import make_engine
 from bgproc.models import ProcessRequest
-from tests.integration.cli_harness import Cli as CliHarness
-
-BROKER = "redis://127.0.0.1:6379/0"
+from tests.integration.cli_harness import StoreCli, isolated
 
 
 @dataclass
-class Cli(CliHarness):
+class Cli(StoreCli):
     """The harness, with this test's own database and Redis prefix to inspect."""
-
-    db_url: str
-    prefix: str
-    redis: redis.Redis
-
-    def redis_keys(self) -> list[str]:
-        return sorted(k.decode() for k in self.redis.scan_iter(match=self.prefix + "*"))
 
     def request_rows(self) -> int:
         engine = make_engine(self.db_url)
@@ -42,17 +31,7 @@ class Cli(CliHarness):
 def cli(
     db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Cli]:
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
-    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
-    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
-    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
-    client = redis.Redis.from_url(BROKER)
-    yield Cli(capsys, db_url, prefix, client)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated(Cli, db_url, monkeypatch, capsys)
 
 
 def test_create_show_list_and_the_lifecycle(cli: Cli) -> None:

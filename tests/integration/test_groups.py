@@ -7,22 +7,18 @@ exit code of its kind, and not one row or Redis key written.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from bgproc.db import make_engine
 from bgproc.installation import Installation
 from bgproc.models import ProcessGroup, ProcessGroupStep, ProcessRequest
 from bgproc.settings import Settings
-from tests.integration.cli_harness import Cli as CliHarness
-from tests.integration.cli_harness import Run
+from tests.integration.cli_harness import Run, StoreCli, isolated
 
-BROKER = "redis://127.0.0.1:6379/0"
 DAILY = ["--timing", "scheduled", "--frequency", "daily", "--at", "03:00"]
 NIGHTLY_STEPS = [
     "--step",
@@ -35,15 +31,8 @@ NIGHTLY_STEPS = [
 
 
 @dataclass
-class Cli(CliHarness):
+class Cli(StoreCli):
     """The harness, with this test's own database and Redis prefix to inspect."""
-
-    db_url: str
-    prefix: str
-    redis: redis.Redis
-
-    def redis_keys(self) -> list[str]:
-        return sorted(k.decode() for k in self.redis.scan_iter(match=self.prefix + "*"))
 
     def rows(self) -> dict[str, int]:
         """How many groups, steps and requests the database holds."""
@@ -78,18 +67,7 @@ class Cli(CliHarness):
 def cli(
     db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Cli]:
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
-    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
-    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
-    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
-    monkeypatch.setenv("BGPROC_IMPORTS", "tests.integration.secret_processes")
-    client = redis.Redis.from_url(BROKER)
-    yield Cli(capsys, db_url, prefix, client)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from isolated(Cli, db_url, monkeypatch, capsys, "tests.integration.secret_processes")
 
 
 def nightly(cli: Cli, *extra: str) -> str:

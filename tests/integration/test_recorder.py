@@ -6,6 +6,7 @@ The recorder batches a run's changes off the run's thread; these tests drive it 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -14,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
-from bgproc.models import Channel, RunStatus
+from bgproc.control import Control
+from bgproc.models import Channel, ProcessRun, RunStatus
 from bgproc.recorder import RunRecorder
 from bgproc.runs import RunStore
-from bgproc.sweeper import sweep
+from bgproc.settings import Settings
+from bgproc.sweeper import sweep, sweep_unsent
 
 BROKER = "redis://127.0.0.1:6379/0"
 LEASE_S = 3.0
@@ -170,3 +173,25 @@ def test_sweeps_mark_each_expired_run_lost_exactly_once(
     assert all(store.get(i).status is RunStatus.lost for i in expired)
     assert store.get(alive).status is RunStatus.queued
     assert connection.zrange(prefix + "leases", 0, -1) == [str(alive).encode()]
+
+
+def test_a_run_queued_long_ago_whose_message_is_gone_is_lost_once_checked(
+    engine: Engine, client: tuple[redis.Redis, str]
+) -> None:
+    connection, prefix = client
+    store = RunStore(engine)
+    settings = Settings(broker_url=BROKER, database_url="sqlite://", key_prefix=prefix)
+    control = Control(connection, connection, settings)
+    vanished, waiting, recent = (_queued(engine) for _ in range(3))
+    message = {"headers": {"id": store.get(waiting).task_id}, "body": ""}
+    connection.rpush(prefix + "celery", json.dumps(message))
+    later = datetime.now(UTC) + timedelta(seconds=LEASE_S)
+    with engine.begin() as db:  # ``recent`` was queued just now, at ``later``
+        db.execute(update(ProcessRun).where(ProcessRun.id == recent).values(queued_at=later))
+
+    lost = sweep_unsent(store, lambda: control.message_ids(["celery"]), later, 1.0)
+
+    assert lost == [vanished]
+    assert store.get(vanished).status is RunStatus.lost
+    assert "never reached a worker" in (store.get(vanished).error or "")
+    assert store.get(waiting).status is store.get(recent).status is RunStatus.queued

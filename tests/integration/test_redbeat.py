@@ -608,7 +608,8 @@ def test_real_beat_fires_one_shots_once_and_series_on_time_across_a_restart(
     assert due == sorted(set(due))
     assert all(seen >= d for d, (_, seen) in zip(due, runs, strict=True))
     on_time = zip(due[:before], runs[:before], strict=True)
-    assert all(seen - d < timedelta(seconds=1.5) for d, (_, seen) in on_time)
+    # (bound for a loaded CI machine running tests in parallel; bench_lateness measures it)
+    assert all(seen - d < timedelta(seconds=3) for d, (_, seen) in on_time)
     settled = accounted([h for h, _ in runs], series)
     assert settled == series.upcoming(series.start, len(settled))  # type: ignore[arg-type]
     assert shot_seen >= one_shot.start  # type: ignore[operator]

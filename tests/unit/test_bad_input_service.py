@@ -36,19 +36,6 @@ NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
 END_OF_CALENDAR = datetime(9999, 12, 30, tzinfo=UTC)
 TIMING_FIELDS = {field_label(key) for key in TIMING_KEYS}
 
-python_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    bad.junk,
-    st.datetimes(timezones=st.none() | st.timezones()),
-    st.dates(),
-    st.times(),
-    st.lists(bad.junk, max_size=3),
-    st.dictionaries(bad.junk, bad.junk, max_size=2),
-    st.binary(max_size=4),
-)
 TEXT_OF = {
     "timing": bad.timing_kind,
     "start": bad.datetimes,
@@ -67,9 +54,9 @@ TEXT_OF = {
 }
 timing_fields = st.tuples(
     st.fixed_dictionaries(
-        {}, optional={key: st.one_of(text, python_values) for key, text in TEXT_OF.items()}
+        {}, optional={key: st.one_of(text, bad.python_values) for key, text in TEXT_OF.items()}
     ),
-    st.dictionaries(bad.junk, python_values, max_size=1),  # keys no timing has
+    st.dictionaries(bad.junk, bad.python_values, max_size=1),  # keys no timing has
 ).map(lambda t: {**t[1], **t[0]})
 
 
@@ -132,7 +119,10 @@ def test_loose_values_name_their_field(fields: dict[str, object], field: str) ->
 
 
 @bad.examples(150)
-@given(value=st.one_of(bad.datetimes, python_values), zone=st.sampled_from(["UTC", "Asia/Tokyo"]))
+@given(
+    value=st.one_of(bad.datetimes, bad.python_values),
+    zone=st.sampled_from(["UTC", "Asia/Tokyo"]),
+)
 def test_any_instant_parses_or_names_its_field(value: object, zone: str) -> None:
     try:
         instant = parse_instant(value, ZoneInfo(zone), NOW, "since")
@@ -145,7 +135,7 @@ def test_any_instant_parses_or_names_its_field(value: object, zone: str) -> None
 
 
 @bad.examples(120)
-@given(value=st.one_of(bad.ints, python_values))
+@given(value=st.one_of(bad.ints, bad.python_values))
 def test_any_typed_input_parses_or_names_its_field(value: object) -> None:
     parsers = [
         (lambda: parse_int(value, "limit", 1, 1000), "limit"),
@@ -208,11 +198,11 @@ param_keys = st.one_of(
     st.sampled_from(["n", "when", "token", "ratio", "flag", "at", "note", "seconds", "lines"]),
     bad.junk,
 )
-param_values = st.one_of(bad.ints, bad.datetimes, python_values)
+param_values = st.one_of(bad.ints, bad.datetimes, bad.python_values)
 param_sets = st.one_of(
     st.dictionaries(param_keys, param_values, max_size=5),
     st.dictionaries(
-        python_values.filter(lambda k: not isinstance(k, (list, dict))), bad.junk, max_size=2
+        bad.python_values.filter(lambda k: not isinstance(k, (list, dict))), bad.junk, max_size=2
     ),
     st.lists(bad.junk, max_size=2),  # not a mapping at all
     bad.junk,
