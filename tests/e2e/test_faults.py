@@ -104,6 +104,8 @@ def test_redis_restarted_empty_while_requests_are_scheduled(
     assert sum(r.status is RunStatus.success for r in runs if r.request_id == later) == 1
     dues = _accounted(runs, every)
     assert dues == [dues[0] + k * ONE_SECOND for k in range(len(dues))], "a fire was lost"
+    by_status = dict(Counter(r.status.value for r in runs))
+    print(f"\nRedis restarted empty: {len(runs)} runs, {by_status}")
 
 
 @pytest.mark.skipif(not have_postgres_binaries(), reason="PostgreSQL server binaries missing")
@@ -137,6 +139,8 @@ def test_postgresql_restarted_while_runs_go(stack: Stack) -> None:
             assert run.status is RunStatus.success, run.error  # ran through the outage
         dues = _accounted(runs, every)
         assert dues == [dues[0] + k * ONE_SECOND for k in range(len(dues))], "a fire was lost"
+        by_status = dict(Counter(r.status.value for r in runs))
+        print(f"\nPostgreSQL restarted: {len(runs)} runs, {by_status}")
     finally:
         stack.stop_all()
         stack.use_database(None)
