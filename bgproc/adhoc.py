@@ -40,15 +40,13 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
         queued_at=now,
         task_id=task_id,
     )
-    options = {"time_limit": spec.time_limit_s} if spec.time_limit_s else {}
     try:
         installation.app.send_task(
             RUN_TASK,
             task_id=task_id,
-            queue=spec.queue,
             headers={"bgproc_run_id": run_id},
             retry=False,
-            **options,
+            **spec.send_options(),
         )
     except (OperationalError, RedisError, OSError) as error:
         with session_scope(installation.engine) as session:

@@ -123,7 +123,7 @@ class Control:
     def queues(self, names: Iterable[str]) -> list[QueueDepth]:
         """Depths of ``names`` and of every queue a live worker consumes."""
         workers = self.workers()
-        every = sorted({*names, *(q for w in workers for q in w.queues)})
+        every = _every_queue(names, workers)
         with self.broker.pipeline(transaction=False) as pipe:
             for name in every:
                 pipe.llen(self.key_prefix + name)
@@ -140,9 +140,8 @@ class Control:
     def message_ids(self, names: Iterable[str]) -> set[str]:
         """The task ids of every message in the broker: waiting in ``names`` (and in the
         queues of live workers), or taken by a worker and not yet acknowledged."""
-        every = sorted({*names, *(q for w in self.workers() for q in w.queues)})
         with self.broker.pipeline(transaction=False) as pipe:
-            for name in every:
+            for name in _every_queue(names, self.workers()):
                 pipe.lrange(self.key_prefix + name, 0, -1)
             pipe.hvals(self.key_prefix + UNACKED)
             found = pipe.execute()
@@ -162,3 +161,8 @@ class Control:
     def ask_kill(self, run_id: int) -> None:
         """Ask the worker running ``run_id`` to stop it (its recorder looks every 0.5 s)."""
         self.redis.sadd(self.kills_key, str(run_id))
+
+
+def _every_queue(names: Iterable[str], workers: Iterable[WorkerInfo]) -> list[str]:
+    """``names`` and every queue a live worker consumes, sorted."""
+    return sorted({*names, *(queue for worker in workers for queue in worker.queues)})

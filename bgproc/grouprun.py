@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -170,14 +171,9 @@ class GroupRuns:
 
     def _send(self, step: StepToSend) -> bool:
         """Publish the step's message; False if it could not be (logged)."""
-        options: dict[str, Any] = {}
-        try:
-            spec = self.registry.get(step.process)
-            options["queue"] = spec.queue
-            if spec.time_limit_s:
-                options["time_limit"] = spec.time_limit_s
-        except NotFound:
-            pass  # sent anyway: the runner refuses it and records why
+        options: dict[str, Any] = {}  # unregistered: sent anyway, the runner refuses it
+        with suppress(NotFound):
+            options = self.registry.get(step.process).send_options()
         try:
             self.app.send_task(
                 RUN_TASK, task_id=step.task_id, headers={"bgproc_run_id": step.run_id},

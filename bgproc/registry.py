@@ -178,6 +178,11 @@ class ProcessSpec:
         values = {str(v) for k, v in stored.items() if k in secret and v}
         return Redaction(tuple(sorted(values, key=len, reverse=True)))
 
+    def send_options(self) -> dict[str, Any]:
+        """Celery's options for a message of a run of it: its queue, its hard time limit."""
+        limit = {"time_limit": self.time_limit_s} if self.time_limit_s else {}
+        return {"queue": self.queue, **limit}
+
     def masked(self, stored: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters as anyone but the process may see them: secrets as ``***``."""
         secret = {p.name for p in self.params if p.secret}

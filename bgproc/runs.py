@@ -42,7 +42,6 @@ from bgproc.models import (
     RequestStatus,
     RunStatus,
     UtcDateTime,
-    group_label,
 )
 from bgproc.registry import Registry
 
@@ -406,7 +405,7 @@ class RunStore:
             return row.id
 
     def queue_fire(
-        self, request_id: int, task_id: str, scheduled_at: datetime, now: datetime
+        self, request_id: int, task_id: str, scheduled_at: datetime | None, now: datetime
     ) -> int | None:
         """Beat, before it publishes a fire: the request's queued run, in one INSERT … SELECT
         (None if the request is gone). On PostgreSQL the commit does not wait for the disk: a
@@ -458,26 +457,11 @@ class RunStore:
     ) -> int | None:
         """The run of a message that names only its request (queued now, or found again
         on redelivery); None if the request is gone."""
-        with session_scope(self.engine) as session:
-            found = session.scalar(select(ProcessRun.id).where(ProcessRun.task_id == task_id))
-            if found is not None:
-                return found
-            request = session.get(ProcessRequest, request_id)
-            if request is None:
-                return None
-            row = ProcessRun(
-                task_id=task_id,
-                request_id=request_id,
-                process=request.process or group_label(request.group.name if request.group else ""),
-                params=dict(request.params or {}),
-                status=RunStatus.queued,
-                channel=Channel.scheduler,
-                scheduled_at=scheduled_at,
-                queued_at=now,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
+        with reading(self.engine) as connection:
+            found = connection.scalar(select(ProcessRun.id).where(ProcessRun.task_id == task_id))
+        if found is not None:
+            return found
+        return self.queue_fire(request_id, task_id, scheduled_at, now)
 
     def close_open(
         self,

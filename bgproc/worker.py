@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from celery import Celery
 from celery.signals import (
     task_rejected,
     task_unknown,
@@ -129,11 +130,17 @@ def _store_what_is_left() -> None:
                 logger.exception("run records could not be stored at exit (the sweep repairs)")
 
 
+def _bgproc_app(sender: Any) -> Celery | None:
+    """The app of a signal's sender, if it is a bgproc app (signals fire for any app)."""
+    app = getattr(sender, "app", None)
+    return app if app is not None and hasattr(app.conf, "bgproc_settings") else None
+
+
 @worker_ready.connect
 def _start_housekeeping(sender: Any = None, **_: Any) -> None:
     """Every worker announces itself and sweeps: one that is alive is enough."""
-    app = getattr(sender, "app", None)
-    if app is None or not hasattr(app.conf, "bgproc_settings"):
+    app = _bgproc_app(sender)
+    if app is None:
         return
     controller = getattr(sender, "controller", None)
     now = datetime.now(UTC)
@@ -178,8 +185,8 @@ def _record_rejected_message(sender: Any = None, message: Any = None, **signal: 
 def _record_refusal(sender: Any, task: str, task_id: Any, why: str) -> None:
     """An ``error`` run for a message that ran nothing; of the message only its task name and
     id are kept (its arguments are anyone's), and a run it names is left as it is."""
-    app = getattr(sender, "app", None)
-    if app is None or not hasattr(app.conf, "bgproc_settings"):
+    app = _bgproc_app(sender)
+    if app is None:
         return
     try:
         now = datetime.now(UTC)

@@ -59,6 +59,24 @@ BROKER = "redis://127.0.0.1:6379/0"
 C = TypeVar("C", bound=StoreCli)
 
 
+def isolate(monkeypatch: pytest.MonkeyPatch, db_url: str, imports: str = "") -> str:
+    """Point the CLI at ``db_url`` and a Redis key prefix of the test's own; the prefix."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
+    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
+    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
+    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
+    if imports:
+        monkeypatch.setenv("BGPROC_IMPORTS", imports)
+    return prefix
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+
+
 def isolated(
     kind: type[C],
     db_url: str,
@@ -67,16 +85,8 @@ def isolated(
     imports: str = "",
 ) -> Iterator[C]:
     """A ``kind`` harness on ``db_url`` with a Redis key prefix of its own, deleted after."""
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
-    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
-    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
-    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
-    if imports:
-        monkeypatch.setenv("BGPROC_IMPORTS", imports)
+    prefix = isolate(monkeypatch, db_url, imports)
     client = redis.Redis.from_url(BROKER)
     yield kind(capsys, db_url, prefix, client)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
+    delete_prefix(client, prefix)
     client.close()

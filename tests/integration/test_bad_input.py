@@ -11,7 +11,6 @@ one ``Error: …`` line naming the field, no traceback, and not one row or Redis
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +29,10 @@ from bgproc.models import Base
 from bgproc.requests import TIMING_KEYS
 from bgproc.settings import Settings
 from tests import bad_values as bad
-from tests.integration.cli_harness import Cli
+from tests.integration.cli_harness import BROKER, Cli, delete_prefix, isolate
 
 pytestmark = pytest.mark.faults
 
-BROKER = "redis://127.0.0.1:6379/0"
 PG_SHARE = 5  # PostgreSQL runs a fifth of the examples: one connection per command is slow
 CLICK_USAGE = ("No such option", "Invalid value for", "Got unexpected extra argument", "Missing")
 
@@ -157,19 +155,13 @@ def names_a_field(message: str, fields: set[str], argv: list[str]) -> bool:
 def world(
     db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[World]:
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    monkeypatch.setenv("BGPROC_DATABASE_URL", db_url)
-    monkeypatch.setenv("BGPROC_BROKER_URL", BROKER)
-    monkeypatch.setenv("BGPROC_KEY_PREFIX", prefix)
-    monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
+    prefix = isolate(monkeypatch, db_url)
     client = redis.Redis.from_url(BROKER)
     engine = make_engine(db_url)
     world = World(Cli(capsys), backend, db_url, prefix, client, engine)
     world.tables = sorted(inspect(engine).get_table_names())
     yield world
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
+    delete_prefix(client, prefix)
     client.close()
     engine.dispose()
 

@@ -299,3 +299,21 @@ def test_entries_written_meanwhile_are_left_to_their_writer(
     for request_id in (lost, orphan):
         entry = inst.entries.get(request_id)
         assert entry is not None and entry.options["queue"] == "new"
+
+
+def test_a_fire_that_reached_the_worker_without_its_run_gets_one_once(inst: Installation) -> None:
+    # (beat could not write the queued run: the worker makes it from the request, by task id)
+    plain = create(inst, schedule=False)
+    inst.groups.create({"name": "nightly", "steps": [{"process": "sample.echo"}]})
+    grouped = create(inst, {"group": "nightly", "timing": "immediate"}, schedule=False)
+    due = now()
+
+    first = inst.runs.open_for_request("task-1", plain, due, now())
+    again = inst.runs.open_for_request("task-1", plain, due, now())  # a redelivery
+    of_group = inst.runs.open_for_request("task-2", grouped, None, now())
+
+    assert first is not None and again == first
+    [run] = inst.runs.of_request(plain)
+    assert (run.status, run.scheduled_at, run.task_id) == (RunStatus.queued, due, "task-1")
+    assert inst.runs.get(of_group).process == "group:nightly"  # type: ignore[arg-type]
+    assert inst.runs.open_for_request("task-3", 10**6, due, now()) is None  # request gone
