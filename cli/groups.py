@@ -11,7 +11,7 @@ from bgproc.errors import InvalidInput
 from bgproc.groups import GroupView, StepView
 from bgproc.installation import Installation
 from cli.options import json_option, parse_params, settings_zone
-from cli.output import local_time, print_fields, print_json, print_table
+from cli.output import flags, local_time, print_fields, print_json, print_table
 
 
 def parse_step(text: str, position: int) -> dict[str, Any]:
@@ -152,14 +152,7 @@ def list_groups(installation: Installation, as_json: bool) -> None:
                 v.id,
                 v.name,
                 " → ".join(s.process for s in v.steps) or "(empty)",
-                " ".join(
-                    flag
-                    for flag, on in [
-                        ("stop-on-error", v.stop_on_error),
-                        ("prevent-concurrent", v.prevent_concurrent),
-                    ]
-                    if on
-                ),
+                flags(stop_on_error=v.stop_on_error, prevent_concurrent=v.prevent_concurrent),
                 len(v.requests),
                 v.description,
             ]

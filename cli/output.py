@@ -58,3 +58,8 @@ def local_time(instant: datetime | None, zone: Any = None) -> str:
         return ""
     shown = instant.astimezone(zone) if zone is not None else instant.astimezone()
     return shown.isoformat(sep=" ")
+
+
+def flags(**named: bool) -> str:
+    """The names of the flags that are on, as a table cell: ``flags(killable=True)``."""
+    return " ".join(name.replace("_", "-") for name, on in named.items() if on)

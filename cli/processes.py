@@ -6,7 +6,7 @@ import click
 
 from bgproc.installation import Installation
 from cli.options import json_option
-from cli.output import print_json, print_table
+from cli.output import flags, print_json, print_table
 
 
 @click.command()
@@ -51,14 +51,7 @@ def processes(installation: Installation, as_json: bool) -> None:
                 ", ".join(
                     [p.describe() for p in spec.params] + (["**any"] if spec.accepts_any else [])
                 ),
-                " ".join(
-                    f
-                    for f, on in [
-                        ("prevent-concurrent", spec.prevent_concurrent),
-                        ("killable", spec.killable),
-                    ]
-                    if on
-                ),
+                flags(prevent_concurrent=spec.prevent_concurrent, killable=spec.killable),
                 spec.queue,
                 f"{spec.time_limit_s} s" if spec.time_limit_s else "",
             ]
