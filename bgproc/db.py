@@ -22,8 +22,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import Connection, Engine, Select, create_engine, event, text
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -142,6 +142,47 @@ def reading(engine: Engine) -> Iterator[Connection]:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
         else:
             yield connection.execution_options(**{READ_ONLY: True})
+
+
+def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The first row of a prebuilt SELECT, on a bare pooled DBAPI connection.
+
+    The runner's one read per run, made ~6x cheaper than through a SQLAlchemy
+    ``Connection`` (no events, no result objects): the values come as the driver gives
+    them (JSON as text on SQLite, booleans as 0/1). One statement, so no transaction:
+    SQLite reads it as one snapshot; on PostgreSQL autocommit saves BEGIN and ROLLBACK.
+    """
+    ensure_schema(engine)
+    sql, order = _driver_sql(query, engine.dialect)
+    args = tuple(params[name] for name in order) if order is not None else params
+    dbapi = engine.dialect.loaded_dbapi
+    with _unavailable_on_failure(engine):
+        pooled = engine.raw_connection()
+        driver = pooled.driver_connection
+        postgres = engine.dialect.name == "postgresql"
+        try:
+            if postgres:
+                driver.autocommit = True  # type: ignore[union-attr]
+            cursor = pooled.cursor()
+            try:
+                cursor.execute(sql, args)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        except (dbapi.OperationalError, dbapi.InterfaceError) as error:
+            pooled.invalidate(error)  # a broken connection must not go back to the pool
+            raise OperationalError(sql, args, error) from error
+        finally:
+            if postgres and pooled.is_valid:
+                driver.autocommit = False  # type: ignore[union-attr]
+            pooled.close()
+
+
+@cache
+def _driver_sql(query: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The query as the driver's SQL, and the order of its parameters if they are positional."""
+    compiled = query.compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ()) if compiled.positional else None
 
 
 @contextmanager

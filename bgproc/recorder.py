@@ -11,7 +11,7 @@ renewed by the writer every third of the lease while the run goes and removed wh
 end is stored. A worker that dies stops renewing; :func:`bgproc.sweeper.sweep` marks
 its runs ``lost``. Because the lease is given only after the ``processing`` row is
 committed and taken back only after the end is, a live lease always means a row that
-says ``processing``.
+says ``processing``; a run that starts and ends within one batch never needs one.
 
 Kill requests are a Redis set of run ids, read by the writer for the killable runs of
 this process; a requested run's stop event is set (:meth:`ProcessContext.should_stop`).
@@ -207,9 +207,15 @@ class RunRecorder:
                 with self._lock:
                     for run_id, change in batch.items():
                         if change.ended:
-                            self._running.pop(run_id, None)
-                            self._ended.add(run_id)
+                            self._forget(run_id)
             self._sync_redis()
+
+    def _forget(self, run_id: int) -> None:
+        """An ended run is stored: its lease and kill request go at the next Redis sync. A run
+        that ended before it was leased (most short ones) costs Redis nothing (lock held)."""
+        running = self._running.pop(run_id, None)
+        if running is not None and (running.leased or running.stop is not None):
+            self._ended.add(run_id)
 
     def _store(self, batch: dict[int, _Change]) -> None:
         """One transaction: log text first, so an ended run's log is complete when it shows."""

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import type_coerce as as_type
 from sqlalchemy.orm import Session, defer
 
-from bgproc.db import reading, session_scope, writing
+from bgproc.db import read_row, reading, session_scope, writing
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.models import (
     GROUP_LABEL_PREFIX,
@@ -434,16 +434,16 @@ class RunStore:
 
     def ticket(self, run_id: int) -> Ticket | None:
         """The run and its request's flags, read without taking any write lock."""
-        with reading(self.engine) as connection:
-            row = connection.execute(TICKET_QUERY, {"run_id": run_id}).one_or_none()
+        row = read_row(self.engine, TICKET_QUERY, {"run_id": run_id})
         if row is None:
             return None
+        params = row[4] or {}
         return Ticket(
             run_id=row[0],
             status=RunStatus(row[1]),
             attempt=row[2],
             process=row[3],
-            params=dict(row[4] or {}),
+            params=json.loads(params) if isinstance(params, str) else dict(params),
             channel=Channel(row[5]),
             request_id=row[6],
             request_status=RequestStatus(row[7]) if row[7] is not None else None,
