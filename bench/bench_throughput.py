@@ -17,8 +17,8 @@ heartbeat), its own key prefix, draining a queue that was filled before it start
 Throughput = tasks / (time the last one was done − time the queue was first seen shorter),
 polled every 5 ms from this process: Redis's queue and unacked messages, then (bgproc) the
 count of rows that say ``success``, so the poller's own load is the same for every set-up.
-Each set-up runs ``--rounds`` times, alternating, and
-its best round counts (the machine's noise only ever slows a round down).
+Each set-up runs ``--rounds`` times, alternating, and its best round counts (the machine's
+noise only ever slows a round down).
 """
 
 from __future__ import annotations
