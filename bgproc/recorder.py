@@ -31,10 +31,11 @@ import time
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Engine, bindparam, func, or_, update
+from sqlalchemy import Engine, Update, bindparam, func, or_, update
 
 from bgproc.models import ProcessRun, RunStatus
 
@@ -219,7 +220,6 @@ class RunRecorder:
 
     def _store(self, batch: dict[int, _Change]) -> None:
         """One transaction: log text first, so an ended run's log is complete when it shows."""
-        table = ProcessRun.__table__
         logs = [{"b_id": i, "b_text": "".join(c.log)} for i, c in batch.items() if c.log]
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for run_id, change in batch.items():
@@ -229,26 +229,9 @@ class RunRecorder:
                 groups.setdefault(keys, []).append(row)
         with self.engine.begin() as connection:
             if logs:
-                connection.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("b_id"))
-                    .values(log=func.coalesce(table.c.log, "").concat(bindparam("b_text"))),
-                    logs,
-                )
+                connection.execute(_APPEND_LOG, logs)
             for keys, rows in groups.items():
-                connection.execute(
-                    update(table)
-                    .where(
-                        table.c.id == bindparam("b_id"),
-                        # not IN (...): an expanding parameter cannot go in an executemany
-                        or_(
-                            *(table.c.status == status for status in OPEN),
-                            table.c.attempt < bindparam("b_attempt"),
-                        ),
-                    )
-                    .values({key: bindparam(key) for key in keys}),
-                    rows,
-                )
+                connection.execute(_set_fields(keys), rows)
 
     def _sync_redis(self, stored: bool = True) -> None:
         """Give new leases, renew due ones, drop ended ones; look for kill requests.
@@ -292,6 +275,32 @@ class RunRecorder:
         """The runs of this process that have not ended (for tests and shutdown notes)."""
         with self._lock:
             return list(self._running)
+
+
+_RUN = ProcessRun.__table__
+_APPEND_LOG = (
+    update(_RUN)
+    .where(_RUN.c.id == bindparam("b_id"))
+    .values(log=func.coalesce(_RUN.c.log, "").concat(bindparam("b_text")))
+)
+
+
+@cache
+def _set_fields(keys: tuple[str, ...]) -> Update:
+    """The UPDATE of these columns of a run still open (or of an older attempt), built once
+    per set of columns: a batch has a few such sets, and building costs more than running."""
+    return (
+        update(_RUN)
+        .where(
+            _RUN.c.id == bindparam("b_id"),
+            # not IN (...): an expanding parameter cannot go in an executemany
+            or_(
+                *(_RUN.c.status == status for status in OPEN),
+                _RUN.c.attempt < bindparam("b_attempt"),
+            ),
+        )
+        .values({key: bindparam(key) for key in keys})
+    )
 
 
 def _merge(into: _Change, later: _Change) -> None:
