@@ -71,6 +71,8 @@ PERCENTILES = (0.5, 0.95)
 
 def bounded_result(result: Any) -> Any:
     """The result as stored: JSON-able and at most ``MAX_RESULT_CHARS`` of JSON."""
+    if result is None:  # most processes return nothing
+        return None
     try:
         text = json.dumps(result, default=str)
     except (TypeError, ValueError):
