@@ -51,5 +51,5 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
     except (OperationalError, RedisError, OSError) as error:
         with session_scope(installation.engine) as session:
             session.execute(delete(ProcessRun).where(ProcessRun.id == run_id))
-        raise Unavailable("redis", str(error).splitlines()[0]) from None
+        raise Unavailable.of_redis(error) from None
     return run_id

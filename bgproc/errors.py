@@ -39,3 +39,8 @@ class Unavailable(BgprocError):
         super().__init__(f"{service} is unreachable: {detail}")
         self.service = service
         self.detail = detail
+
+    @classmethod
+    def of_redis(cls, error: BaseException) -> Unavailable:
+        """A Redis client's failure, in one line."""
+        return cls("redis", str(error).splitlines()[0] if str(error) else type(error).__name__)

@@ -428,9 +428,7 @@ class RequestService:
         try:
             action()
         except (RedisError, OSError) as error:
-            raise Unavailable(
-                "redis", str(error).splitlines()[0] if str(error) else "error"
-            ) from None
+            raise Unavailable.of_redis(error) from None
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

@@ -23,6 +23,7 @@ ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
 # A running run whose worker stopped renewing its lease for this long is marked lost:
 # long enough to ride out a busy machine, short enough that a dead worker shows soon.
 DEFAULT_RUN_LEASE_S = 30.0
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
 
@@ -61,6 +62,15 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
+def _redis_url(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A Redis URL, or an error naming the setting: redis-py, kombu and RedBeat all read it."""
+    url = environ.get(name) or default
+    if url and urlsplit(url).scheme not in REDIS_SCHEMES:
+        expected = "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix://PATH"
+        raise InvalidInput(name, f"not a Redis URL; expected {expected}")
+    return url
+
+
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     text = environ.get(name, "").strip()
     if not text:
@@ -95,8 +105,8 @@ class Settings:
             m for m in extra_imports if m and m not in ALWAYS_IMPORTED
         )
         return cls(
-            broker_url=environ.get("BGPROC_BROKER_URL") or DEFAULT_BROKER_URL,
-            redbeat_url=environ.get("BGPROC_REDBEAT_URL", ""),
+            broker_url=_redis_url(environ, "BGPROC_BROKER_URL", DEFAULT_BROKER_URL),
+            redbeat_url=_redis_url(environ, "BGPROC_REDBEAT_URL", ""),
             database_url=environ.get("BGPROC_DATABASE_URL") or DEFAULT_DATABASE_URL,
             timezone=environ.get("BGPROC_TIMEZONE") or local_zone_name(environ),
             imports=imports,
@@ -108,6 +118,12 @@ class Settings:
     def schedule_url(self) -> str:
         """Where RedBeat keeps its entries."""
         return self.redbeat_url or self.broker_url
+
+    @property
+    def redis_urls(self) -> str:
+        """The Redis URLs in use, passwords redacted: what an error about Redis names."""
+        urls = (self.broker_url, self.schedule_url)
+        return " or ".join(dict.fromkeys(redact_url(url) for url in urls))
 
     def key(self, *parts: str) -> str:
         """A Redis key of this installation: every key goes through here."""

@@ -309,4 +309,4 @@ def _redis_errors() -> Iterator[None]:
     try:
         yield
     except (RedisError, OSError) as error:
-        raise Unavailable("redis", str(error).splitlines()[0] if str(error) else "error") from None
+        raise Unavailable.of_redis(error) from None

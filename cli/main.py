@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (see --help)" if isinstance(error, click.UsageError) else ""
         return _fail(error.format_message() + hint, Exit.INVALID)
     except BgprocError as error:
-        return _fail(str(error), EXIT_OF.get(type(error), Exit.FAILED))
+        return _fail(_describe(error), EXIT_OF.get(type(error), Exit.FAILED))
     except RedisError as error:
-        url = redact_url(Settings.from_env().broker_url)
-        return _fail(f"redis is unreachable at {url}: {_first_line(error)}", Exit.UNAVAILABLE)
+        urls = Settings.from_env().redis_urls
+        return _fail(f"redis is unreachable at {urls}: {_first_line(error)}", Exit.UNAVAILABLE)
     except SQLAlchemyError as error:
         url = redact_url(Settings.from_env().database_url)
         return _fail(f"database error at {url}: {_first_line(error)}", Exit.UNAVAILABLE)
@@ -106,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}", Exit.BUG)
     return code if isinstance(code, int) else Exit.OK  # non-standalone click returns Exit codes
+
+
+def _describe(error: BgprocError) -> str:
+    """The error's line; an unreachable Redis is named by its URLs (passwords redacted)."""
+    if isinstance(error, Unavailable) and error.service == "redis":
+        return f"redis is unreachable at {Settings.from_env().redis_urls}: {error.detail}"
+    return str(error)
 
 
 def _first_line(error: BaseException) -> str:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from bgproc.errors import InvalidInput
+from bgproc.inputs import parse_int
 from bgproc.installation import Installation
 
 F = Callable[..., Any]
@@ -34,6 +35,20 @@ TIMING_OPTIONS: list[tuple[str, str, str]] = [
     ("--cron", "EXPR", "Unix 'm h dom mon dow' or Quartz 's m h dom mon dow [year]'."),
     ("--finish", "DATETIME", "Nothing fires after this date-time."),
 ]
+
+
+class WholeNumber(click.ParamType):
+    """An id argument read as bgproc reads every number: ASCII digits only (click's own
+    ``int`` would take ``٣`` for 3), within bounds, an error naming the field."""
+
+    name = "integer"
+
+    def __init__(self, field: str, high: int) -> None:
+        self.field = field
+        self.high = high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        return value if isinstance(value, int) else parse_int(value, self.field, 1, self.high)
 
 
 def timing_options(command: F) -> F:

@@ -9,12 +9,20 @@ import click
 
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
-from bgproc.requests import RequestView
+from bgproc.requests import MAX_REQUEST_ID, RequestView
 from bgproc.timing import Timing
-from cli.options import json_option, param_option, parse_params, timing_fields, timing_options
+from cli.options import (
+    WholeNumber,
+    json_option,
+    param_option,
+    parse_params,
+    timing_fields,
+    timing_options,
+)
 from cli.output import local_time, print_fields, print_json, print_table
 
 MAX_NEXT = 1000
+REQUEST_ID = WholeNumber("request id", MAX_REQUEST_ID)
 
 
 def _request_options(command: Any) -> Any:
@@ -137,7 +145,7 @@ def list_requests(
 
 
 @request.command()
-@click.argument("request_id", type=int, metavar="ID")
+@click.argument("request_id", type=REQUEST_ID, metavar="ID")
 @click.option(
     "--next",
     "next_count",
@@ -157,7 +165,7 @@ def show(
 
 
 @request.command()
-@click.argument("request_id", type=int, metavar="ID")
+@click.argument("request_id", type=REQUEST_ID, metavar="ID")
 @click.option("--process", default=None, help="Run another process (its params start empty).")
 @click.option("--group", default=None, metavar="NAME", help="Run a process group instead.")
 @_request_options
@@ -172,7 +180,7 @@ def update(installation: Installation, request_id: int, as_json: bool, **options
 
 
 def _lifecycle(name: str, doc: str) -> click.Command:
-    @click.argument("request_id", type=int, metavar="ID")
+    @click.argument("request_id", type=REQUEST_ID, metavar="ID")
     @json_option
     @click.pass_obj
     def command(installation: Installation, request_id: int, as_json: bool) -> None:
@@ -192,7 +200,7 @@ _lifecycle("unschedule", "Unschedule a request: no run starts after this returns
 
 
 @request.command()
-@click.argument("request_id", type=int, metavar="ID")
+@click.argument("request_id", type=REQUEST_ID, metavar="ID")
 @click.pass_obj
 def delete(installation: Installation, request_id: int) -> None:
     """Delete an unscheduled or complete request (a scheduled one is refused)."""

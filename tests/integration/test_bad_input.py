@@ -324,7 +324,7 @@ CREATE = ["request", "create", "sample.echo", "--no-schedule"]
         (["monitor", "list", "--since", "+999999999d"], 2, "since"),
         (["monitor", "list", "--request", "2147483648"], 2, "request"),
         (["preview", "--timing", "later", "--start", "+²m"], 2, "start"),
-        (["request", "show", "2147483648"], 3, "request"),  # past PostgreSQL's INTEGER
+        (["request", "show", "2147483648"], 2, "request id"),  # past PostgreSQL's INTEGER
         ([*CREATE, "--param", "a\nb=1", "--param", "a\nb=2"], 2, "param a\\nb"),
     ],
 )

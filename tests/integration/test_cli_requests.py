@@ -238,7 +238,6 @@ def test_bad_input_is_one_line_and_writes_nothing(cli: Cli, args: list[str], fie
         ["request", "schedule", "999"],
         ["request", "unschedule", "999"],
         ["request", "reschedule", "999"],
-        ["request", "show", "99999999999999999999999"],
     ],
 )
 def test_unknown_ids(cli: Cli, args: list[str]) -> None:
@@ -247,10 +246,12 @@ def test_unknown_ids(cli: Cli, args: list[str]) -> None:
     assert result.err.strip().splitlines() == [f"Error: request {args[2]} not found"]
 
 
-def test_non_numeric_id_is_one_line(cli: Cli) -> None:
-    result = cli("request", "show", "abc")
+@pytest.mark.parametrize("value", ["abc", "٣", "99999999999999999999999", "0"])
+@pytest.mark.parametrize("command", ["show", "delete", "unschedule"])
+def test_an_id_that_is_no_id_is_one_line(cli: Cli, command: str, value: str) -> None:
+    result = cli("request", command, value)
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
-    assert "ID" in result.err
+    assert result.err.startswith("Error: request id: ")
 
 
 def test_redis_down_means_nothing_written(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,6 +260,27 @@ def test_redis_down_means_nothing_written(cli: Cli, monkeypatch: pytest.MonkeyPa
     assert result.code == 5
     assert result.err.startswith("Error: redis") and "hunter2" not in result.err
     assert len(result.err.strip().splitlines()) == 1
+    assert cli.request_rows() == 0
+
+
+@pytest.mark.parametrize("name", ["BGPROC_BROKER_URL", "BGPROC_REDBEAT_URL"])
+def test_a_redis_url_that_is_none_is_refused_naming_it(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(name, "http://:hunter2@127.0.0.1:6379/0")
+    result = cli("request", "create", "sample.echo", "--timing", "immediate")
+    assert result.code == 2 and "hunter2" not in result.err
+    assert result.err.strip().splitlines() == [
+        f"Error: {name}: not a Redis URL; expected redis://HOST:PORT/DB, "
+        "rediss://HOST:PORT/DB or unix://PATH"
+    ]
+
+
+def test_an_unreachable_redbeat_redis_is_named(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BGPROC_REDBEAT_URL", "redis://:hunter2@127.0.0.1:1/0")
+    result = cli("request", "create", "sample.echo", "--timing", "immediate")
+    assert result.code == 5 and "hunter2" not in result.err
+    assert "redis://:***@127.0.0.1:1/0: " in result.err
     assert cli.request_rows() == 0
 
 

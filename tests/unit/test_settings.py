@@ -1,10 +1,12 @@
-"""Settings: URLs are printed with their password masked, whatever shape they come in."""
+"""Settings: URLs are printed with their password masked, whatever shape they come in;
+a Redis URL that is none is refused, naming its setting."""
 
 from __future__ import annotations
 
 import pytest
 
-from bgproc.settings import redact_url
+from bgproc.errors import InvalidInput
+from bgproc.settings import Settings, redact_url
 
 
 @pytest.mark.parametrize(
@@ -24,3 +26,22 @@ from bgproc.settings import redact_url
 )  # fmt: skip
 def test_a_password_is_never_shown(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("name", ["BGPROC_BROKER_URL", "BGPROC_REDBEAT_URL"])
+@pytest.mark.parametrize(
+    "url", ["foo://h/0", "http://127.0.0.1:6379/0", "127.0.0.1:6379", "sentinel://h:26379"]
+)
+def test_a_redis_url_that_is_not_one_names_its_setting(name: str, url: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        Settings.from_env({name: url})
+    assert caught.value.field == name and "redis://" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@h:6380/0", "unix:///run/redis.sock"]
+)
+def test_redis_urls_are_named_once_each_without_their_password(url: str) -> None:
+    assert Settings.from_env({"BGPROC_BROKER_URL": url}).redis_urls == redact_url(url)
+    both = Settings.from_env({"BGPROC_BROKER_URL": url, "BGPROC_REDBEAT_URL": "redis://:s@b/1"})
+    assert both.redis_urls == f"{redact_url(url)} or redis://:***@b/1"
