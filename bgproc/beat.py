@@ -11,6 +11,7 @@ the runtime wires the monitor in.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -66,16 +67,24 @@ class EntryScheduler(RedBeatScheduler):
     # -- RedBeat overrides -----------------------------------------------------------
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        """RedBeat's tick; a lock that vanished (Redis wiped) is taken again if it is free."""
+        """RedBeat's tick, with its sleep counted from the tick's end; a lock that vanished
+        (Redis wiped) is taken again if it is free.
+
+        RedBeat returns the seconds to the next fire as seen when each entry was looked at;
+        Celery sleeps them after the tick. Without the correction every fire after a busy
+        tick (publishing costs milliseconds) would start that much late, and stay so.
+        """
+        began = time.monotonic()
         try:
-            return super().tick(*args, **kwargs)
+            interval = super().tick(*args, **kwargs)
         except LockNotOwnedError:
             if self.lock is None or not self.lock.acquire(blocking=False):
                 logger.error("beat: another beat holds the lock now; this one stops")
                 raise SystemExit(1) from None
             logger.warning("beat: the lock had vanished from Redis (wiped?); taken again")
             self.on_lock_regained()
-            return super().tick(*args, **kwargs)
+            interval = super().tick(*args, **kwargs)
+        return max(0.0, interval - (time.monotonic() - began))
 
     def on_lock_regained(self) -> None:
         """Redis lost the lock key, so it may have lost entries too: the runtime re-syncs."""

@@ -615,3 +615,32 @@ def test_real_beat_fires_one_shots_once_and_series_on_time_across_a_restart(
     assert shot_seen >= one_shot.start  # type: ignore[operator]
     assert "Acquired lock" in output and "Traceback" not in output
     assert not list(client.scan_iter(match=f"{settings.key_prefix}*backend_cleanup*"))
+
+
+class SlowPublishScheduler(RecordingScheduler):
+    """Publishing takes as long as a busy database and broker might."""
+
+    PUBLISH_S = 0.3
+
+    def on_publish(self, entry: Any) -> Any:
+        time.sleep(self.PUBLISH_S)
+        return entry
+
+
+def test_the_sleep_after_a_tick_is_counted_from_its_end(
+    store: EntryStore, app: Celery, clock: Clock, client: redis.Redis, settings: Settings
+) -> None:
+    # Given a plan every 7 s, due now, whose publish takes 0.3 s
+    put(store, 1, every_seconds(7))
+    scheduler = SlowPublishScheduler(app=app, clock=clock)
+    scheduler.max_interval = 60  # so the sleep is the plan's, not beat's longest loop
+    acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
+    try:
+        clock.now = S0
+        # When beat ticks (it publishes the fire)
+        interval = scheduler.tick()
+    finally:
+        scheduler.close()
+    # Then it sleeps until the next fire as seen after the publish, not before it
+    assert len(published(client, settings)) == 1
+    assert 6 < interval <= 7 - SlowPublishScheduler.PUBLISH_S
