@@ -37,6 +37,7 @@ from bgproc.models import (
     RequestStatus,
     RunStatus,
 )
+from bgproc.runs import RunStore
 
 WRITES_PER_PROCESS = 200
 HEAD = "0002"
@@ -237,6 +238,55 @@ def test_statuses_are_plain_strings_read_back_as_enums(engine: Engine) -> None:
         assert session.get(ProcessRequest, request.id).status is RequestStatus.scheduled
     with pytest.raises(StatementError), session_scope(engine) as session:
         session.add(ProcessRun(process="sample.echo", status="finished"))
+
+
+def test_the_runners_bare_read_gives_what_the_orm_stored(engine: Engine) -> None:
+    """``RunStore.ticket`` reads past SQLAlchemy's types (``read_row``): JSON, booleans and
+    statuses must still come back as stored, on both backends."""
+    params = {"name": "Müller — 東京 🚀", "nested": {"list": [1, 2.5, None, True]}, "n": 2**53}
+    with session_scope(engine) as session:
+        request = _new_request(status=RequestStatus.scheduled, prevent_concurrent=True)
+        session.add(request)
+        session.flush()
+        run = ProcessRun(
+            process="sample.echo", params=params, request_id=request.id, attempt=2,
+            status=RunStatus.lost, channel=Channel.direct,
+        )  # fmt: skip
+        session.add(run)
+    ticket = RunStore(engine).ticket(run.id)
+    assert ticket is not None
+    assert (ticket.run_id, ticket.status, ticket.attempt, ticket.process, ticket.params) == (
+        run.id, RunStatus.lost, 2, "sample.echo", params
+    )  # fmt: skip
+    assert (ticket.channel, ticket.request_id, ticket.request_status) == (
+        Channel.direct, request.id, RequestStatus.scheduled
+    )  # fmt: skip
+    assert ticket.request_prevent_concurrent is True and ticket.group_run_id is None
+    assert RunStore(engine).ticket(run.id + 1) is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_connection_that_died_under_the_bare_read_is_unavailable_once(
+    engine: Engine, pg_store: Engine
+) -> None:
+    # Given a run, read once: the read's connection went back to the pool
+    with session_scope(engine) as session:
+        run = ProcessRun(process="sample.echo")
+        session.add(run)
+    runs = RunStore(engine)
+    assert runs.ticket(run.id) is not None
+    # When the server ends every other session of this database (a restart, as seen by it)
+    with pg_store.connect() as admin:
+        admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    # Then the next read is one Unavailable line, and the one after reconnects
+    with pytest.raises(Unavailable, match="database is unreachable"):
+        runs.ticket(run.id)
+    assert runs.ticket(run.id) is not None
 
 
 # --- constraints and indexes ---------------------------------------------------------------
