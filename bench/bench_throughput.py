@@ -99,6 +99,11 @@ def drain(client: redis.Redis, queue_key: str, tasks: int, done: Callable[[], bo
     return time.perf_counter() - began
 
 
+def drained(client: redis.Redis, prefix: str) -> bool:
+    """No message left in the queue, none taken and not yet acknowledged."""
+    return client.llen(prefix + QUEUE) == 0 and client.hlen(prefix + "unacked") == 0
+
+
 def bare_round(client: redis.Redis, folder: Path, tasks: int) -> Round:
     prefix = f"bench-throughput-bare-{uuid.uuid4().hex[:8]}:"
     app = plain.make_app(prefix, REDIS_URL)
@@ -106,18 +111,11 @@ def bare_round(client: redis.Redis, folder: Path, tasks: int) -> Round:
         with app.producer_or_acquire() as producer:
             for _ in range(tasks):
                 app.send_task(plain.IDLE_TASK, queue=QUEUE, producer=producer)
-        queue_key = prefix + QUEUE
         env = child_env({plain.PREFIX_ENV: prefix, plain.REDIS_URL_ENV: REDIS_URL})
         argv = [sys.executable, "-m", "celery", "-A", "bench.plain_redbeat_app", "worker",
                 "-n", f"bench-bare-{uuid.uuid4().hex[:6]}@%h", *WORKER_OPTIONS]  # fmt: skip
-        unacked = prefix + "unacked"
         with worker(argv, env, folder, "bare"):
-            seconds = drain(
-                client,
-                queue_key,
-                tasks,
-                lambda: client.llen(queue_key) == 0 and client.hlen(unacked) == 0,
-            )
+            seconds = drain(client, prefix + QUEUE, tasks, lambda: drained(client, prefix))
         return Round(BARE, tasks, seconds)
     finally:
         delete_prefix(client, prefix)
@@ -153,18 +151,16 @@ def bgproc_round(client: redis.Redis, folder: Path, tasks: int, backend: str) ->
                 .where(ProcessRun.status == RunStatus.success)
             )
 
-            queue_key, unacked = prefix + QUEUE, prefix + "unacked"
-
             def done() -> bool:
                 """Polled like bare Celery's (Redis only) until the queue is drained, so the
                 poller costs both the same CPU; then until every row says success."""
-                if client.llen(queue_key) or client.hlen(unacked):
+                if not drained(client, prefix):
                     return False
                 with installation.engine.connect() as connection:
                     return connection.execute(succeeded).scalar_one() >= tasks
 
             with worker(argv, env, folder, backend):
-                seconds = drain(client, queue_key, tasks, done)
+                seconds = drain(client, prefix + QUEUE, tasks, done)
             return Round(f"bgproc {backend}", tasks, seconds)
         finally:
             installation.engine.dispose()

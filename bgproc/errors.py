@@ -43,4 +43,10 @@ class Unavailable(BgprocError):
     @classmethod
     def of_redis(cls, error: BaseException) -> Unavailable:
         """A Redis client's failure, in one line."""
-        return cls("redis", str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return cls("redis", first_line(error))
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line of text, else its type's name: what a one-line message shows."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -21,7 +21,7 @@ from bgproc.inputs import parse_int
 from bgproc.installation import Installation
 from bgproc.models import GROUP_LABEL_PREFIX, RunStatus
 from bgproc.runs import RunView
-from cli.monitor import human_duration, parse_run_id, short_time
+from cli.monitor import RUN_ID, human_duration, short_time
 from cli.options import json_option, settings_zone
 from cli.output import console, print_json
 
@@ -100,7 +100,7 @@ def queues(installation: Installation, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN_ID")
+@click.argument("run_id", type=RUN_ID, metavar="RUN_ID")
 @click.option(
     "--timeout",
     default="30",
@@ -108,40 +108,39 @@ def queues(installation: Installation, as_json: bool) -> None:
     help="How long to wait for the run to stop (0: ask and return at once).",
 )
 @click.pass_obj
-def kill(installation: Installation, run_id: str, timeout: str) -> None:
+def kill(installation: Installation, run_id: int, timeout: str) -> None:
     """Stop a run of a killable process; it ends as `killed`.
 
     A queued run is killed at once. A running one is asked to stop: its process sees
     ctx.should_stop() within about half a second and returns. Exit 0 once it is killed,
     1 if it still runs after --timeout, 4 if the run has ended or its process is not killable.
     """
-    number = parse_run_id(run_id)
     wait_s = parse_int(timeout, "timeout", 0, 86400)
     runs = installation.runs
-    view = runs.get(number)
+    view = runs.get(run_id)
     if view.finished:
-        raise Conflict(f"run {number} has already ended ({view.status.value})")
+        raise Conflict(f"run {run_id} has already ended ({view.status.value})")
     if view.process.startswith(GROUP_LABEL_PREFIX):
         _kill_group(installation, view)
         return
     spec = installation.registry.get(view.process)
     if not spec.killable:
-        raise Conflict(f"run {number}: process {spec.name} is not killable (it cannot be stopped)")
-    installation.control.ask_kill(number)
+        raise Conflict(f"run {run_id}: process {spec.name} is not killable (it cannot be stopped)")
+    installation.control.ask_kill(run_id)
     if view.status is RunStatus.queued:
         runs.close_open(
-            number, "", RunStatus.killed, datetime.now(UTC), "killed before it started"
+            run_id, "", RunStatus.killed, datetime.now(UTC), "killed before it started"
         )
     deadline = time.monotonic() + wait_s
-    while not (view := runs.get(number)).finished and time.monotonic() < deadline:
+    while not (view := runs.get(run_id)).finished and time.monotonic() < deadline:
         time.sleep(KILL_POLL_S)
     if view.status is RunStatus.killed:
-        click.echo(f"run {number} killed")
+        click.echo(f"run {run_id} killed")
         return
     if view.finished:
-        click.echo(f"run {number} ended {view.status.value} before the kill took effect")
+        click.echo(f"run {run_id} ended {view.status.value} before the kill took effect")
         return
-    click.echo(f"run {number}: kill asked; still running after {wait_s} s", err=True)
+    click.echo(f"run {run_id}: kill asked; still running after {wait_s} s", err=True)
     raise click.exceptions.Exit(1)
 
 

@@ -15,7 +15,14 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bgproc import __version__
-from bgproc.errors import BgprocError, Conflict, InvalidInput, NotFound, Unavailable
+from bgproc.errors import (
+    BgprocError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    first_line,
+)
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
 from cli import db, groups, live, monitor, processes, requests, run, runtime
@@ -94,17 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     except BgprocError as error:
         return _fail(_describe(error), EXIT_OF.get(type(error), Exit.FAILED))
     except RedisError as error:
-        urls = Settings.from_env().redis_urls
-        return _fail(f"redis is unreachable at {urls}: {_first_line(error)}", Exit.UNAVAILABLE)
+        return _fail(_describe(Unavailable.of_redis(error)), Exit.UNAVAILABLE)
     except SQLAlchemyError as error:
         url = redact_url(Settings.from_env().database_url)
-        return _fail(f"database error at {url}: {_first_line(error)}", Exit.UNAVAILABLE)
+        return _fail(f"database error at {url}: {first_line(error)}", Exit.UNAVAILABLE)
     except KeyboardInterrupt:
         return _fail("interrupted", Exit.FAILED)
     except Exception as error:  # the sink: a bug still gets one line, and --verbose tells more
         if verbose:
             traceback.print_exc()
-        return _fail(f"unexpected {type(error).__name__}: {_first_line(error)}", Exit.BUG)
+        return _fail(f"unexpected {type(error).__name__}: {first_line(error)}", Exit.BUG)
     return code if isinstance(code, int) else Exit.OK  # non-standalone click returns Exit codes
 
 
@@ -114,10 +120,6 @@ def _describe(error: BgprocError) -> str:
         return f"redis is unreachable at {Settings.from_env().redis_urls}: {error.detail}"
     return str(error)
 
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def run() -> None:

@@ -20,7 +20,7 @@ from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.requests import MAX_REQUEST_ID
 from bgproc.runs import ProcessStats, RunView
-from cli.options import json_option, settings_zone
+from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
@@ -53,8 +53,7 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
     return parse_instant(text, zone, now, field)
 
 
-def parse_run_id(text: str) -> int:
-    return parse_int(text, "run id", 1, MAX_ID)
+RUN_ID = WholeNumber("run id", MAX_ID)
 
 
 def _process(text: str | None) -> str | None:
@@ -220,13 +219,13 @@ def _show_table(view: RunView, zone: ZoneInfo) -> None:
 
 
 @monitor.command()
-@click.argument("run_id", metavar="RUN_ID")
+@click.argument("run_id", type=RUN_ID, metavar="RUN_ID")
 @json_option
 @click.pass_obj
-def show(installation: Installation, run_id: str, as_json: bool) -> None:
+def show(installation: Installation, run_id: int, as_json: bool) -> None:
     """Show every field of one run (with --json, its whole log too)."""
     runs, registry = installation.runs, installation.registry
-    view = runs.get(parse_run_id(run_id)).masked(registry)
+    view = runs.get(run_id).masked(registry)
     steps = [step.masked(registry) for step in runs.steps(view.id)]
     if as_json:
         data = view.as_json()
@@ -256,20 +255,19 @@ def show(installation: Installation, run_id: str, as_json: bool) -> None:
 
 
 @monitor.command()
-@click.argument("run_id", metavar="RUN_ID")
+@click.argument("run_id", type=RUN_ID, metavar="RUN_ID")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
 @click.pass_obj
-def log(installation: Installation, run_id: str, follow: bool) -> None:
+def log(installation: Installation, run_id: int, follow: bool) -> None:
     """Print the Process Log of a run."""
-    number = parse_run_id(run_id)
     runs = installation.runs
-    chunk = runs.read_log(number)
+    chunk = runs.read_log(run_id)
     printed = chunk.text
     click.echo(chunk.text, nl=False)
     try:
         while follow and not chunk.finished:
             time.sleep(FOLLOW_POLL_S)
-            chunk = runs.read_log(number, chunk.end)
+            chunk = runs.read_log(run_id, chunk.end)
             if chunk.restarted:
                 click.echo("[the log was rewritten; printing it again]", err=True)
             if chunk.text:
