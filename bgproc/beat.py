@@ -11,9 +11,12 @@ the runtime wires the monitor in.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +32,46 @@ from bgproc.schedules import Occurrence
 from bgproc.sync import sync
 
 logger = get_logger("celery.beat")
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """SIGTERM and SIGINT that arrive inside the block act when it ends; a second one at once.
+
+    Celery's beat answers them by closing the scheduler (RedBeat releases its lock) and
+    raising SystemExit wherever the main thread is. Mid-tick, that cuts a publish in two
+    and the tick goes on without its lock, ending in a traceback. Deferred, beat stops
+    between ticks, where every fire is either sent or not. A second signal is the way
+    out of a tick that hangs (an unreachable broker).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    pending: list[int] = []
+
+    def defer(signum: int, _frame: object) -> None:
+        if not pending:
+            pending.append(signum)
+            return
+        pending.clear()  # the second one: act now
+        _restore(originals)
+        signal.raise_signal(signum)
+
+    originals = {number: signal.signal(number, defer) for number in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        _restore(originals)
+        if pending:
+            signal.raise_signal(pending.pop())
+
+
+def _restore(handlers: dict[int, Any]) -> None:
+    for number, handler in handlers.items():
+        signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 class EntryScheduler(RedBeatScheduler):
@@ -75,15 +118,16 @@ class EntryScheduler(RedBeatScheduler):
         tick (publishing costs milliseconds) would start that much late, and stay so.
         """
         began = time.monotonic()
-        try:
-            interval = super().tick(*args, **kwargs)
-        except LockNotOwnedError:
-            if self.lock is None or not self.lock.acquire(blocking=False):
-                logger.error("beat: another beat holds the lock now; this one stops")
-                raise SystemExit(1) from None
-            logger.warning("beat: the lock had vanished from Redis (wiped?); taken again")
-            self.on_lock_regained()
-            interval = super().tick(*args, **kwargs)
+        with _stop_signals_deferred():
+            try:
+                interval = super().tick(*args, **kwargs)
+            except LockNotOwnedError:
+                if self.lock is None or not self.lock.acquire(blocking=False):
+                    logger.error("beat: another beat holds the lock now; this one stops")
+                    raise SystemExit(1) from None
+                logger.warning("beat: the lock had vanished from Redis (wiped?); taken again")
+                self.on_lock_regained()
+                interval = super().tick(*args, **kwargs)
         return max(0.0, interval - (time.monotonic() - began))
 
     def on_lock_regained(self) -> None:

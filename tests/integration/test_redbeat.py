@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from celery.apps.beat import Beat as BeatCommand
+from celery.beat import Service as BeatService
 from redbeat.schedulers import acquire_distributed_beat_lock
 
 from bgproc.app import RUN_TASK, create_app
@@ -644,3 +646,48 @@ def test_the_sleep_after_a_tick_is_counted_from_its_end(
     # Then it sleeps until the next fire as seen after the publish, not before it
     assert len(published(client, settings)) == 1
     assert 6 < interval <= 7 - SlowPublishScheduler.PUBLISH_S
+
+
+class SignalledPublishScheduler(RecordingScheduler):
+    """Told to stop (SIGTERM) while it publishes each of its first ``signals`` fires."""
+
+    signals = 1
+
+    def on_publish(self, entry: Any) -> Any:
+        if self.signals:
+            self.signals -= 1
+            os.kill(os.getpid(), signal.SIGTERM)
+        return entry
+
+
+@pytest.mark.parametrize(("signals", "sent"), [(1, 2), (2, 1)], ids=["one-signal", "two-signals"])
+def test_a_stop_signal_during_a_tick_stops_beat_after_the_tick_and_a_second_at_once(
+    store: EntryStore,
+    app: Celery,
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+    signals: int,
+    sent: int,
+) -> None:
+    # Given two plans due now, and Celery's own beat answer to SIGTERM: close, SystemExit
+    put(store, 1, every_seconds(7))
+    put(store, 2, every_seconds(7))
+    scheduler = SignalledPublishScheduler(app=app, clock=clock)
+    scheduler.signals = signals
+    service = BeatService(app)
+    service.__dict__["scheduler"] = scheduler
+    before = signal.getsignal(signal.SIGTERM)
+    BeatCommand(app=app).install_sync_handler(service)
+    acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=scheduler))
+    try:
+        clock.now = S0
+        # When SIGTERM comes while the first fire (or each fire) is being published
+        with pytest.raises(SystemExit):
+            scheduler.tick()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        scheduler.close()
+    # Then one signal stops beat once the tick is over (both fires sent); a second, at once
+    assert len(published(client, settings)) == sent
+    assert scheduler.lock is None
