@@ -20,12 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from bgproc.db import make_engine, normalise_url, upgrade
 from bgproc.models import ProcessRequest, ProcessRun, RequestStatus, RunStatus
 from tests.conftest import PgServer
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/0"
@@ -48,23 +49,6 @@ BGPROC = [sys.executable, "-c",
 # Celery options of every test worker: no cluster chatter (mingle/gossip), which only
 # slows start-up and has nothing to do with scheduling.
 WORKER_OPTIONS = ("--without-mingle", "--without-gossip")
-
-T = TypeVar("T")
-
-
-def wait_until(
-    predicate: Callable[[], T], timeout_s: float, interval_s: float = 0.05, what: str = ""
-) -> T:
-    """Poll ``predicate`` until it returns something truthy; return it, or fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
-        time.sleep(interval_s)
-
 
 @dataclass
 class Result:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from tests.e2e.conftest import wait_until
+from tests.waiting import wait_until
 
 START_TIMEOUT_S = 60
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))

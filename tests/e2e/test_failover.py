@@ -14,7 +14,8 @@ import pytest
 
 from bgproc.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.models import ProcessRun, RunStatus
-from tests.e2e.conftest import Stack, iso, wait_until
+from tests.e2e.conftest import Stack, iso
+from tests.waiting import wait_until
 
 ONE_SECOND = timedelta(seconds=1)
 MAX_LATE = timedelta(seconds=1.5)

@@ -20,8 +20,9 @@ import redis
 
 from bgproc.db import make_engine, upgrade
 from bgproc.models import ProcessRun, RunStatus
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import Stack
 from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries, wait_s
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -11,7 +11,8 @@ import itertools
 from typing import Any
 
 from bgproc.models import ProcessRun, RunStatus
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import Stack
+from tests.waiting import wait_until
 
 RUN_TIMEOUT_S = 60
 LEASE_S = 3

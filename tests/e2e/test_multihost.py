@@ -23,8 +23,9 @@ import pytest
 from bgproc.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.db import make_engine, upgrade
 from bgproc.models import ProcessRun, RunStatus
-from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, _stack, wait_until
+from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, _stack
 from tests.e2e.netns import Host, Lab, LabError, why_not
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 

@@ -20,7 +20,8 @@ from bgproc.installation import Installation
 from bgproc.logcapture import MAX_LOG_CHARS
 from bgproc.models import ProcessRun, RunStatus
 from bgproc.settings import Settings
-from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, wait_until
+from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack
+from tests.waiting import wait_until
 
 IMPORTS = "tests.e2e.log_processes"
 RUN_TIMEOUT_S = 60

@@ -9,7 +9,8 @@ for ad-hoc runs (``bgproc run``) and for runs published by beat alike.
 from __future__ import annotations
 
 from bgproc.models import ProcessRun, RunStatus
-from tests.e2e.conftest import WORKER_OPTIONS, Stack, wait_until
+from tests.e2e.conftest import WORKER_OPTIONS, Stack
+from tests.waiting import wait_until
 
 IMPORTS = "tests.e2e.queued_processes"
 BILLING = "billing@hostb"

@@ -6,7 +6,8 @@ import socket
 from datetime import timedelta
 
 from bgproc.models import RunStatus
-from tests.e2e.conftest import Stack, iso, wait_until
+from tests.e2e.conftest import Stack, iso
+from tests.waiting import wait_until
 
 ONE_SECOND = timedelta(seconds=1)
 MAX_LATE = timedelta(seconds=1.5)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from bgproc.models import ProcessRun, RunStatus
-from tests.e2e.conftest import Proc, Stack, wait_until
+from tests.e2e.conftest import Proc, Stack
+from tests.waiting import wait_until
 
 IMPORTS = "tests.e2e.fault_processes"
 LEASE_S = 3  # BGPROC_RUN_LEASE_S of these tests: a dead worker's run is lost soon

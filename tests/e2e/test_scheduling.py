@@ -14,7 +14,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bgproc.models import ProcessRun, RequestStatus, RunStatus
-from tests.e2e.conftest import Stack, iso, wait_until
+from tests.e2e.conftest import Stack, iso
+from tests.waiting import wait_until
 
 ONE_SECOND = timedelta(seconds=1)
 THREE_SECONDS = timedelta(seconds=3)

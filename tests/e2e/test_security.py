@@ -31,8 +31,9 @@ from bgproc.app import RUN_TASK, create_app
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRun, RunStatus
 from bgproc.settings import Settings
-from tests.e2e.conftest import BROKER, Stack, _sqlite_url, _stack, wait_until
+from tests.e2e.conftest import BROKER, Stack, _sqlite_url, _stack
 from tests.integration.cli_harness import Cli
+from tests.waiting import wait_until
 
 RUN_TIMEOUT_S = 30
 PICKLE = "application/x-python-serialize"

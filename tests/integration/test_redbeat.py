@@ -34,6 +34,7 @@ from bgproc.entries import EntryStore
 from bgproc.schedules import SCHEDULE_TYPE, Occurrence, TimingSchedule
 from bgproc.settings import Settings
 from bgproc.timing import Misfire, Timing
+from tests.waiting import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE = "bgproc-test"
@@ -94,15 +95,6 @@ def every_seconds(interval: int, now: datetime = T0, **extra: object) -> Timing:
 
 def at(seconds: float) -> datetime:
     return S0 + timedelta(seconds=seconds)
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 # -- fixtures -------------------------------------------------------------------
@@ -585,14 +577,14 @@ def test_real_beat_fires_one_shots_once_and_series_on_time_across_a_restart(
     beat = start_beat(settings, log)
     try:
         # When beat runs until the one-shot fired and the series fired four times
-        wait_until(lambda: len(watch.of(1)) >= 4 and watch.of(2), 20, "the first fires")
+        wait_until(lambda: len(watch.of(1)) >= 4 and watch.of(2), 20, what="the first fires")
         stop_beat(beat)
         down_at = len(watch.poll().seen)
         before = len(watch.of(1))
         time.sleep(2.5)  # beat is down over two fires of the series: the point of the test
         assert len(watch.poll().seen) == down_at, "something published while beat was down"
         beat = start_beat(settings, log)
-        wait_until(lambda: len(watch.of(1)) >= before + 3, 20, "the series after the restart")
+        wait_until(lambda: len(watch.of(1)) >= before + 3, 20, what="the series after the restart")
         stop_beat(beat)
     finally:
         if beat.poll() is None:
