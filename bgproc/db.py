@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -145,37 +146,94 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 
 def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The first row of a prebuilt SELECT, on a bare pooled DBAPI connection.
+    """The first row of a prebuilt SELECT, on this thread's held DBAPI connection.
 
-    The runner's one read per run, made ~6x cheaper than through a SQLAlchemy
-    ``Connection`` (no events, no result objects): the values come as the driver gives
-    them (JSON as text on SQLite, booleans as 0/1). One statement, so no transaction:
-    SQLite reads it as one snapshot; on PostgreSQL autocommit saves BEGIN and ROLLBACK.
+    The runner's one read per run, made cheap: no pool checkout and return, no events,
+    no result objects (a pool round costs more than the read). The values come as the
+    driver gives them (JSON as text on SQLite, booleans as 0/1). One statement, so no
+    transaction: SQLite reads it as one snapshot; on PostgreSQL, autocommit.
     """
     ensure_schema(engine)
     sql, order = _driver_sql(query, engine.dialect)
     args = tuple(params[name] for name in order) if order is not None else params
     dbapi = engine.dialect.loaded_dbapi
     with _unavailable_on_failure(engine):
-        pooled = engine.raw_connection()
-        driver = pooled.driver_connection
-        postgres = engine.dialect.name == "postgresql"
+        connection = _READERS.connection(engine)
         try:
-            if postgres:
-                driver.autocommit = True  # type: ignore[union-attr]
-            cursor = pooled.cursor()
+            cursor = connection.cursor()
             try:
                 cursor.execute(sql, args)
                 return cursor.fetchone()
             finally:
-                cursor.close()
+                cursor.close()  # ends SQLite's read snapshot
         except (dbapi.OperationalError, dbapi.InterfaceError) as error:
-            pooled.invalidate(error)  # a broken connection must not go back to the pool
+            _READERS.drop(engine)  # a broken connection is closed; the next read opens anew
             raise OperationalError(sql, args, error) from error
-        finally:
-            if postgres and pooled.is_valid:
-                driver.autocommit = False  # type: ignore[union-attr]
-            pooled.close()
+
+
+class _HeldReaders:
+    """Each thread's read connection per engine, kept open for :func:`read_row`.
+
+    Detached from the pool, so threads that hold one never starve it; closed when their
+    engine is disposed (or their thread is gone and another thread opens one). A forked
+    child never uses nor closes its parent's: closing would end the parent's session too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: weakref.WeakKeyDictionary[Engine, dict[int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._inherited: list[Any] = []  # the parent's, kept from the garbage collector
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def connection(self, engine: Engine) -> Any:
+        """This thread's connection to ``engine`` (a pool connection, detached)."""
+        thread = threading.get_ident()
+        held = self._held.get(engine)
+        if held is not None and thread in held:
+            return held[thread]
+        pooled = engine.raw_connection()
+        if engine.dialect.name == "postgresql":
+            pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
+        pooled.detach()
+        with self._lock:
+            if engine not in self._held:
+                self._held[engine] = {}
+                event.listen(engine, "engine_disposed", self._close_all)
+            held = self._held[engine]
+            alive = {t.ident for t in threading.enumerate()}
+            for gone in [t for t in held if t not in alive]:
+                _close_quietly(held.pop(gone))
+            held[thread] = pooled
+        return pooled
+
+    def drop(self, engine: Engine) -> None:
+        """Close this thread's connection to ``engine``."""
+        with self._lock:
+            pooled = self._held.get(engine, {}).pop(threading.get_ident(), None)
+        if pooled is not None:
+            _close_quietly(pooled)
+
+    def _close_all(self, engine: Engine) -> None:
+        with self._lock:
+            held = self._held.pop(engine, {})
+        for pooled in held.values():
+            _close_quietly(pooled)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        for held in self._held.values():
+            self._inherited.extend(held.values())
+        self._held = weakref.WeakKeyDictionary()
+
+
+def _close_quietly(pooled: Any) -> None:
+    with suppress(Exception):
+        pooled.close()
+
+
+_READERS = _HeldReaders()
 
 
 @cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing.synchronize import Barrier
@@ -38,6 +40,7 @@ from bgproc.models import (
     RunStatus,
 )
 from bgproc.runs import RunStore
+from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
 HEAD = "0002"
@@ -269,7 +272,7 @@ def test_the_runners_bare_read_gives_what_the_orm_stored(engine: Engine) -> None
 def test_a_connection_that_died_under_the_bare_read_is_unavailable_once(
     engine: Engine, pg_store: Engine
 ) -> None:
-    # Given a run, read once: the read's connection went back to the pool
+    # Given a run, read once: the reading thread holds its connection
     with session_scope(engine) as session:
         run = ProcessRun(process="sample.echo")
         session.add(run)
@@ -286,6 +289,60 @@ def test_a_connection_that_died_under_the_bare_read_is_unavailable_once(
     # Then the next read is one Unavailable line, and the one after reconnects
     with pytest.raises(Unavailable, match="database is unreachable"):
         runs.ticket(run.id)
+    assert runs.ticket(run.id) is not None
+
+
+def _sessions(admin: Engine) -> int:
+    """Sessions open on the test's database, other than ``admin``'s own (a session closed by
+    another test may linger a moment: callers poll)."""
+    with admin.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_the_held_read_connections_close_with_their_engine(
+    engine: Engine, pg_store: Engine
+) -> None:
+    # Given reads from two threads (each holds its own connection, outside the pool)
+    with session_scope(engine) as session:
+        run = ProcessRun(process="sample.echo")
+        session.add(run)
+    engine.dispose()
+    runs = RunStore(engine)
+    assert runs.ticket(run.id) is not None
+    other = threading.Thread(target=runs.ticket, args=(run.id,))
+    other.start()
+    other.join()
+    wait_until(lambda: _sessions(pg_store) == 2, 10, what="two reading sessions")
+    # When the engine is disposed, then both are closed
+    engine.dispose()
+    wait_until(lambda: _sessions(pg_store) == 0, 10, what="no session left")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_forked_child_reads_on_its_own_connection_and_leaves_its_parents(
+    engine: Engine,
+) -> None:
+    # Given a parent that read (it holds a connection)
+    with session_scope(engine) as session:
+        run = ProcessRun(process="sample.echo")
+        session.add(run)
+    runs = RunStore(engine)
+    assert runs.ticket(run.id) is not None
+    # When a forked child reads, then exits
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's outcome is its exit code
+        ok = runs.ticket(run.id) is not None
+        engine.dispose(close=False)  # as a pool child does at start
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    # Then the child read, and the parent's held connection still works
+    assert os.waitstatus_to_exitcode(status) == 0
     assert runs.ticket(run.id) is not None
 
 
