@@ -422,7 +422,7 @@ class _Hub:
         self._lock = threading.Lock()
         self._by_thread: dict[int, list[LogCapture]] = {}  # a stack: nested runs, inner wins
         self._handler = _RouteHandler()
-        self._logger_refs: dict[int, tuple[logging.Logger, int]] = {}
+        self._logger_refs: dict[logging.Logger, int] = {}  # captures routed through each
         self._streams: dict[str, _StreamRouter] = {}
         self._stream_refs = 0
 
@@ -430,21 +430,22 @@ class _Hub:
         stack = self._by_thread.get(thread)
         return stack[-1] if stack else None
 
-    def _loggers(self, capture: LogCapture) -> list[logging.Logger]:
-        loggers = [logging.getLogger(), logging.getLogger(TASK_LOGGER)]
-        if capture.context_logger is not None and capture.context_logger not in loggers:
-            loggers.append(capture.context_logger)
-        return loggers
+    @staticmethod
+    def _loggers(capture: LogCapture) -> tuple[logging.Logger, ...]:
+        context = capture.context_logger
+        if context is None or context in _ALWAYS_ROUTED:
+            return _ALWAYS_ROUTED
+        return (*_ALWAYS_ROUTED, context)
 
     def attach(self, capture: LogCapture) -> None:
         with self._lock:
             self._by_thread.setdefault(capture.thread_id, []).append(capture)
             for log in self._loggers(capture):
-                _, count = self._logger_refs.get(id(log), (log, 0))
+                count = self._logger_refs.get(log, 0)
                 if count == 0 and self._handler not in log.handlers:
                     # first, so that it redacts a record before any other handler sees it
                     log.handlers = [self._handler, *log.handlers]
-                self._logger_refs[id(log)] = (log, count + 1)
+                self._logger_refs[log] = count + 1
             if self._stream_refs == 0:
                 self._install_streams()
             self._stream_refs += 1
@@ -457,12 +458,11 @@ class _Hub:
             if not stack:
                 self._by_thread.pop(capture.thread_id, None)
             for log in self._loggers(capture):
-                _, count = self._logger_refs.get(id(log), (log, 0))
-                if count <= 1:
-                    self._logger_refs.pop(id(log), None)
-                    log.removeHandler(self._handler)
-                else:
-                    self._logger_refs[id(log)] = (log, count - 1)
+                count = self._logger_refs.pop(log, 0)
+                if count > 1:
+                    self._logger_refs[log] = count - 1
+                elif self._handler in log.handlers:
+                    log.handlers = [h for h in log.handlers if h is not self._handler]
             self._stream_refs = max(self._stream_refs - 1, 0)
             if self._stream_refs == 0:
                 self._restore_streams()
@@ -534,5 +534,6 @@ class _Flusher:
                     capture._report("flush", error)
 
 
+_ALWAYS_ROUTED = (logging.getLogger(), logging.getLogger(TASK_LOGGER))
 _HUB = _Hub()
 _FLUSHER = _Flusher()

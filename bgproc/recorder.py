@@ -103,11 +103,13 @@ class RunRecorder:
 
     # -- what the runs report (never blocks on I/O) ------------------------------------
 
-    def started(self, run_id: int, attempt: int, killable: bool, **fields: Any) -> threading.Event:
-        """The run is processing; the event is set if a kill is asked for."""
-        stop = threading.Event()
+    def started(
+        self, run_id: int, attempt: int, killable: bool, **fields: Any
+    ) -> threading.Event | None:
+        """The run is processing; a killable run gets an event, set if a kill is asked for."""
+        stop = threading.Event() if killable else None
         with self._lock:
-            self._running[run_id] = _Running(stop if killable else None)
+            self._running[run_id] = _Running(stop)
             self._change(run_id, attempt, {**fields, "attempt": attempt})
             self._wake.notify()
         self._start_writer()

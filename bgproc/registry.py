@@ -12,9 +12,11 @@ import inspect
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
@@ -60,14 +62,17 @@ class ProcessContext:
         self.log = log
         self.run_id = run_id
         self.request_id = request_id
-        self._stop_event = stop_event or threading.Event()
+        self._stop_event = stop_event  # None: the run cannot be killed
 
     def should_stop(self) -> bool:
         """True once a kill was asked for: a killable process checks it and returns early."""
-        return self._stop_event.is_set()
+        return self._stop_event is not None and self._stop_event.is_set()
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``, waking at once on a kill; True if a kill was asked for."""
+        if self._stop_event is None:
+            time.sleep(seconds)
+            return False
         return self._stop_event.wait(seconds)
 
 
@@ -171,6 +176,11 @@ class ProcessSpec:
             param = self.param(name)
             kwargs[name] = coerce(value, param.type_name if param else "str", f"param {name}")
         return kwargs
+
+    @cached_property
+    def logger(self) -> logging.Logger:
+        """Its runs' context logger (``ctx.log``), named after it."""
+        return logging.getLogger(f"bgproc.process.{self.name}")
 
     def redaction(self, stored: Mapping[str, Any]) -> Redaction:
         """What a run with the stored parameters must not show: its secret values."""

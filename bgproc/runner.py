@@ -314,7 +314,7 @@ class Runner:
             started_at=started,
             worker=self.fire.worker,
         )
-        log = logging.getLogger(f"bgproc.process.{spec.name}")
+        log = spec.logger
         context = ProcessContext(
             log=log, run_id=run_id, request_id=ticket.request_id, stop_event=stop
         )
@@ -330,7 +330,7 @@ class Runner:
                 status, error = RunStatus.error, f"{type(failure).__name__}: {failure}"
                 trace = traceback.format_exc()
                 logger.error("run failed: %s", error)
-        if stop.is_set():
+        if stop is not None and stop.is_set():
             status = RunStatus.killed
             error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
         ended = utc_now()
