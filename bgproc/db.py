@@ -12,8 +12,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, Select, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -154,21 +155,20 @@ def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tupl
     transaction: SQLite reads it as one snapshot; on PostgreSQL, autocommit.
     """
     ensure_schema(engine)
-    sql, order = _driver_sql(query, engine.dialect)
-    args = tuple(params[name] for name in order) if order is not None else params
+    driver = _driver_statement(query, engine.dialect)
     dbapi = engine.dialect.loaded_dbapi
     with _unavailable_on_failure(engine):
         connection = _READERS.connection(engine)
         try:
             cursor = connection.cursor()
             try:
-                cursor.execute(sql, args)
+                cursor.execute(driver.sql, driver.parameters(params))
                 return cursor.fetchone()
             finally:
                 cursor.close()  # ends SQLite's read snapshot
         except (dbapi.OperationalError, dbapi.InterfaceError) as error:
             _READERS.drop(engine)  # a broken connection is closed; the next read opens anew
-            raise OperationalError(sql, args, error) from error
+            raise OperationalError(driver.sql, params, error) from error
 
 
 class _HeldReaders:
@@ -236,11 +236,51 @@ def _close_quietly(pooled: Any) -> None:
 _READERS = _HeldReaders()
 
 
+def execute_many(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """``statement`` once per row, handed to the driver as one executemany.
+
+    Its SQL and its columns' bind processors are built once: SQLAlchemy's own per-row
+    parameter processing costs more than SQLite's write of the row (the run recorder's
+    batches). The values go through the same processors, so they are stored as the ORM
+    stores them.
+    """
+    driver = _driver_statement(statement, connection.dialect)
+    connection.exec_driver_sql(driver.sql, [driver.parameters(row) for row in rows])
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A statement compiled for one dialect: its SQL, parameter order and bind processors."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional drivers (SQLite): the parameters' order
+    processors: dict[str, Callable[[Any], Any] | None]
+    fixed: dict[str, Any]  # the values written into the statement (``status == 'queued'``)
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's parameters for ``values`` (a value for each bind the statement left
+        open), processed as SQLAlchemy would."""
+        given = {**self.fixed, **values}
+        process = self.processors
+        if self.order is not None:
+            return tuple(_processed(process[name], given[name]) for name in self.order)
+        return {name: _processed(process[name], given[name]) for name in process}
+
+
+def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if processor is None else processor(value)
+
+
 @cache
-def _driver_sql(query: Select[Any], dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
-    """The query as the driver's SQL, and the order of its parameters if they are positional."""
-    compiled = query.compile(dialect=dialect)
-    return compiled.string, tuple(compiled.positiontup or ()) if compiled.positional else None
+def _driver_statement(statement: Executable, dialect: Dialect) -> _DriverStatement:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    named = compiled.bind_names.items()  # each bind as the SQL names it
+    processors = {
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, name in named
+    }
+    fixed = {name: bind.value for bind, name in named if not bind.required}
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return _DriverStatement(compiled.string, order, processors, fixed)
 
 
 @contextmanager

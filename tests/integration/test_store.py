@@ -16,12 +16,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, bindparam, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from bgproc.db import (
     MIGRATIONS_DIR,
     ensure_schema,
+    execute_many,
     make_engine,
     normalise_url,
     session_scope,
@@ -290,6 +291,40 @@ def test_a_connection_that_died_under_the_bare_read_is_unavailable_once(
     with pytest.raises(Unavailable, match="database is unreachable"):
         runs.ticket(run.id)
     assert runs.ticket(run.id) is not None
+
+
+def test_a_driver_level_executemany_stores_values_as_the_orm_does(engine: Engine) -> None:
+    """The recorder writes through ``execute_many`` (the columns' own bind processors, at
+    the driver): read back through the ORM, every type must be what was given."""
+    with session_scope(engine) as session:
+        runs = [ProcessRun(process="sample.echo") for _ in range(2)]
+        session.add_all(runs)
+    ended = datetime(2031, 3, 30, 1, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    table = ProcessRun.__table__
+    statement = (
+        table.update()
+        .where(table.c.id == bindparam("b_id"), table.c.status == RunStatus.queued)
+        .values({key: bindparam(key) for key in ("status", "ended_at", "result", "error")})
+    )
+    rows = [
+        {"b_id": runs[0].id, "status": RunStatus.success, "ended_at": ended,
+         "result": {"name": "Müller — 東京 🚀", "list": [1, 2.5, None, True]}, "error": None},
+        {"b_id": runs[1].id, "status": RunStatus.error, "ended_at": ended,
+         "result": None, "error": "it's 100 % \"quoted\""},
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        execute_many(connection, statement, rows)
+    with session_scope(engine) as session:
+        stored = [session.get(ProcessRun, run.id) for run in runs]
+        null_results = session.scalar(
+            select(func.count()).select_from(ProcessRun).where(ProcessRun.result.is_(None))
+        )
+    for row, run in zip(rows, stored, strict=True):
+        assert run is not None
+        assert (run.status, run.ended_at, run.result, run.error) == (
+            row["status"], ended, row["result"], row["error"]
+        )  # fmt: skip
+    assert null_results == 1  # no result is SQL NULL, not the JSON text 'null'
 
 
 def _sessions(admin: Engine) -> int:
