@@ -106,6 +106,9 @@ class Redaction:
             return SECRET_MASK
 
 
+NO_REDACTION = Redaction()
+
+
 @dataclass(frozen=True)
 class Param:
     """One declared parameter of a process."""
@@ -182,10 +185,15 @@ class ProcessSpec:
         """Its runs' context logger (``ctx.log``), named after it."""
         return logging.getLogger(f"bgproc.process.{self.name}")
 
+    @cached_property
+    def secret_params(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params if p.secret)
+
     def redaction(self, stored: Mapping[str, Any]) -> Redaction:
         """What a run with the stored parameters must not show: its secret values."""
-        secret = {p.name for p in self.params if p.secret}
-        values = {str(v) for k, v in stored.items() if k in secret and v}
+        if not self.secret_params:
+            return NO_REDACTION
+        values = {str(v) for k, v in stored.items() if k in self.secret_params and v}
         return Redaction(tuple(sorted(values, key=len, reverse=True)))
 
     def send_options(self) -> dict[str, Any]:
