@@ -42,6 +42,7 @@ from sqlalchemy import func, insert, select
 from bench import plain_redbeat_app as plain
 from bench.bench_lateness import Processes, child_env
 from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
+from bgproc.adhoc import message_headers
 from bgproc.app import RUN_TASK
 from bgproc.db import upgrade
 from bgproc.installation import Installation
@@ -188,14 +189,14 @@ def queue(installation: Installation, tasks: int) -> None:
             insert(ProcessRun).returning(ProcessRun.id, sort_by_parameter_order=True), rows
         ).scalars()
         pairs = list(zip(ids, (row["task_id"] for row in rows), strict=True))
-    app = installation.app
+    app, spec = installation.app, installation.registry.get("bench.noop")
     with app.producer_or_acquire() as producer:
         for run_id, task_id in pairs:
             app.send_task(
                 RUN_TASK,
                 task_id=task_id,
                 queue=QUEUE,
-                headers={"bgproc_run_id": run_id},
+                headers=message_headers(spec, run_id, {}),
                 producer=producer,
             )
 

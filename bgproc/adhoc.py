@@ -1,8 +1,8 @@
 """Ad-hoc runs (``bgproc run``): one immediate run of a process, outside any request.
 
 The run row is written first (queued, with its parameters), then the message
-carrying only its id; if the publish fails the row is removed, so nothing is
-left half-done.
+carrying its id and ticket (:func:`message_headers`); if the publish fails the row
+is removed, so nothing is left half-done.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 from sqlalchemy import delete
 
-from bgproc.app import RUN_TASK
+from bgproc.app import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.db import session_scope
 from bgproc.errors import InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRun, RunStatus
+from bgproc.registry import ProcessSpec
+from bgproc.runs import ad_hoc_ticket
 
 
 def launch(installation: Installation, process: str, params: Mapping[str, str]) -> int:
@@ -44,7 +47,7 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
         installation.app.send_task(
             RUN_TASK,
             task_id=task_id,
-            headers={"bgproc_run_id": run_id},
+            headers=message_headers(spec, run_id, stored),
             retry=False,
             **spec.send_options(),
         )
@@ -53,3 +56,13 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
             session.execute(delete(ProcessRun).where(ProcessRun.id == run_id))
         raise Unavailable.of_redis(error) from None
     return run_id
+
+
+def message_headers(spec: ProcessSpec, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
+    """The headers of an ad-hoc run's message: its run id and, unless a parameter of its
+    process is secret (a secret never sits in Redis), its ticket, so that the worker
+    starts it without reading it first (see :class:`bgproc.runner.Runner`)."""
+    headers: dict[str, Any] = {RUN_ID_HEADER: run_id}
+    if not spec.secret_params:
+        headers[TICKET_HEADER] = ad_hoc_ticket(spec.name, params)
+    return headers

@@ -14,6 +14,8 @@ from celery import Celery
 from bgproc.settings import Settings
 
 RUN_TASK = "bgproc.run"  # the one task that runs a registered process
+RUN_ID_HEADER = "bgproc_run_id"  # a message's run (its row is written before it is sent)
+TICKET_HEADER = "bgproc_ticket"  # an ad-hoc run's ticket: its first delivery reads nothing
 DEFAULT_QUEUE = "celery"  # Celery's default: group runs, and processes that name no queue
 BEAT_LOOP_S = 1.0  # new and edited requests are picked up within about a second
 BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder dies

@@ -25,6 +25,7 @@ from celery.utils.log import get_logger
 from redbeat.schedulers import RedBeatScheduler, get_redis
 from redis.exceptions import LockNotOwnedError
 
+from bgproc.app import RUN_ID_HEADER
 from bgproc.entries import TimingEntry
 from bgproc.installation import Installation
 from bgproc.models import Channel, RunStatus
@@ -240,12 +241,12 @@ class Scheduler(EntryScheduler):
         )
         if run_id is None:
             return entry  # the request is gone: the worker refuses the fire
-        headers = {**entry.options.get("headers", {}), "bgproc_run_id": run_id}
+        headers = {**entry.options.get("headers", {}), RUN_ID_HEADER: run_id}
         entry.options = {**entry.options, "task_id": task_id, "headers": headers}
         return entry
 
     def on_publish_failed(self, entry: TimingEntry, error: Exception) -> None:
-        run_id = entry.options.get("headers", {}).get("bgproc_run_id")
+        run_id = entry.options.get("headers", {}).get(RUN_ID_HEADER)
         if run_id is not None:
             self.installation.runs.close_open(
                 run_id,

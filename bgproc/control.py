@@ -159,8 +159,14 @@ class Control:
     # -- kill requests ----------------------------------------------------------------
 
     def ask_kill(self, run_id: int) -> None:
-        """Ask the worker running ``run_id`` to stop it (its recorder looks every 0.5 s)."""
+        """Ask the worker running ``run_id`` to stop it (its recorder looks every 0.5 s);
+        a queued ad-hoc run is refused by the worker that takes it."""
         self.redis.sadd(self.kills_key, str(run_id))
+
+    def take_kill(self, run_id: int) -> bool:
+        """Whether a kill was asked for ``run_id`` (the request is consumed): for a run
+        about to start, which then must not."""
+        return bool(self.redis.srem(self.kills_key, str(run_id)))
 
 
 def _every_queue(names: Iterable[str], workers: Iterable[WorkerInfo]) -> list[str]:

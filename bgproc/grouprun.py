@@ -23,7 +23,7 @@ from celery import Celery
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from bgproc.app import RUN_TASK
+from bgproc.app import RUN_ID_HEADER, RUN_TASK
 from bgproc.db import session_scope
 from bgproc.errors import NotFound
 from bgproc.models import GROUP_LABEL_PREFIX, ProcessGroup, ProcessRequest, ProcessRun, RunStatus
@@ -176,7 +176,7 @@ class GroupRuns:
             options = self.registry.get(step.process).send_options()
         try:
             self.app.send_task(
-                RUN_TASK, task_id=step.task_id, headers={"bgproc_run_id": step.run_id},
+                RUN_TASK, task_id=step.task_id, headers={RUN_ID_HEADER: step.run_id},
                 retry=False, **options,
             )  # fmt: skip
         except Exception:

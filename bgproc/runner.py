@@ -1,14 +1,17 @@
 """The one Celery task: run a registered process, with its context, and record the run.
 
 Every run's row exists before its message is published (queued by beat or ``bgproc
-run``), and the message carries only ids: parameters are read from the database at run
-time, so secrets never sit in Redis, and only processes in the registry can ever run.
-A message of an older bgproc (a request id only) gets its row when it starts.
+run``), and the message carries its ids: the run is read from the database when it
+starts, so secrets never sit in Redis, and only processes in the registry can ever run.
+An ad-hoc run's message also carries its ticket (process and parameters, when none is
+secret): its first delivery starts without a read. A message of an older bgproc (a
+request id only) gets its row when it starts.
 
-On the hot path a run costs one read; its changes go through the process's
-:class:`~bgproc.recorder.RunRecorder`. What a pool child cannot report — a hard time limit,
-its own death — the worker's main process records (:class:`RunRequest`); a worker that
-dies whole is found by the sweeper (:mod:`bgproc.sweeper`).
+On the hot path a run costs one read (ad hoc: one Redis round trip); its changes go
+through the process's :class:`~bgproc.recorder.RunRecorder`. What a pool child cannot
+report — a hard time limit, its own death — the worker's main process records
+(:class:`RunRequest`); a worker that dies whole is found by the sweeper
+(:mod:`bgproc.sweeper`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from celery import Task, shared_task
 from celery.exceptions import Reject
 from celery.worker.request import Request
 
-from bgproc.app import RUN_TASK
+from bgproc.app import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.errors import NotFound, Unavailable
 from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
@@ -57,6 +60,7 @@ class Fire:
     scheduled_at: datetime | None
     worker: str
     redelivered: bool
+    carried: Ticket | None = None  # an ad-hoc run's ticket, from its message
 
     @classmethod
     def of(cls, task: Task) -> Fire:
@@ -66,13 +70,15 @@ class Fire:
             return getattr(request, name, None) or (request.headers or {}).get(name)
 
         scheduled = header("bgproc_scheduled_at")
+        run_id = _int(header(RUN_ID_HEADER))
         return cls(
             task_id=str(request.id),
             request_id=_int(header("bgproc_request_id")),
-            run_id=_int(header("bgproc_run_id")),
+            run_id=run_id,
             scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
             worker=str(request.hostname or ""),
             redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
+            carried=Ticket.of_ad_hoc(run_id, header(TICKET_HEADER)) if run_id else None,
         )
 
 
@@ -108,7 +114,7 @@ class RunRequest(Request):
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def _close(self, status: RunStatus, why: str) -> None:
-        run_id = _int(self._request_dict.get("bgproc_run_id"))
+        run_id = _int(self._request_dict.get(RUN_ID_HEADER))
         try:
             installation = installation_of(self.task.app)
             now = utc_now()
@@ -184,8 +190,18 @@ class Runner:
                 lease.release()
 
     def _ticket(self) -> Ticket | None:
-        """The run's row as the runner needs it (created here for a message without one)."""
+        """The run's row as the runner needs it (created here for a message without one).
+
+        An ad-hoc run's first delivery starts on the ticket its message carries: nothing
+        else can have changed its row but ``monitor kill``, which Redis also knows of. A
+        redelivered message may be a run that already went: its row is read.
+        """
         fire, runs = self.fire, self.installation.runs
+        if fire.carried is not None and not fire.redelivered:
+            if self.installation.control.take_kill(fire.carried.run_id):
+                logger.info("run %s was killed before it started: dropped", fire.carried.run_id)
+                return None
+            return fire.carried
         run_id = fire.run_id
         if run_id is None and fire.request_id is not None:
             run_id = runs.open_for_request(

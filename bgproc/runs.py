@@ -177,6 +177,24 @@ class Ticket:
         """The parent run of a group fire (its steps are runs of their own)."""
         return self.request_group_id is not None and self.group_run_id is None
 
+    @classmethod
+    def of_ad_hoc(cls, run_id: int, carried: Any) -> Ticket | None:
+        """The ticket of a just-queued ad-hoc run, from what its message carries
+        (:func:`ad_hoc_ticket`); None if the message carries none, or a malformed one."""
+        if not isinstance(carried, dict):
+            return None
+        process, params = carried.get("process"), carried.get("params")
+        if not isinstance(process, str) or not isinstance(params, dict):
+            return None
+        return cls(run_id, RunStatus.queued, 1, process, params, Channel.direct, None, None,
+                   False, None, None)  # fmt: skip
+
+
+def ad_hoc_ticket(process: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What an ad-hoc run's message carries so that its worker needs no read to start it:
+    its process and parameters (never secret ones: the caller leaves it out then)."""
+    return {"process": process, "params": params}
+
 
 _RUN, _REQUEST = ProcessRun.__table__, ProcessRequest.__table__
 # Built once: the runner reads a ticket per run, and building a select costs more than

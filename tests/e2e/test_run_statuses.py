@@ -113,6 +113,25 @@ def test_success_error_killed_and_a_hard_time_limit(any_stack: Stack) -> None:
     assert sum(row["total"] for row in stats) == len(listed) == 5
 
 
+def test_an_ad_hoc_run_killed_while_queued_never_starts(stack: Stack) -> None:
+    """Its message carries its ticket, so no read would see the kill: Redis must."""
+    # Given a killable ad-hoc run queued with no worker yet, killed at once
+    _setup(stack)
+    doomed = _launch(stack, "sample.sleep", "seconds=30")
+    killed = stack.cli("monitor", "kill", str(doomed), "--timeout", "0")
+    assert killed.out.strip() == f"run {doomed} killed"
+    # When a worker comes and takes its message (and the next one)
+    stack.worker()
+    after = _launch(stack, "sample.echo", "a=1")
+    assert _ended(stack, after).status is RunStatus.success
+    # Then it never started, stays killed, and its kill request was used up
+    run = _run(stack, doomed)
+    assert run.status is RunStatus.killed and run.started_at is None and not run.log
+    wait_until(lambda: stack.cli("monitor", "queues", "--json").json()["unacked"] == 0,
+               RUN_TIMEOUT_S, 0.2, "both messages acknowledged")  # fmt: skip
+    assert not [k for k in stack.redis_keys() if k.endswith("runs:kills")]
+
+
 def test_a_pool_child_killed_mid_run_is_lost_then_run_again_as_attempt_2(stack: Stack) -> None:
     _setup(stack)
     stack.worker(concurrency=1)
