@@ -1,7 +1,7 @@
 """Benchmark: no-op throughput of a monitored bgproc worker against bare Celery, in one run.
 
 Run: .venv/bin/python -m bench.bench_throughput [--tasks 3000] [--rounds 3]   (from the repo
-root; needs Redis on 127.0.0.1:6379 and PostgreSQL at BGPROC_TEST_PG_URL). About 90 seconds.
+root; needs Redis on 127.0.0.1:6379 and PostgreSQL at BGPROC_TEST_PG_URL). About 5 minutes.
 
 Every set-up is one worker process, prefork with ``--concurrency 2``, the same broker and
 task settings (JSON, late acks, prefetch 1, ``--loglevel WARNING``, no mingle, gossip or
@@ -13,6 +13,8 @@ heartbeat), its own key prefix, draining a queue that was filled before it start
   ``bench.noop`` through ``bgproc.run``, every run recorded (queued row written before the
   publish, as ``bgproc run`` does; processing, success, duration, worker, log capture).
   The run is counted when its row says ``success``.
+- **bgproc on PostgreSQL, read**: the same, with messages that name the run only, so the
+  worker reads it before it starts: the path of scheduled runs and redeliveries.
 
 Throughput = tasks / (time the last one was done − time the queue was first seen shorter),
 polled every 5 ms from this process: Redis's queue and unacked messages, then (bgproc) the
@@ -43,7 +45,7 @@ from bench import plain_redbeat_app as plain
 from bench.bench_lateness import Processes, child_env
 from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
 from bgproc.adhoc import message_headers
-from bgproc.app import RUN_TASK
+from bgproc.app import RUN_ID_HEADER, RUN_TASK
 from bgproc.db import upgrade
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRun, RunStatus
@@ -59,7 +61,9 @@ BARE = "bare Celery"
 QUEUE = "celery"
 POLL_S = 0.005
 DRAIN_TIMEOUT_S = 300.0
-BACKENDS = ("sqlite", "postgresql")
+# (backend, whether the message carries the run's ticket): ad-hoc runs as `bgproc run`
+# sends them, and the path of scheduled runs and redeliveries (the worker reads the row)
+SETUPS = (("sqlite", True), ("postgresql", True), ("postgresql", False))
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,9 @@ def bare_round(client: redis.Redis, folder: Path, tasks: int) -> Round:
         delete_prefix(client, prefix)
 
 
-def bgproc_round(client: redis.Redis, folder: Path, tasks: int, backend: str) -> Round:
+def bgproc_round(
+    client: redis.Redis, folder: Path, tasks: int, backend: str, carried: bool
+) -> Round:
     prefix = f"bench-throughput-{backend}-{uuid.uuid4().hex[:8]}:"
     with database(backend) as url:
         settings = Settings(
@@ -136,7 +142,7 @@ def bgproc_round(client: redis.Redis, folder: Path, tasks: int, backend: str) ->
         installation = Installation(settings)
         try:
             upgrade(installation.engine)
-            queue(installation, tasks)
+            queue(installation, tasks, carried)
             env = child_env({
                 "BGPROC_BROKER_URL": REDIS_URL,
                 "BGPROC_DATABASE_URL": url,
@@ -163,14 +169,16 @@ def bgproc_round(client: redis.Redis, folder: Path, tasks: int, backend: str) ->
 
             with worker(argv, env, folder, backend):
                 seconds = drain(client, prefix + QUEUE, tasks, done)
-            return Round(f"bgproc {backend}", tasks, seconds)
+            return Round(f"bgproc {backend}" + ("" if carried else " read"), tasks, seconds)
         finally:
             installation.engine.dispose()
             delete_prefix(client, prefix)
 
 
-def queue(installation: Installation, tasks: int) -> None:
-    """``tasks`` ad-hoc runs of ``bench.noop`` as ``bgproc run`` queues them, in bulk."""
+def queue(installation: Installation, tasks: int, carried: bool) -> None:
+    """``tasks`` ad-hoc runs of ``bench.noop`` as ``bgproc run`` queues them, in bulk; not
+    ``carried``: their messages name the run only, so the worker reads it (as it does for
+    a scheduled run, or a redelivered message)."""
     now = datetime.now(UTC)
     rows = [
         {
@@ -196,7 +204,7 @@ def queue(installation: Installation, tasks: int) -> None:
                 RUN_TASK,
                 task_id=task_id,
                 queue=QUEUE,
-                headers=message_headers(spec, run_id, {}),
+                headers=message_headers(spec, run_id, {}) if carried else {RUN_ID_HEADER: run_id},
                 producer=producer,
             )
 
@@ -219,15 +227,15 @@ def main() -> None:
 
     def measured(result: Round) -> Round:
         rates.setdefault(result.label, []).append(result.rate)
-        print(f"  round: {result.label:18s} {result.rate:8.0f} tasks/s")
+        print(f"  round: {result.label:22s} {result.rate:8.0f} tasks/s")
         return result
 
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as name:
         folder = Path(name)
         before = measured(bare_round(client, folder, args.tasks))
         for _ in range(args.rounds):
-            for backend in BACKENDS:
-                monitored = measured(bgproc_round(client, folder, args.tasks, backend))
+            for backend, carried in SETUPS:
+                monitored = measured(bgproc_round(client, folder, args.tasks, backend, carried))
                 after = measured(bare_round(client, folder, args.tasks))
                 bare_rate = (before.rate + after.rate) / 2
                 ratios.setdefault(monitored.label, []).append(monitored.rate / bare_rate)
@@ -244,7 +252,7 @@ def report(rates: dict[str, list[float]], ratios: dict[str, list[float]]) -> Non
     their mean cancels a steady drift."""
     bare = max(rates[BARE])
     for label, measured in rates.items():
-        line = f"{label:18s} best {max(measured):6.0f} tasks/s"
+        line = f"{label:22s} best {max(measured):6.0f} tasks/s"
         if label in ratios:
             paired = statistics.median(ratios[label])
             verdict = "PASS" if paired >= TARGET_RATIO else "FAIL"
