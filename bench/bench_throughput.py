@@ -198,13 +198,15 @@ def queue(installation: Installation, tasks: int, carried: bool) -> None:
         ).scalars()
         pairs = list(zip(ids, (row["task_id"] for row in rows), strict=True))
     app, spec = installation.app, installation.registry.get("bench.noop")
+    key = installation.runs.ticket_key
     with app.producer_or_acquire() as producer:
         for run_id, task_id in pairs:
+            headers = message_headers(spec, run_id, {}, key) if carried else {RUN_ID_HEADER: run_id}
             app.send_task(
                 RUN_TASK,
                 task_id=task_id,
                 queue=QUEUE,
-                headers=message_headers(spec, run_id, {}) if carried else {RUN_ID_HEADER: run_id},
+                headers=headers,
                 producer=producer,
             )
 

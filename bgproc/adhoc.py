@@ -47,7 +47,7 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
         installation.app.send_task(
             RUN_TASK,
             task_id=task_id,
-            headers=message_headers(spec, run_id, stored),
+            headers=message_headers(spec, run_id, stored, installation.runs.ticket_key),
             retry=False,
             **spec.send_options(),
         )
@@ -58,11 +58,14 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
     return run_id
 
 
-def message_headers(spec: ProcessSpec, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
+def message_headers(
+    spec: ProcessSpec, run_id: int, params: dict[str, Any], key: str | None
+) -> dict[str, Any]:
     """The headers of an ad-hoc run's message: its run id and, unless a parameter of its
-    process is secret (a secret never sits in Redis), its ticket, so that the worker
-    starts it without reading it first (see :class:`bgproc.runner.Runner`)."""
+    process is secret (a secret never sits in Redis), its ticket signed with the
+    installation's ``key``, so that the worker starts it without reading it first (see
+    :class:`bgproc.runner.Runner`)."""
     headers: dict[str, Any] = {RUN_ID_HEADER: run_id}
-    if not spec.secret_params:
-        headers[TICKET_HEADER] = ad_hoc_ticket(spec.name, params)
+    if key is not None and not spec.secret_params:
+        headers[TICKET_HEADER] = ad_hoc_ticket(key, run_id, spec.name, params)
     return headers

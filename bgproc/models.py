@@ -134,6 +134,16 @@ class Base(DeclarativeBase):
 _BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class InstallationKey(Base):
+    """The installation's random key, made with the schema (migration 0003): it signs what
+    an ad-hoc run's message carries, which only holders of the database can then forge."""
+
+    __tablename__ = "bgproc_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(64))
+
+
 class ProcessGroup(Base):
     """Processes run one after another as one unit (Etendo's Process Group)."""
 

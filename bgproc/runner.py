@@ -60,7 +60,7 @@ class Fire:
     scheduled_at: datetime | None
     worker: str
     redelivered: bool
-    carried: Ticket | None = None  # an ad-hoc run's ticket, from its message
+    carried: Any = None  # an ad-hoc run's ticket, as its message carries it
 
     @classmethod
     def of(cls, task: Task) -> Fire:
@@ -78,7 +78,7 @@ class Fire:
             scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
             worker=str(request.hostname or ""),
             redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
-            carried=Ticket.of_ad_hoc(run_id, header(TICKET_HEADER)) if run_id else None,
+            carried=header(TICKET_HEADER),
         )
 
 
@@ -197,12 +197,17 @@ class Runner:
         redelivered message may be a run that already went: its row is read.
         """
         fire, runs = self.fire, self.installation.runs
-        if fire.carried is not None and not fire.redelivered:
-            if self.installation.control.take_kill(fire.carried.run_id):
-                logger.info("run %s was killed before it started: dropped", fire.carried.run_id)
-                return None
-            return fire.carried
         run_id = fire.run_id
+        if run_id is not None and fire.carried is not None and not fire.redelivered:
+            carried = Ticket.of_ad_hoc(run_id, fire.carried, runs.ticket_key)
+            if carried is None:
+                logger.warning("run %s: its message's ticket is not this installation's: "
+                               "the run is read instead", run_id)  # fmt: skip
+            elif self.installation.control.take_kill(run_id):
+                logger.info("run %s was killed before it started: dropped", run_id)
+                return None
+            else:
+                return carried
         if run_id is None and fire.request_id is not None:
             run_id = runs.open_for_request(
                 fire.task_id, fire.request_id, fire.scheduled_at, utc_now()

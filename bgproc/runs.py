@@ -8,11 +8,14 @@ offset, and Etendo-style pruning in short batches.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -36,6 +39,7 @@ from bgproc.errors import InvalidInput, NotFound
 from bgproc.models import (
     GROUP_LABEL_PREFIX,
     Channel,
+    InstallationKey,
     ProcessGroup,
     ProcessRequest,
     ProcessRun,
@@ -178,22 +182,33 @@ class Ticket:
         return self.request_group_id is not None and self.group_run_id is None
 
     @classmethod
-    def of_ad_hoc(cls, run_id: int, carried: Any) -> Ticket | None:
+    def of_ad_hoc(cls, run_id: int, carried: Any, key: str | None) -> Ticket | None:
         """The ticket of a just-queued ad-hoc run, from what its message carries
-        (:func:`ad_hoc_ticket`); None if the message carries none, or a malformed one."""
-        if not isinstance(carried, dict):
+        (:func:`ad_hoc_ticket`); None if it carries none, a malformed one, or one that
+        ``key`` did not sign (written by someone who can reach Redis, not the database)."""
+        if key is None or not isinstance(carried, dict):
             return None
-        process, params = carried.get("process"), carried.get("params")
-        if not isinstance(process, str) or not isinstance(params, dict):
+        process, params, signature = (carried.get(k) for k in ("process", "params", "sig"))
+        if not (isinstance(process, str) and isinstance(params, dict)):
+            return None
+        if not isinstance(signature, str) or not hmac.compare_digest(
+            signature, _signature(key, run_id, process, params)
+        ):
             return None
         return cls(run_id, RunStatus.queued, 1, process, params, Channel.direct, None, None,
                    False, None, None)  # fmt: skip
 
 
-def ad_hoc_ticket(process: str, params: dict[str, Any]) -> dict[str, Any]:
+def ad_hoc_ticket(key: str, run_id: int, process: str, params: dict[str, Any]) -> dict[str, Any]:
     """What an ad-hoc run's message carries so that its worker needs no read to start it:
-    its process and parameters (never secret ones: the caller leaves it out then)."""
-    return {"process": process, "params": params}
+    its process and parameters (never secret ones: the caller leaves it out then), signed
+    with the installation's key."""
+    return {"process": process, "params": params, "sig": _signature(key, run_id, process, params)}
+
+
+def _signature(key: str, run_id: int, process: str, params: dict[str, Any]) -> str:
+    signed = json.dumps([run_id, process, params], sort_keys=True, separators=(",", ":"))
+    return hmac.new(key.encode(), signed.encode(), hashlib.sha256).hexdigest()
 
 
 _RUN, _REQUEST = ProcessRun.__table__, ProcessRequest.__table__
@@ -451,6 +466,12 @@ class RunStore:
                 insert(run).from_select(columns, source).returning(run.c.id)
             )
             return found.scalar_one_or_none()
+
+    @cached_property
+    def ticket_key(self) -> str | None:
+        """The installation's key (:class:`~bgproc.models.InstallationKey`), read once."""
+        with reading(self.engine) as connection:
+            return connection.scalar(select(InstallationKey.key).where(InstallationKey.id == 1))
 
     def ticket(self, run_id: int) -> Ticket | None:
         """The run and its request's flags, read without taking any write lock."""

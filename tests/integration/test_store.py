@@ -44,7 +44,7 @@ from bgproc.runs import RunStore
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0002"
+HEAD = "0003"
 
 
 def _revision(engine: Engine) -> str | None:
@@ -291,6 +291,19 @@ def test_a_connection_that_died_under_the_bare_read_is_unavailable_once(
     with pytest.raises(Unavailable, match="database is unreachable"):
         runs.ticket(run.id)
     assert runs.ticket(run.id) is not None
+
+
+def test_the_schema_holds_one_random_key_that_every_process_reads(
+    engine: Engine, db_url: str
+) -> None:
+    """The key that signs what ad-hoc messages carry: made by the migration, never in Redis."""
+    key = RunStore(engine).ticket_key
+    assert key is not None and len(key) == 64 and int(key, 16)
+    other = make_engine(db_url)
+    try:
+        assert RunStore(other).ticket_key == key
+    finally:
+        other.dispose()
 
 
 def test_a_driver_level_executemany_stores_values_as_the_orm_does(engine: Engine) -> None:
