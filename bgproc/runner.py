@@ -209,16 +209,28 @@ class Runner:
             else:
                 return carried
         if run_id is None and fire.request_id is not None:
-            run_id = runs.open_for_request(
-                fire.task_id, fire.request_id, fire.scheduled_at, utc_now()
-            )
+            run_id = self._open_for_request(fire.request_id)
         if run_id is None:
             logger.error("message %s names no request and no run: refused", fire.task_id)
             return None
         ticket = runs.ticket(run_id)
+        if ticket is None and fire.run_id is not None and fire.request_id is not None:
+            # Beat's row of the fire is gone: PostgreSQL lost its asynchronous commit in a
+            # crash (RunStore.queue_fire). The message names its request: the row is made again.
+            logger.warning("run %s of message %s is gone: made again from request %s",
+                           run_id, fire.task_id, fire.request_id)  # fmt: skip
+            run_id = self._open_for_request(fire.request_id)
+            ticket = runs.ticket(run_id) if run_id is not None else None
         if ticket is None:
             logger.warning("run %s of message %s is gone (deleted): dropped", run_id, fire.task_id)
         return ticket
+
+    def _open_for_request(self, request_id: int) -> int | None:
+        """The run of this message's fire of ``request_id``, found by its task id or made."""
+        fire = self.fire
+        return self.installation.runs.open_for_request(
+            fire.task_id, request_id, fire.scheduled_at, utc_now()
+        )
 
     def _start_group(self, ticket: Ticket) -> None:
         """A group fire: its parent run starts the group's first step (or is refused)."""

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from bgproc.app import RUN_TASK, create_app
+from bgproc.app import RUN_ID_HEADER, RUN_TASK, create_app
 from bgproc.installation import Installation
 from bgproc.models import Channel, ProcessRun, RunStatus
 from bgproc.settings import Settings
@@ -248,6 +249,27 @@ def test_a_run_of_an_unregistered_process_ends_in_error(
     assert run.status is RunStatus.error
     assert run.error == "nope.gone is not a registered process: refused"
     assert run.started_at is None and run.log is None
+
+
+def test_a_fire_whose_row_was_lost_is_made_again_from_its_request(
+    stack: Stack, installation: Installation
+) -> None:
+    """Beat commits a fire's row asynchronously on PostgreSQL: a crash just after may lose
+    it, while its message (run id, request id, due time) is already in Redis."""
+    # Given a scheduled request (due far ahead) and a fire of it whose row does not exist
+    stack.worker()
+    request_id = stack.create("sample.echo", "--timing", "later", "--start", "+1d")
+    due = datetime(2031, 3, 30, 12, 0, tzinfo=UTC)
+    headers = {
+        RUN_ID_HEADER: 10**9,
+        "bgproc_request_id": request_id,
+        "bgproc_scheduled_at": due.isoformat(),
+    }
+    task_id = installation.app.send_task(RUN_TASK, queue="celery", headers=headers).id
+    # Then its run is made again from the request, and runs once
+    (run,) = ended(stack, 1)
+    assert (run.request_id, run.scheduled_at, run.task_id) == (request_id, due, task_id)
+    assert run.status is RunStatus.success and run.attempt == 1, run.error
 
 
 def test_pickle_and_other_content_types_are_refused(
