@@ -229,8 +229,10 @@ class _HeldReaders:
 
 
 def _close_quietly(pooled: Any) -> None:
+    """Close a held connection at the driver: the pool's close would first ROLLBACK, which
+    on a connection that died fails, and is logged as an error with its traceback."""
     with suppress(Exception):
-        pooled.close()
+        pooled.dbapi_connection.close()
 
 
 _READERS = _HeldReaders()
