@@ -45,6 +45,8 @@ from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
 HEAD = "0003"
+# PostgreSQL sessions on the test's database other than the asking one
+OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
 
 def _revision(engine: Engine) -> str | None:
@@ -58,6 +60,13 @@ def _revision(engine: Engine) -> str | None:
 def _count_runs(engine: Engine) -> int:
     with session_scope(engine) as session:
         return session.scalar(select(func.count()).select_from(ProcessRun)) or 0
+
+
+def _stored_run(engine: Engine) -> ProcessRun:
+    with session_scope(engine) as session:
+        run = ProcessRun(process="sample.echo")
+        session.add(run)
+    return run
 
 
 def _new_request(**fields: object) -> ProcessRequest:
@@ -274,17 +283,14 @@ def test_a_connection_that_died_under_the_bare_read_is_unavailable_once(
     engine: Engine, pg_store: Engine
 ) -> None:
     # Given a run, read once: the reading thread holds its connection
-    with session_scope(engine) as session:
-        run = ProcessRun(process="sample.echo")
-        session.add(run)
+    run = _stored_run(engine)
     runs = RunStore(engine)
     assert runs.ticket(run.id) is not None
     # When the server ends every other session of this database (a restart, as seen by it)
     with pg_store.connect() as admin:
         admin.execute(
             text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {OTHER_SESSIONS}"
             )
         )
     # Then the next read is one Unavailable line, and the one after reconnects
@@ -346,8 +352,7 @@ def _sessions(admin: Engine) -> int:
     with admin.connect() as connection:
         return connection.execute(
             text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                f"SELECT count(*) FROM pg_stat_activity WHERE {OTHER_SESSIONS}"
             )
         ).scalar_one()
 
@@ -357,9 +362,7 @@ def test_the_held_read_connections_close_with_their_engine(
     engine: Engine, pg_store: Engine
 ) -> None:
     # Given reads from two threads (each holds its own connection, outside the pool)
-    with session_scope(engine) as session:
-        run = ProcessRun(process="sample.echo")
-        session.add(run)
+    run = _stored_run(engine)
     engine.dispose()
     runs = RunStore(engine)
     assert runs.ticket(run.id) is not None
@@ -377,9 +380,7 @@ def test_a_forked_child_reads_on_its_own_connection_and_leaves_its_parents(
     engine: Engine,
 ) -> None:
     # Given a parent that read (it holds a connection)
-    with session_scope(engine) as session:
-        run = ProcessRun(process="sample.echo")
-        session.add(run)
+    run = _stored_run(engine)
     runs = RunStore(engine)
     assert runs.ticket(run.id) is not None
     # When a forked child reads, then exits
