@@ -7,13 +7,14 @@ become ``Unavailable`` with the password redacted.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -38,10 +39,12 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 URL_FIELD = "BGPROC_DATABASE_URL"  # how the user names the URL in messages
 URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's write lock
+FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_MS / 1000  # a fork waits this long for SQLite work to end
 PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails fast instead of hanging the CLI
 MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
 READ_ONLY = "bgproc_read_only"  # execution option: a SQLite transaction that only reads
 
+logger = logging.getLogger("bgproc.db")
 _schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -102,6 +105,7 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     _guard_against_fork(engine)
+    _FORK_GATE.add(engine)
     return engine
 
 
@@ -134,12 +138,86 @@ def _guard_against_fork(engine: Engine) -> None:
             raise DisconnectionError("connection was opened by the parent process")
 
 
+class _ForkGate:
+    """No SQLite connection crosses a fork (Celery's prefork pool forks the worker).
+
+    SQLite keeps its lock bookkeeping in the process: a child that inherits a connection
+    caught in another thread's write transaction takes that write lock for one held by
+    itself, for ever, and each write it tries fails with "database is locked" (CI: a pool
+    child forked while housekeeping wrote). So a fork waits until the other threads' SQLite
+    work ends, holds new work back while it forks, and first closes every SQLite connection:
+    the child starts with none. Work costs two dict writes: forks are rare, work is not.
+    """
+
+    def __init__(self) -> None:
+        self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._reset()
+        os.register_at_fork(
+            before=self._before_fork, after_in_parent=self._after_fork, after_in_child=self._reset
+        )
+
+    def _reset(self) -> None:
+        self._working: dict[int, int] = {}  # thread → nesting of its SQLite work
+        self._no_fork = threading.Event()
+        self._no_fork.set()
+        self._forks = 0  # forks under way, changed under _fork_lock
+        self._fork_lock = threading.Lock()
+
+    def add(self, engine: Engine) -> None:
+        self._engines.add(engine)
+
+    def work(self, engine: Engine) -> AbstractContextManager[Any]:
+        """SQLite work on ``engine`` (anything that holds a connection); nests freely."""
+        return self if engine in self._engines else nullcontext()
+
+    def __enter__(self) -> None:
+        thread = threading.get_ident()
+        depth = self._working.get(thread, 0)
+        self._working[thread] = depth + 1
+        # Registered first, then looked: a fork either sees this work or is seen by it
+        while not depth and not self._no_fork.is_set():
+            del self._working[thread]
+            self._no_fork.wait()
+            self._working[thread] = 1
+
+    def __exit__(self, *_: object) -> None:
+        thread = threading.get_ident()
+        depth = self._working.get(thread, 0) - 1
+        if depth > 0:
+            self._working[thread] = depth
+        else:
+            self._working.pop(thread, None)  # gone already: this thread forked inside work
+
+    def _before_fork(self) -> None:
+        with self._fork_lock:
+            self._forks += 1
+            self._no_fork.clear()
+        forking = threading.get_ident()
+        deadline = time.monotonic() + FORK_WAIT_S
+        while any(thread != forking for thread in self._working.copy()):
+            if time.monotonic() > deadline:
+                logger.warning("forking while SQLite work goes on in another thread")
+                break
+            time.sleep(0.001)
+        for engine in list(self._engines):
+            engine.dispose()  # its idle connections, and the threads' held read connections
+
+    def _after_fork(self) -> None:
+        with self._fork_lock:
+            self._forks -= 1
+            if not self._forks:
+                self._no_fork.set()
+
+
+_FORK_GATE = _ForkGate()
+
+
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for reads only: on SQLite it never waits for (or holds) the write lock;
     on PostgreSQL it sends no BEGIN and ROLLBACK around the read (autocommit)."""
     ensure_schema(engine)
-    with _unavailable_on_failure(engine), engine.connect() as connection:
+    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
         else:
@@ -157,7 +235,7 @@ def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tupl
     ensure_schema(engine)
     driver = _driver_statement(query, engine.dialect)
     dbapi = engine.dialect.loaded_dbapi
-    with _unavailable_on_failure(engine):
+    with _FORK_GATE.work(engine), _unavailable_on_failure(engine):
         connection = _READERS.connection(engine)
         try:
             cursor = connection.cursor()
@@ -289,7 +367,7 @@ def _driver_statement(statement: Executable, dialect: Dialect) -> _DriverStateme
 def writing(engine: Engine) -> Iterator[Connection]:
     """One Core transaction: commit on success, rollback on error."""
     ensure_schema(engine)
-    with _unavailable_on_failure(engine), engine.begin() as connection:
+    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.begin() as connection:
         yield connection
 
 
@@ -298,6 +376,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, rollback on error; rows stay readable after it."""
     ensure_schema(engine)
     with (
+        _FORK_GATE.work(engine),
         _unavailable_on_failure(engine),
         Session(engine, expire_on_commit=False) as session,
         session.begin(),
@@ -326,7 +405,7 @@ def ensure_schema(engine: Engine) -> None:
 
 def upgrade(engine: Engine) -> None:
     """Migrate to head; safe to run again, or from several processes at once."""
-    with _unavailable_on_failure(engine), engine.begin() as connection:
+    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Held until commit; on SQLite, BEGIN IMMEDIATE already serialises upgrades.
             lock = text("SELECT pg_advisory_xact_lock(:key)")

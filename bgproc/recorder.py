@@ -37,7 +37,7 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import Engine, Update, bindparam, func, or_, update
 
-from bgproc.db import execute_many
+from bgproc.db import execute_many, writing
 from bgproc.models import ProcessRun, RunStatus
 
 # How stale the monitor may be. Each batch costs ~1 ms of the worker's CPU whatever its size
@@ -232,7 +232,7 @@ class RunRecorder:
                 keys = tuple(sorted(change.fields))
                 row = {"b_id": run_id, "b_attempt": change.attempt, **change.fields}
                 groups.setdefault(keys, []).append(row)
-        with self.engine.begin() as connection:
+        with writing(self.engine) as connection:
             if logs:
                 execute_many(connection, _APPEND_LOG, logs)
             for keys, rows in groups.items():

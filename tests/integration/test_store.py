@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing.synchronize import Barrier
@@ -393,6 +394,56 @@ def test_a_forked_child_reads_on_its_own_connection_and_leaves_its_parents(
     # Then the child read, and the parent's held connection still works
     assert os.waitstatus_to_exitcode(status) == 0
     assert runs.ticket(run.id) is not None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_fork_waits_for_another_threads_sqlite_write_and_the_child_writes(
+    engine: Engine,
+) -> None:
+    # Given another thread inside a write transaction while this one forks (Celery's pool
+    # replacing a child while housekeeping writes)
+    _stored_run(engine)
+    inside = threading.Event()
+
+    def write() -> None:
+        with session_scope(engine) as session:
+            session.add(ProcessRun(process="thread"))
+            session.flush()
+            inside.set()
+            time.sleep(0.2)  # the transaction stays open while the fork is asked for
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    assert inside.wait(10)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's outcome is its exit code
+        inherited = engine.pool.checkedin()
+        try:
+            _stored_run(engine)  # inheriting the write lock, this failed: "database is locked"
+            with session_scope(engine) as session:
+                seen = session.scalar(select(func.count()).where(ProcessRun.process == "thread"))
+        except Exception:
+            os._exit(3)
+        os._exit(0 if inherited == 0 and seen == 1 else 2)
+    thread.join()
+    _, status = os.waitpid(child, 0)
+    # Then the fork came after the write's commit, with no SQLite connection in the child,
+    # and the child wrote
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _count_runs(engine) == 3
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_fork_from_inside_sqlite_work_goes_ahead(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        session.add(ProcessRun(process="parent"))
+        session.flush()
+        child = os.fork()
+        if child == 0:  # pragma: no cover
+            os._exit(0)
+        _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _count_runs(engine) == 1
 
 
 # --- constraints and indexes ---------------------------------------------------------------
