@@ -384,23 +384,32 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reads only, on a :func:`reading` connection: a monitor query over a
+    million runs never holds SQLite's write lock, which every worker and beat wait for."""
+    with reading(engine) as connection, Session(connection, expire_on_commit=False) as session:
+        yield session
+
+
 def ensure_schema(engine: Engine) -> None:
     """Make sure the schema is at head before first use (checked once per engine).
 
-    SQLite is embedded, so it is migrated on the spot; a shared PostgreSQL is only
-    migrated on purpose, by ``bgproc db upgrade``.
+    SQLite is embedded, so it is migrated on the spot (only then taking the write lock); a
+    shared PostgreSQL is only migrated on purpose, by ``bgproc db upgrade``.
     """
     if engine in _schema_ready:
         return
-    if engine.dialect.name == "sqlite":
-        upgrade(engine)
-        return
-    with _unavailable_on_failure(engine), engine.connect() as connection:
-        current = set(_migration_context(connection).get_current_heads())
+    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.connect() as connection:
+        reader = connection.execution_options(**{READ_ONLY: True})
+        current = set(_migration_context(reader).get_current_heads())
     heads = _head_revisions()
-    if current != heads:
+    if current == heads:
+        _schema_ready.add(engine)
+    elif engine.dialect.name == "sqlite":
+        upgrade(engine)  # checked again under the write lock: another process may be at it
+    else:
         raise Unavailable("database", _describe(engine, _outdated(current, heads)))
-    _schema_ready.add(engine)
 
 
 def upgrade(engine: Engine) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bgproc.app import DEFAULT_QUEUE
-from bgproc.db import session_scope
+from bgproc.db import read_session, session_scope
 from bgproc.errors import Conflict, InvalidInput, NotFound
 from bgproc.models import (
     ProcessGroup,
@@ -126,13 +126,13 @@ class GroupService:
 
     def get(self, ident: object, *, reveal: bool = False) -> GroupView:
         """One group by name or id; ``reveal`` keeps secret step parameters (runtime only)."""
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             row = find_group(session, ident)
             return self._view(row, _users(session, [row.id]).get(row.id, ()), reveal)
 
     def list(self) -> list[GroupView]:
         """Every group, by name."""
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             rows = list(session.scalars(select(ProcessGroup).order_by(ProcessGroup.name)))
             users = _users(session, [row.id for row in rows])
             return [self._view(row, users.get(row.id, ())) for row in rows]

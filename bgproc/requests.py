@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from bgproc.db import session_scope
+from bgproc.db import read_session, session_scope
 from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.groups import GROUP_QUEUE, check_schedulable, find_group
@@ -184,7 +184,7 @@ class RequestService:
 
     def get(self, request_id: int, *, reveal: bool = False) -> RequestView:
         """One request; ``reveal`` keeps secret parameters (for the runner only)."""
-        with self._session() as session:
+        with read_session(self.engine) as session:
             return self._view(self._row(session, request_id), reveal=reveal)
 
     def list(self, status: str | None = None, process: str | None = None) -> list[RequestView]:
@@ -200,7 +200,7 @@ class RequestService:
                 query = query.join(ProcessRequest.group).where(ProcessGroup.name == group)
             else:
                 query = query.where(ProcessRequest.process == name)
-        with self._session() as session:
+        with read_session(self.engine) as session:
             return [self._view(row) for row in session.scalars(query)]
 
     def next_runs(self, request_id: int, count: int) -> list[datetime]:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy import type_coerce as as_type
 from sqlalchemy.orm import Session, defer
 
-from bgproc.db import read_row, reading, session_scope, writing
+from bgproc.db import read_row, read_session, reading, session_scope, writing
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.models import (
     GROUP_LABEL_PREFIX,
@@ -540,7 +540,7 @@ class RunStore:
             return [(row[0], row[1]) for row in connection.execute(query)]
 
     def get(self, run_id: int) -> RunView:
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             row = session.get(ProcessRun, run_id)
             if row is None:
                 raise NotFound("run", run_id)
@@ -551,7 +551,7 @@ class RunStore:
         query = (
             select(ProcessRun).where(ProcessRun.request_id == request_id).order_by(ProcessRun.id)
         )
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             return [_view(row) for row in session.scalars(query)]
 
     def steps(self, group_run_id: int) -> list[RunView]:
@@ -561,7 +561,7 @@ class RunStore:
             .where(ProcessRun.group_run_id == group_run_id)
             .order_by(ProcessRun.id)
         )
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             return [_view(row, full=False) for row in session.scalars(query)]
 
     # -- the Process Monitor's queries --------------------------------------------
@@ -594,7 +594,7 @@ class RunStore:
             "until": until,
         }
         below = [table.c.id < before_id] if before_id is not None else []
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             # The newest runs by primary key first: a filter that matches many of them is
             # answered here without sorting all its matches (the indexes are not by id).
             window = (
@@ -652,7 +652,7 @@ class RunStore:
         """Per process: counts by status, success rate, p50/p95/max duration, last run."""
         columns = ProcessRun.__table__.c
         where = _filters(columns, process=process, since=since)
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             found = _aggregate(session, where)
             last_ids = {name: parts[-1] for name, parts in found.items()}
             when = {
@@ -685,7 +685,7 @@ class RunStore:
         log reads only what is new, and the finished flag comes from the same snapshot."""
         columns = ProcessRun.__table__.c
         start = max(offset, 0)
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             for restarted in (False, True):
                 row = session.execute(
                     select(

@@ -7,6 +7,7 @@ with ``bgproc monitor …``.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.engine import make_url
 
 from bgproc.db import session_scope
 from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
@@ -290,6 +292,33 @@ def test_show_has_every_field_and_the_end_of_the_log(
     assert (NOW - timedelta(hours=1)).astimezone(MADRID).isoformat(sep=" ") in table
 
     assert cli.ok("monitor", "log", str(run)).out == lines
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_reading_commands_answer_while_a_writer_holds_sqlites_write_lock(
+    cli: Cli, store: RunStore, engine: Engine, db_url: str
+) -> None:
+    # Given a run, a request, and a worker (or beat) inside a write transaction
+    run = add(store, NOW, duration_ms=5, log="a line\n")
+    request = add_request(engine, RequestStatus.unscheduled, NOW)
+    writer = sqlite3.connect(str(make_url(db_url).database), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        # Then every command that only reads answers (one that wanted the write lock too
+        # would wait out the busy timeout, then fail with "database is locked")
+        for command in (
+            ("monitor", "list"),
+            ("monitor", "show", str(run)),
+            ("monitor", "log", str(run)),
+            ("monitor", "stats"),
+            ("request", "list"),
+            ("request", "show", str(request)),
+            ("group", "list"),
+        ):
+            cli.ok(*command)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_stats_agree_with_the_list(cli: Cli, store: RunStore) -> None:
