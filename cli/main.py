@@ -6,6 +6,7 @@ code; a traceback is printed only with ``--verbose``.
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from enum import IntEnum
@@ -26,6 +27,7 @@ from bgproc.errors import (
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
 from cli import db, groups, live, monitor, processes, requests, run, runtime
+from cli.options import WholeNumber
 
 
 class Exit(IntEnum):
@@ -95,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return done.exit_code
     except click.Abort:
         return _fail("aborted", Exit.FAILED)
+    except click.NoSuchOption as error:
+        refusal = _number_taken_for_an_option(error)
+        if refusal is not None:
+            return _fail(str(refusal), Exit.INVALID)
+        return _fail(error.format_message() + " (see --help)", Exit.INVALID)
     except click.ClickException as error:  # usage errors: one line too, with a hint
         hint = " (see --help)" if isinstance(error, click.UsageError) else ""
         return _fail(error.format_message() + hint, Exit.INVALID)
@@ -112,6 +119,19 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(f"unexpected {type(error).__name__}: {first_line(error)}", Exit.BUG)
     return code if isinstance(code, int) else Exit.OK  # non-standalone click returns Exit codes
+
+
+def _number_taken_for_an_option(error: click.NoSuchOption) -> InvalidInput | None:
+    """``request show -5``: click takes the -5 for an option; the id's own check names it."""
+    if error.ctx is None or not re.fullmatch(r"-[0-9]+", error.option_name):
+        return None
+    for param in error.ctx.command.params:
+        if isinstance(param, click.Argument) and isinstance(param.type, WholeNumber):
+            try:
+                param.type.convert(error.option_name, param, error.ctx)
+            except InvalidInput as refusal:
+                return refusal
+    return None
 
 
 def _describe(error: BgprocError) -> str:

@@ -492,6 +492,9 @@ def test_log_follow_prints_what_is_appended_until_the_run_ends(
         (("stats", "--since", "soon"), 2, "since: 'soon' is not a date-time"),
         (("prune", "--older-than", "5x"), 2, "older-than: '5x' is not a duration"),
         (("show", "abc"), 2, "run id: 'abc' is not a whole number"),
+        (("show", "-5"), 2, "run id: must be between 1"),  # not click's "No such option"
+        (("kill", "-1"), 2, "run id: must be between 1"),
+        (("show", "--nope"), 2, "No such option '--nope'. (see --help)"),
         (("show", "4242"), 3, "run 4242 not found"),
         (("log", "4242"), 3, "run 4242 not found"),
         (("log", "4242", "--follow"), 3, "run 4242 not found"),
