@@ -234,6 +234,8 @@ class ProcessRun(Base):
     __tablename__ = "bgproc_run"
     __table_args__ = (
         Index(None, "process", "started_at"),
+        # Answers monitor stats without the table (its counts, durations and last id)
+        Index(None, "process", "status", "duration_ms", postgresql_include=["id"]),
         Index(None, "status", "started_at"),
         Index(None, "request_id", "started_at"),
         {"sqlite_autoincrement": True},

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Select,
     String,
     and_,
     bindparam,
@@ -386,23 +387,25 @@ def _view(row: ProcessRun, full: bool = True) -> RunView:
 _Aggregate = tuple[dict[str, int], float | None, float | None, int | None, int]
 
 
-def _aggregate(session: Session, where: list[ColumnElement[bool]]) -> dict[str, _Aggregate]:
-    """Counts by status, p50/p95/max duration and newest id per process, in one scan.
+def aggregate_query(dialect: str, where: list[ColumnElement[bool]]) -> Select[Any]:
+    """Counts by status, p50/p95/max duration and newest id per process, in one scan of
+    the (process, status, duration_ms) index (the table is not read without a filter).
 
     PostgreSQL computes the percentiles itself (``percentile_cont``). SQLite has none, and
     sorting in SQL or fetching row by row costs seconds over a million runs, so it hands
-    each process's durations over as one text, sorted here (~0.3 s per million).
+    each process's durations over as one text, parsed as JSON (C-fast, where ``int`` per
+    value costs 0.4 s per million) and sorted by :func:`_aggregate`.
     """
     columns = ProcessRun.__table__.c
     timed = and_(columns.status.in_(sorted(TERMINAL)), columns.duration_ms.is_not(None))
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         durations = [
             func.percentile_cont(q).within_group(columns.duration_ms).filter(timed)
             for q in PERCENTILES
         ]
     else:
         durations = [func.group_concat(columns.duration_ms, ",").filter(timed)]
-    query = (
+    return (
         select(
             columns.process,
             *(func.count().filter(columns.status == status) for status in RunStatus),
@@ -413,12 +416,17 @@ def _aggregate(session: Session, where: list[ColumnElement[bool]]) -> dict[str, 
         .where(*where)
         .group_by(columns.process)
     )
+
+
+def _aggregate(session: Session, where: list[ColumnElement[bool]]) -> dict[str, _Aggregate]:
+    """The stats of :func:`aggregate_query`, by process."""
+    query = aggregate_query(session.get_bind().dialect.name, where)
     found: dict[str, _Aggregate] = {}
     for name, *values in session.execute(query):
         counts = dict(zip((s.value for s in RunStatus), values[: len(RunStatus)], strict=True))
         *spread, longest, last_id = values[len(RunStatus) :]
         if len(spread) == 1:  # SQLite: the durations themselves
-            ordered = sorted(map(int, spread[0].split(","))) if spread[0] else []
+            ordered = sorted(json.loads(f"[{spread[0]}]")) if spread[0] else []
             spread = [percentile(ordered, q) for q in PERCENTILES]
         p50, p95 = (None if p is None else float(p) for p in spread)
         found[name] = (counts, p50, p95, longest, last_id)

@@ -41,11 +41,11 @@ from bgproc.models import (
     RequestStatus,
     RunStatus,
 )
-from bgproc.runs import RunStore
+from bgproc.runs import RunStore, aggregate_query
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0003"
+HEAD = "0004"
 # PostgreSQL sessions on the test's database other than the asking one
 OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
@@ -546,6 +546,20 @@ def test_the_monitor_queries_have_their_indexes(engine: Engine) -> None:
         ("group_run_id",),
     }
     assert indexed("bgproc_request") >= {("status",), ("process",), ("group_id",)}
+
+
+def test_stats_reads_its_index_not_the_table(engine: Engine) -> None:
+    query = aggregate_query(engine.dialect.name, [])
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as connection:
+        explain = connection.exec_driver_sql
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(row[-1] for row in explain(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "COVERING INDEX ix_bgproc_run_process_status_duration_ms" in plan
+        else:
+            explain("SET enable_seqscan = off")  # an empty table: any plan would do
+            plan = " ".join(row[0] for row in explain(f"EXPLAIN {sql}"))
+            assert "Index Only Scan using ix_bgproc_run_process_status_duration_ms" in plan
 
 
 def test_session_scope_rolls_back_on_error(engine: Engine) -> None:
