@@ -278,6 +278,11 @@ def bench_backend(backend: str, total: int, repeat: int, prune: bool) -> None:
                 None,
             ),
             ("stats --since 7d (query)", lambda: store.stats(since=now - timedelta(days=7)), None),
+            (
+                "stats --process sample.echo --since 7d (query)",
+                lambda: store.stats(process="sample.echo", since=now - timedelta(days=7)),
+                None,
+            ),
             ("monitor stats (CLI in-process)", lambda: cli("monitor", "stats"), TARGET_STATS_S),
         ]
         for label, action, target in queries:

@@ -387,7 +387,9 @@ def _view(row: ProcessRun, full: bool = True) -> RunView:
 _Aggregate = tuple[dict[str, int], float | None, float | None, int | None, int]
 
 
-def aggregate_query(dialect: str, where: list[ColumnElement[bool]]) -> Select[Any]:
+def aggregate_query(
+    dialect: str, process: str | None = None, since: datetime | None = None
+) -> Select[Any]:
     """Counts by status, p50/p95/max duration and newest id per process, in one scan of
     the (process, status, duration_ms) index (the table is not read without a filter).
 
@@ -398,6 +400,14 @@ def aggregate_query(dialect: str, where: list[ColumnElement[bool]]) -> Select[An
     """
     columns = ProcessRun.__table__.c
     timed = and_(columns.status.in_(sorted(TERMINAL)), columns.duration_ms.is_not(None))
+    group: ColumnElement[str] = columns.process
+    if since is not None and dialect == "sqlite":
+        # SQLite keeps no statistics: it would read a period through that index, by process
+        # (1.6 s over a million runs), rather than by time, then sort it (0.13 s)
+        group = columns.process.concat("")
+    where = _filters(columns, since=since)
+    if process is not None:
+        where.append(group == process)
     if dialect == "postgresql":
         durations = [
             func.percentile_cont(q).within_group(columns.duration_ms).filter(timed)
@@ -407,20 +417,22 @@ def aggregate_query(dialect: str, where: list[ColumnElement[bool]]) -> Select[An
         durations = [func.group_concat(columns.duration_ms, ",").filter(timed)]
     return (
         select(
-            columns.process,
+            group,
             *(func.count().filter(columns.status == status) for status in RunStatus),
             *durations,
             func.max(columns.duration_ms).filter(timed),
             func.max(columns.id),
         )
         .where(*where)
-        .group_by(columns.process)
+        .group_by(group)
     )
 
 
-def _aggregate(session: Session, where: list[ColumnElement[bool]]) -> dict[str, _Aggregate]:
+def _aggregate(
+    session: Session, process: str | None, since: datetime | None
+) -> dict[str, _Aggregate]:
     """The stats of :func:`aggregate_query`, by process."""
-    query = aggregate_query(session.get_bind().dialect.name, where)
+    query = aggregate_query(session.get_bind().dialect.name, process, since)
     found: dict[str, _Aggregate] = {}
     for name, *values in session.execute(query):
         counts = dict(zip((s.value for s in RunStatus), values[: len(RunStatus)], strict=True))
@@ -659,9 +671,8 @@ class RunStore:
     ) -> list[ProcessStats]:
         """Per process: counts by status, success rate, p50/p95/max duration, last run."""
         columns = ProcessRun.__table__.c
-        where = _filters(columns, process=process, since=since)
         with read_session(self.engine) as session:
-            found = _aggregate(session, where)
+            found = _aggregate(session, process, since)
             last_ids = {name: parts[-1] for name, parts in found.items()}
             when = {
                 row.id: row.started_at or row.queued_at or row.scheduled_at or row.ended_at

@@ -358,6 +358,10 @@ def test_stats_agree_with_the_list(cli: Cli, store: RunStore) -> None:
     assert recent[0]["counts"]["queued"] == 1 and recent[0]["p50_ms"] is None
     only = cli.ok("monitor", "stats", "--process", "sample.fail", "--json").json()
     assert only == [stats["sample.fail"]]
+    both = cli.ok("monitor", "stats", "--process", "sample.fail", "--since", "60h", "--json")
+    assert [(row["process"], row["counts"]["killed"], row["total"]) for row in both.json()] == [
+        ("sample.fail", 1, 1)
+    ]
     assert cli.ok("monitor", "stats", "--process", "nothing.here", "--json").json() == []
 
     table = cli.ok("monitor", "stats").out

@@ -549,7 +549,7 @@ def test_the_monitor_queries_have_their_indexes(engine: Engine) -> None:
 
 
 def test_stats_reads_its_index_not_the_table(engine: Engine) -> None:
-    query = aggregate_query(engine.dialect.name, [])
+    query = aggregate_query(engine.dialect.name)
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as connection:
         explain = connection.exec_driver_sql
