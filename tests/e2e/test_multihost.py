@@ -23,6 +23,7 @@ import pytest
 from bgproc.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.db import make_engine, upgrade
 from bgproc.models import ProcessRun, RunStatus
+from bgproc.sweeper import UNSENT
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, _stack
 from tests.e2e.netns import Host, Lab, LabError, why_not
 from tests.waiting import wait_until
@@ -191,7 +192,11 @@ def test_runs_spread_over_hosts_and_a_cut_host_leaves_no_run_stuck(
     assert len(dues) == len(set(dues)), "a scheduled second fired twice"
     misfired = {r.scheduled_at for r in runs if r.status is RunStatus.misfired}
     assert not misfired & set(dues), "a second recorded both missed and fired"
-    assert all(r.worker in (W1, W2) for r in runs if r.status is not RunStatus.misfired)
+    # A run with no worker: missed, or fired by the cut beat just as its cable was pulled
+    # (its row written, its message never sent: the sweep records it lost)
+    workerless = [(r.id, r.status.value, r.error) for r in runs if r.worker not in (W1, W2)
+                  if r.status is not RunStatus.misfired and r.error != UNSENT]  # fmt: skip
+    assert not workerless, workerless
 
     statuses = Counter(r.status.value for r in runs)
     per_worker = Counter(r.worker for r in runs if r.worker)
