@@ -160,7 +160,8 @@ class Control:
 
     def ask_kill(self, run_id: int) -> None:
         """Ask the worker running ``run_id`` to stop it (its recorder looks every 0.5 s);
-        a queued ad-hoc run is refused by the worker that takes it."""
+        a queued ad-hoc run is refused by the worker that takes it. Only for runs of a
+        killable process: the worker of any other run never looks."""
         self.redis.sadd(self.kills_key, str(run_id))
 
     def take_kill(self, run_id: int) -> bool:

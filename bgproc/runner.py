@@ -7,7 +7,8 @@ An ad-hoc run's message also carries its ticket (process and parameters, when no
 secret): its first delivery starts without a read. A message of an older bgproc (a
 request id only) gets its row when it starts.
 
-On the hot path a run costs one read (ad hoc: one Redis round trip); its changes go
+On the hot path a run costs one read (ad hoc: none, and one Redis round trip if its
+process is killable, for a kill asked while it was queued); its changes go
 through the process's :class:`~bgproc.recorder.RunRecorder`. What a pool child cannot
 report — a hard time limit, its own death — the worker's main process records
 (:class:`RunRequest`); a worker that dies whole is found by the sweeper
@@ -193,7 +194,8 @@ class Runner:
         """The run's row as the runner needs it (created here for a message without one).
 
         An ad-hoc run's first delivery starts on the ticket its message carries: nothing
-        else can have changed its row but ``monitor kill``, which Redis also knows of. A
+        else can have changed its row but ``monitor kill``, which Redis also knows of (and
+        which refuses a process that is not killable: its run needs no look in Redis). A
         redelivered message may be a run that already went: its row is read.
         """
         fire, runs = self.fire, self.installation.runs
@@ -203,7 +205,7 @@ class Runner:
             if carried is None:
                 logger.warning("run %s: its message's ticket is not this installation's: "
                                "the run is read instead", run_id)  # fmt: skip
-            elif self.installation.control.take_kill(run_id):
+            elif self._killable(carried.process) and self.installation.control.take_kill(run_id):
                 logger.info("run %s was killed before it started: dropped", run_id)
                 return None
             else:
@@ -224,6 +226,13 @@ class Runner:
         if ticket is None:
             logger.warning("run %s of message %s is gone (deleted): dropped", run_id, fire.task_id)
         return ticket
+
+    def _killable(self, process: str) -> bool:
+        """Whether ``monitor kill`` may have been asked for a run of ``process``."""
+        try:
+            return self.installation.registry.get(process).killable
+        except NotFound:  # refused later; no kill was asked for it either
+            return False
 
     def _open_for_request(self, request_id: int) -> int | None:
         """The run of this message's fire of ``request_id``, found by its task id or made."""

@@ -132,6 +132,22 @@ def test_an_ad_hoc_run_killed_while_queued_never_starts(stack: Stack) -> None:
     assert not [k for k in stack.redis_keys() if k.endswith("runs:kills")]
 
 
+def test_an_ad_hoc_run_of_a_process_that_is_not_killable_never_looks_for_a_kill(
+    stack: Stack,
+) -> None:
+    """``monitor kill`` refuses such a process, so its worker skips the Redis round trip."""
+    # Given an ad-hoc run of a process that is not killable, and a kill request for it
+    # that no command could make (monitor kill refuses it)
+    _setup(stack)
+    run_id = _launch(stack, "sample.echo", "a=1")
+    kills = f"{stack.prefix}runs:kills"
+    stack.redis.sadd(kills, str(run_id))
+    # When a worker takes it, then it runs on its ticket, and the request stays unread
+    stack.worker()
+    assert _ended(stack, run_id).status is RunStatus.success
+    assert stack.redis.smembers(kills) == {str(run_id)}
+
+
 def test_a_pool_child_killed_mid_run_is_lost_then_run_again_as_attempt_2(stack: Stack) -> None:
     _setup(stack)
     stack.worker(concurrency=1)
