@@ -128,15 +128,18 @@ def test_runs_spread_over_hosts_and_a_cut_host_leaves_no_run_stuck(
         return {r.id: r for r in stack.runs()}
 
     def spread() -> bool:
+        # Not necessarily fires on both: with whole-second fires and kombu's one-second
+        # BRPOP, one worker may take every fire for a minute (CI, under load)
         runs = by_id()
         done = [r for r in runs.values() if r.status is RunStatus.success]
         return (
             runs[long_run].status is RunStatus.processing
             and all(runs[i].status is RunStatus.success for i in adhoc)
-            and {r.worker for r in done if r.request_id == request_id} == {W1, W2}
+            and any(r.request_id == request_id for r in done)
+            and {r.worker for r in done} == {W1, W2}
         )
 
-    wait_until(spread, 60, 0.2, "runs of the request on both hosts, the long run going on h1")
+    wait_until(spread, 60, 0.2, "runs on both hosts, a fire among them, the long run on h1")
 
     # Then each run records the worker (and so the host) that ran it
     started = [r for r in by_id().values() if r.status is not RunStatus.queued]
