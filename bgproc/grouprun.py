@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from bgproc.app import RUN_ID_HEADER, RUN_TASK
-from bgproc.db import session_scope
+from bgproc.db import read_session, session_scope
 from bgproc.errors import NotFound
 from bgproc.models import GROUP_LABEL_PREFIX, ProcessGroup, ProcessRequest, ProcessRun, RunStatus
 from bgproc.registry import Registry
@@ -93,7 +93,7 @@ class GroupRuns:
 
     def after_step(self, run_id: int, now: datetime) -> None:
         """A run ended outside its worker's own hands (sweep, main process): advance its group."""
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             parent_id = session.scalar(
                 select(ProcessRun.group_run_id).where(ProcessRun.id == run_id)
             )
@@ -101,9 +101,11 @@ class GroupRuns:
             self.advance(parent_id, now)
 
     def repair(self, now: datetime) -> list[int]:
-        """Advance every processing parent with no open step (the sweep calls this)."""
+        """Advance every processing parent with no open step (the sweep calls this). Found
+        by a read (no SQLite write lock every round, in every worker): :meth:`advance`
+        checks again under the parent's lock."""
         run = ProcessRun
-        with session_scope(self.engine) as session:
+        with read_session(self.engine) as session:
             parents = session.scalars(
                 select(run.id).where(
                     run.status == RunStatus.processing,

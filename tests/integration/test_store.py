@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from celery import Celery
 from sqlalchemy import Engine, bindparam, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
@@ -30,6 +32,7 @@ from bgproc.db import (
     upgrade,
 )
 from bgproc.errors import InvalidInput, Unavailable
+from bgproc.grouprun import GroupRuns
 from bgproc.models import (
     ALEMBIC_VERSION_TABLE,
     Base,
@@ -41,6 +44,7 @@ from bgproc.models import (
     RequestStatus,
     RunStatus,
 )
+from bgproc.registry import Registry
 from bgproc.runs import RunStore, aggregate_query
 from tests.waiting import wait_until
 
@@ -444,6 +448,20 @@ def test_a_fork_from_inside_sqlite_work_goes_ahead(engine: Engine) -> None:
         _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert _count_runs(engine) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_housekeepings_group_repair_reads_without_the_write_lock(engine: Engine) -> None:
+    # Given another process inside a write transaction (every worker repairs every round)
+    _stored_run(engine)
+    writer = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        # Then the repair that finds nothing to do needs no lock (it waited, then failed)
+        assert GroupRuns(engine, Registry(), Celery()).repair(datetime.now(UTC)) == []
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 # --- constraints and indexes ---------------------------------------------------------------
