@@ -217,7 +217,7 @@ def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for reads only: on SQLite it never waits for (or holds) the write lock;
     on PostgreSQL it sends no BEGIN and ROLLBACK around the read (autocommit)."""
     ensure_schema(engine)
-    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.connect() as connection:
+    with _in_use(engine), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
         else:
@@ -235,7 +235,7 @@ def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tupl
     ensure_schema(engine)
     driver = _driver_statement(query, engine.dialect)
     dbapi = engine.dialect.loaded_dbapi
-    with _FORK_GATE.work(engine), _unavailable_on_failure(engine):
+    with _in_use(engine):
         connection = _READERS.connection(engine)
         try:
             cursor = connection.cursor()
@@ -367,7 +367,7 @@ def _driver_statement(statement: Executable, dialect: Dialect) -> _DriverStateme
 def writing(engine: Engine) -> Iterator[Connection]:
     """One Core transaction: commit on success, rollback on error."""
     ensure_schema(engine)
-    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.begin() as connection:
+    with _in_use(engine), engine.begin() as connection:
         yield connection
 
 
@@ -376,8 +376,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, rollback on error; rows stay readable after it."""
     ensure_schema(engine)
     with (
-        _FORK_GATE.work(engine),
-        _unavailable_on_failure(engine),
+        _in_use(engine),
         Session(engine, expire_on_commit=False) as session,
         session.begin(),
     ):
@@ -400,7 +399,7 @@ def ensure_schema(engine: Engine) -> None:
     """
     if engine in _schema_ready:
         return
-    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.connect() as connection:
+    with _in_use(engine), engine.connect() as connection:
         reader = connection.execution_options(**{READ_ONLY: True})
         current = set(_migration_context(reader).get_current_heads())
     heads = _head_revisions()
@@ -414,7 +413,7 @@ def ensure_schema(engine: Engine) -> None:
 
 def upgrade(engine: Engine) -> None:
     """Migrate to head; safe to run again, or from several processes at once."""
-    with _FORK_GATE.work(engine), _unavailable_on_failure(engine), engine.begin() as connection:
+    with _in_use(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Held until commit; on SQLite, BEGIN IMMEDIATE already serialises upgrades.
             lock = text("SELECT pg_advisory_xact_lock(:key)")
@@ -462,12 +461,14 @@ def _outdated(current: set[str], heads: frozenset[str]) -> str:
 
 
 @contextmanager
-def _unavailable_on_failure(engine: Engine) -> Iterator[None]:
-    """Connection-level failures become one ``Unavailable`` line, never a password."""
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        raise Unavailable("database", _describe(engine, _reason(exc, engine.url))) from exc
+def _in_use(engine: Engine) -> Iterator[None]:
+    """Work on ``engine``: never cut by a fork (SQLite, :class:`_ForkGate`), and its
+    connection-level failures become one ``Unavailable`` line, never a password."""
+    with _FORK_GATE.work(engine):
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            raise Unavailable("database", _describe(engine, _reason(exc, engine.url))) from exc
 
 
 def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
