@@ -10,6 +10,8 @@ import ssl
 from typing import Any
 
 from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bgproc.settings import Settings
 
@@ -35,6 +37,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,  # a long-running service waits for ever
+        "worker_consumer": "bgproc.worker:Consumer",
         "broker_use_ssl": broker_tls(settings.broker_url),
         "broker_transport_options": {
             "global_keyprefix": prefix,
@@ -54,7 +58,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_scheduler": "bgproc.beat:Scheduler",
         "beat_max_loop_interval": BEAT_LOOP_S,
         "redbeat_redis_url": settings.schedule_url,
-        "redbeat_redis_options": {},
+        # One quick retry (a reconnect after a restart), no backoff: beat's own loop is
+        # the retry, so a Redis that is back is seen within a second.
+        "redbeat_redis_options": {"retry": Retry(NoBackoff(), 1)},
         "redbeat_key_prefix": settings.key("redbeat:"),
         "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
         "imports": ["bgproc.runner", "bgproc.worker", *settings.imports],

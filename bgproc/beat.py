@@ -11,24 +11,29 @@ the runtime wires the monitor in.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
 from celery.utils.log import get_logger
-from redbeat.schedulers import RedBeatScheduler, get_redis
+from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatScheduler, get_redis
 from redis.exceptions import LockNotOwnedError
 
 from bgproc.app import RUN_ID_HEADER
+from bgproc.control import BeatInfo
+from bgproc.db import ping
 from bgproc.entries import TimingEntry
 from bgproc.installation import Installation
 from bgproc.models import Channel, RunStatus
+from bgproc.outages import DATABASE, REDIS, Outages, outage_of
 from bgproc.schedules import Occurrence
 from bgproc.sync import sync
 
@@ -36,6 +41,7 @@ logger = get_logger("celery.beat")
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+HEARTBEAT_EVERY_S = 0.5  # at most; beat ticks at least every second
 
 
 @contextmanager
@@ -84,7 +90,11 @@ class EntryScheduler(RedBeatScheduler):
         self, app: Celery, clock: Callable[[], datetime] | None = None, **kwargs: Any
     ) -> None:
         self.clock = clock or app.now
+        self.outages = Outages(logger, "beat")
+        self._standing_by = False
         super().__init__(app, **kwargs)
+        self.lock_name: str = self.lock_key
+        self.lock_key = None  # RedBeat's own lock handling (beat_init, tick, close) stays out
 
     # -- hooks (never SQL here) ---------------------------------------------------
 
@@ -111,28 +121,87 @@ class EntryScheduler(RedBeatScheduler):
     # -- RedBeat overrides -----------------------------------------------------------
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        """RedBeat's tick, with its sleep counted from the tick's end; a lock that vanished
-        (Redis wiped) is taken again if it is free.
-
-        RedBeat returns the seconds to the next fire as seen when each entry was looked at;
-        Celery sleeps them after the tick. Without the correction every fire after a busy
-        tick (publishing costs milliseconds) would start that much late, and stay so.
-        """
+        """One pass: hold (or wait for) the lock, act on what is due; an outage of Redis or
+        the database costs a retry, never the process. The sleep is counted from the
+        tick's end: RedBeat returns the seconds to the next fire as seen when each entry
+        was looked at, and without the correction every fire after a busy tick (publishing
+        costs milliseconds) would start that much late, and stay so."""
         began = time.monotonic()
         with _stop_signals_deferred():
             try:
-                interval = super().tick(*args, **kwargs)
-            except LockNotOwnedError:
-                if self.lock is None or not self.lock.acquire(blocking=False):
-                    logger.error("beat: another beat holds the lock now; this one stops")
-                    raise SystemExit(1) from None
-                logger.warning("beat: the lock had vanished from Redis (wiped?); taken again")
-                self.on_lock_regained()
-                interval = super().tick(*args, **kwargs)
+                interval = self._tick_held() if self._holds_lock() else self.max_interval
+            except Exception as error:
+                service = outage_of(error)
+                if service is None:
+                    raise
+                interval = self.outages.lost(service, error)
+            self.on_ticked()
         return max(0.0, interval - (time.monotonic() - began))
 
-    def on_lock_regained(self) -> None:
-        """Redis lost the lock key, so it may have lost entries too: the runtime re-syncs."""
+    def _holds_lock(self) -> bool:
+        """Whether this beat holds the lock now: extended if held, taken if free (RedBeat
+        takes it once, blocking, and exits when it loses it; here a beat that lost it,
+        to an outage that outlived its timeout or to another beat, stands by instead)."""
+        client = get_redis(self.app)
+        redis_was_down = self.outages.is_down(REDIS)
+        if self.lock is not None:
+            try:
+                self.lock.extend(int(self.lock_timeout))
+            except LockNotOwnedError:
+                self.lock = None
+                logger.warning("beat: the lock expired or was taken meanwhile; standing by")
+            else:
+                self.outages.back(REDIS)
+                if redis_was_down:
+                    self.on_entries_in_doubt()
+                return True
+        lock = client.lock(self.lock_name, timeout=self.lock_timeout, sleep=self.max_interval)
+        lock.lua_extend = client.register_script(LUA_EXTEND_TO_SCRIPT)  # extend to, not by
+        taken = lock.acquire(blocking=False)
+        self.outages.back(REDIS)
+        if not taken:
+            if not self._standing_by:
+                logger.info("beat: another beat holds the lock; standing by")
+                self._standing_by = True
+            return False
+        self.lock, self._standing_by = lock, False
+        logger.info("beat: Acquired lock")
+        self.on_entries_in_doubt()
+        return True
+
+    def _tick_held(self) -> float:
+        """RedBeat's pass over the due entries, for the lock holder."""
+        remaining = [self.max_interval]
+        for entry in self.schedule.values():
+            next_s = self.maybe_due(entry, **self._maybe_due_kwargs)
+            if next_s:
+                remaining.append(next_s)
+        return min(remaining)
+
+    def on_entries_in_doubt(self) -> None:
+        """The lock was taken (first time, or again after it was lost) or Redis was away:
+        Redis may have lost entries meanwhile, so the runtime re-syncs."""
+
+    def on_ticked(self) -> None:
+        """A pass ended (held, standing by, or in an outage): the runtime's heartbeat."""
+
+    def setup_schedule(self) -> None:
+        """Nothing at start-up (RedBeat's would touch Redis, which may be down): requests
+        are the only entries, and the lock holder syncs them at its first tick."""
+
+    def close(self) -> None:
+        """Release the lock if Redis answers; otherwise it expires by itself."""
+        lock, self.lock = self.lock, None
+        if lock is not None:
+            try:
+                if lock.owned():
+                    lock.release()
+                    logger.info("beat: Releasing lock")
+            except Exception as error:
+                if outage_of(error) is None:
+                    raise
+                logger.warning("beat: lock not released (%s); it expires by itself", error)
+        super().close()
 
     def install_default_entries(self, data: dict[str, Any]) -> None:
         """None: results live in the monitor database, so no ``celery.backend_cleanup`` entry."""
@@ -161,12 +230,12 @@ class EntryScheduler(RedBeatScheduler):
                 self._end(entry)
                 return None
             return (fire - now).total_seconds()
+        if occurrence.missed or not occurrence.run:
+            self._misfired(entry, occurrence)  # first: an outage here leaves the entry due
         after = entry.advance(occurrence)
         if after is None:
             logger.info("beat: %s changed while due; read again at the next tick", entry.name)
             return None
-        if occurrence.missed or not occurrence.run:
-            self._misfired(after, occurrence)
         if occurrence.run:
             self._publish(after, producer)
         if occurrence.next_fire is None:
@@ -181,29 +250,46 @@ class EntryScheduler(RedBeatScheduler):
         logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             entry = self.on_publish(entry)
-        except Exception:
-            logger.exception("beat: could not record the fire of %s (its worker will)", entry.name)
+        except Exception as error:
+            if outage_of(error) is None:
+                logger.exception("beat: could not record the fire of %s (its worker will)",
+                                 entry.name)  # fmt: skip
+            else:
+                self.outages.lost(DATABASE, error)  # its worker records it when it is back
         try:
             self.apply_async(entry, producer=producer, advance=False)
         except Exception as error:
-            logger.exception("beat: could not publish %s; this occurrence is lost", entry.name)
+            cause = error.__cause__ or error
+            if outage_of(cause) is None:
+                logger.exception("beat: could not publish %s; this occurrence is lost", entry.name)
+            else:
+                self.outages.lost(REDIS, cause)
+                logger.warning("beat: %s not sent (the broker is away); recorded as misfired",
+                               entry.name)  # fmt: skip
             try:
                 self.on_publish_failed(entry, error)
             except Exception:
                 logger.exception("beat: on_publish_failed failed for %s", entry.name)
 
     def _misfired(self, entry: TimingEntry, occurrence: Occurrence) -> None:
+        """Record a misfire; an outage is raised (the tick waits for the service)."""
         try:
             self.on_misfire(entry.request_id, occurrence)
-        except Exception:
+        except Exception as error:
+            if outage_of(error) is not None:
+                raise
             logger.exception("beat: on_misfire failed for %s", entry.name)
 
     def _end(self, entry: TimingEntry) -> None:
         """Remove a finished entry once the hook took note; on failure it is retried next tick."""
         try:
             self.on_series_end(entry.request_id)
-        except Exception:
-            logger.exception("beat: on_series_end failed for %s; retried next tick", entry.name)
+        except Exception as error:
+            if outage_of(error) is None:
+                logger.exception("beat: on_series_end failed for %s; retried next tick",
+                                 entry.name)  # fmt: skip
+            else:
+                self.outages.lost(DATABASE, error)
             return
         entry.finish()
 
@@ -214,24 +300,62 @@ class Scheduler(EntryScheduler):
     def __init__(self, app: Celery, **kwargs: Any) -> None:
         self.installation = Installation(app.conf.bgproc_settings)
         self._synced = False
+        self.started_at = datetime.now(UTC)
+        self.beat_name = f"{socket.gethostname()}:{os.getpid()}"
+        self._heartbeat_due = 0.0
         super().__init__(app, **kwargs)
 
-    def tick(self, *args: Any, **kwargs: Any) -> float:
-        """Reconcile once, from the first tick: only the lock holder ticks, so one beat syncs."""
+    def _tick_held(self) -> float:
+        """Act only with the database answering (a fire needs its run row, a misfire its
+        record), so what fell due in an outage goes through the misfire rules when it ends;
+        reconcile first whenever the entries are in doubt (lock taken, Redis was away)."""
+        if self.outages.is_down(DATABASE) or not self._synced:
+            ping(self.installation.engine)
+            self.outages.back(DATABASE)
         if not self._synced:
             try:
                 report = sync(self.installation, self.clock())
                 logger.info("beat: sync %s", report.summary())
-            except Exception:
-                logger.exception("beat: start-up sync failed; `bgproc sync` can repair")
+            except Exception as error:
+                if outage_of(error) is not None:
+                    raise  # synced when the service is back
+                logger.exception("beat: sync failed; `bgproc sync` can repair")
             self._synced = True
-        return super().tick(*args, **kwargs)
+        return super()._tick_held()
 
     def on_series_end(self, request_id: int) -> None:
         self.installation.requests.complete(request_id)
 
-    def on_lock_regained(self) -> None:
+    def on_entries_in_doubt(self) -> None:
         self._synced = False
+
+    def on_ticked(self) -> None:
+        """The heartbeat ``monitor beats`` and ``health`` read; Redis away: nothing to write."""
+        now = time.monotonic()
+        if now < self._heartbeat_due or self.outages.is_down(REDIS):
+            return
+        self._heartbeat_due = now + HEARTBEAT_EVERY_S
+        heartbeat = BeatInfo(
+            name=self.beat_name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            holds_lock=self.lock is not None,
+            started_at=self.started_at,
+            ticked_at=datetime.now(UTC),
+            down=tuple(sorted(self.outages.down)),
+            last_error=self.outages.last_error,
+        )
+        try:
+            self.installation.control.announce_beat(heartbeat)
+        except Exception as error:
+            if outage_of(error) is None:
+                logger.exception("beat: heartbeat not written")
+
+    def close(self) -> None:
+        """Leave the list of beats at once (a clean stop is not a stale beat)."""
+        super().close()
+        with suppress(Exception):  # Redis away: the heartbeat ages out by itself
+            self.installation.control.retire_beat(self.beat_name)
 
     def on_publish(self, entry: TimingEntry) -> TimingEntry:
         """A queued run per fire, before its message: the message carries the run's id."""

@@ -20,6 +20,8 @@ from redis import Redis
 from bgproc.settings import Settings
 
 WORKER_GONE_S = 15.0  # a worker not heard of for this long is no longer listed
+BEAT_STALE_S = 5.0  # a beat ticks every second: one silent for this long is stale
+BEAT_GONE_S = 300.0  # a stale beat stays listed this long (it says a scheduler died), then goes
 UNACKED = "unacked"  # kombu's Redis transport: messages taken by a worker, not yet acked
 TASK_ID = re.compile(rb'"id": "([^"]+)"')  # a Celery message's headers name its task id
 
@@ -62,6 +64,49 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class BeatInfo:
+    """A beat as its heartbeat describes it, written at every tick."""
+
+    name: str  # host:pid
+    host: str
+    pid: int
+    holds_lock: bool  # False: standing by (or in an outage)
+    started_at: datetime
+    ticked_at: datetime
+    down: tuple[str, ...] = ()  # the services it cannot reach now
+    last_error: str = ""  # its last outage, kept after recovery
+
+    def stale(self, now: datetime) -> bool:
+        """Not ticked for :data:`BEAT_STALE_S`: stopped, hung, or dead."""
+        return (now - self.ticked_at).total_seconds() > BEAT_STALE_S
+
+    def as_json(self, now: datetime | None = None) -> dict[str, object]:
+        data = asdict(self)
+        data.update(
+            down=list(self.down),
+            started_at=self.started_at.isoformat(),
+            ticked_at=self.ticked_at.isoformat(),
+        )
+        if now is not None:
+            data["stale"] = self.stale(now)
+        return data
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> BeatInfo:
+        data = json.loads(text)
+        return cls(
+            name=data["name"],
+            host=data["host"],
+            pid=int(data["pid"]),
+            holds_lock=bool(data["holds_lock"]),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            ticked_at=datetime.fromisoformat(data["ticked_at"]),
+            down=tuple(data.get("down", ())),
+            last_error=str(data.get("last_error", "")),
+        )
+
+
+@dataclass(frozen=True)
 class QueueDepth:
     """One broker queue: messages waiting, and messages taken but not yet acknowledged."""
 
@@ -82,6 +127,8 @@ class Control:
         self.key_prefix = settings.key_prefix  # kombu's global key prefix: queue keys too
         self.workers_key = settings.workers_key
         self.worker_info_key = settings.workers_key + ":info"
+        self.beats_key = settings.beats_key
+        self.beat_info_key = settings.beats_key + ":info"
         self.kills_key = settings.kill_requests_key
 
     # -- workers ----------------------------------------------------------------------
@@ -116,6 +163,40 @@ class Control:
         return sorted(
             (WorkerInfo.from_json(text) for text in found if text is not None),
             key=lambda w: w.name,
+        )
+
+    # -- beats ------------------------------------------------------------------------
+
+    def announce_beat(self, info: BeatInfo) -> None:
+        """A beat's heartbeat (every tick)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.beat_info_key, info.name, json.dumps(info.as_json()))
+            pipe.zadd(self.beats_key, {info.name: info.ticked_at.timestamp()})
+            pipe.execute()
+
+    def retire_beat(self, name: str) -> None:
+        """The beat stops cleanly: it leaves the list at once."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.beats_key, name)
+            pipe.hdel(self.beat_info_key, name)
+            pipe.execute()
+
+    def beats(self) -> list[BeatInfo]:
+        """Every beat heard of in the last :data:`BEAT_GONE_S`, stale ones included."""
+        cutoff = time.time() - BEAT_GONE_S
+        gone = self.redis.zrangebyscore(self.beats_key, "-inf", f"({cutoff}")
+        if gone:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self.beats_key, *gone)
+                pipe.hdel(self.beat_info_key, *gone)
+                pipe.execute()
+        names = self.redis.zrangebyscore(self.beats_key, cutoff, "+inf")
+        if not names:
+            return []
+        found = self.redis.hmget(self.beat_info_key, names)
+        return sorted(
+            (BeatInfo.from_json(text) for text in found if text is not None),
+            key=lambda b: b.name,
         )
 
     # -- queues -----------------------------------------------------------------------

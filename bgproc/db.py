@@ -224,6 +224,12 @@ def reading(engine: Engine) -> Iterator[Connection]:
             yield connection.execution_options(**{READ_ONLY: True})
 
 
+def ping(engine: Engine) -> None:
+    """Raise ``Unavailable`` unless the database answers a trivial query now."""
+    with reading(engine) as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+
 def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The first row of a prebuilt SELECT, on this thread's held DBAPI connection.
 

@@ -39,6 +39,7 @@ from sqlalchemy import Engine, Update, bindparam, func, or_, update
 
 from bgproc.db import execute_many, writing
 from bgproc.models import ProcessRun, RunStatus
+from bgproc.outages import Outages, outage_of
 
 # How stale the monitor may be. Each batch costs ~1 ms of the worker's CPU whatever its size
 # (a commit, a pool round): at 400 runs/s a process pays ~50 µs per run at 0.05 s, ~15 at 0.2 s.
@@ -103,6 +104,7 @@ class RunRecorder:
         self._thread: threading.Thread | None = None
         self._renew_due = 0.0
         self._kill_check_due = 0.0
+        self._outages = Outages(logger, "run records")
 
     # -- what the runs report (never blocks on I/O) ------------------------------------
 
@@ -167,10 +169,15 @@ class RunRecorder:
             try:
                 self.flush()
             except Exception as error:
-                logger.warning(
-                    "run records not stored yet (%s: %s); retrying", type(error).__name__, error
-                )
+                service = outage_of(error)
+                if service is None:
+                    logger.exception("run records not stored yet; retrying")
+                else:
+                    self._outages.lost(service, error)
                 time.sleep(RETRY_DELAY_S)
+            else:
+                for service in list(self._outages.down):
+                    self._outages.back(service)
 
     def _idle_wait(self) -> float | None:
         """How long the writer may sleep with nothing pending (lock held)."""

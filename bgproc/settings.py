@@ -140,6 +140,11 @@ class Settings:
         return self.key("runs", "kills")
 
     @property
+    def beats_key(self) -> str:
+        """Sorted set: beat name -> its last tick (``:info`` holds its heartbeat)."""
+        return self.key("beats")
+
+    @property
     def workers_key(self) -> str:
         """Sorted set: worker name -> when it last announced itself (``:info`` holds what)."""
         return self.key("workers")

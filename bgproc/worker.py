@@ -16,6 +16,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,12 +31,14 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from celery.worker.consumer import Consumer as CeleryConsumer
 from sqlalchemy.exc import IntegrityError
 
 from bgproc.control import WorkerInfo
 from bgproc.installation import Installation, built, installation_of
 from bgproc.logcapture import storable
 from bgproc.models import Channel, RunStatus
+from bgproc.outages import REDIS, Outages, outage_of
 from bgproc.sweeper import sweep, sweep_unsent
 
 logger = logging.getLogger("bgproc.worker")
@@ -50,6 +54,7 @@ class Housekeeping:
         self.installation = installation
         self.info = info
         self.interval_s = min(HOUSEKEEPING_EVERY_S, installation.settings.run_lease_s / 3)
+        self._redis_since: float | None = time.monotonic()  # Redis answered since then
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bgproc-housekeeping", daemon=True)
 
@@ -77,30 +82,100 @@ class Housekeeping:
         )  # fmt: skip
 
     def _loop(self) -> None:
-        installation = self.installation
+        outages = Outages(logger, "housekeeping")
         while not self._stop.is_set():
-            now = datetime.now(UTC)
             try:
-                installation.control.announce(replace(self.info, seen_at=now))
-                lost = sweep(
-                    installation.runs, installation.redis, installation.settings.run_leases_key, now
-                )
-                if self._unsent_due(now):
-                    lost += sweep_unsent(
-                        installation.runs,
-                        lambda: installation.control.message_ids(installation.queues),
-                        now,
-                        installation.settings.run_lease_s,
-                    )
-                for run_id in lost:
-                    installation.group_runs.after_step(run_id, now)
-                installation.group_runs.repair(now)
-            except Exception as error:  # Redis or the database away: the next round retries
-                logger.warning("housekeeping: %s: %s", type(error).__name__, error)
+                self._round(datetime.now(UTC))
+            except Exception as error:
+                service = outage_of(error)
+                if service is None:
+                    logger.exception("housekeeping: round failed; the next one retries")
+                else:
+                    outages.lost(service, error)
+                    if service == REDIS:
+                        self._redis_since = None
+            else:
+                for service in list(outages.down):
+                    outages.back(service)
             self._stop.wait(self.interval_s)
+
+    def _round(self, now: datetime) -> None:
+        installation = self.installation
+        installation.control.announce(replace(self.info, seen_at=now))
+        lost = []
+        if self._leases_trusted():
+            lost = sweep(
+                installation.runs, installation.redis, installation.settings.run_leases_key, now
+            )
+        if self._unsent_due(now):
+            lost += sweep_unsent(
+                installation.runs,
+                lambda: installation.control.message_ids(installation.queues),
+                now,
+                installation.settings.run_lease_s,
+            )
+        for run_id in lost:
+            installation.group_runs.after_step(run_id, now)
+        installation.group_runs.repair(now)
+
+    def _leases_trusted(self) -> bool:
+        """Whether an expired lease now means a dead worker: not until Redis has answered
+        this worker, and been up, for a whole lease. A lease that could not be renewed
+        because Redis was away (or restarted) is not a dead worker: its holder renews it
+        within a third of a lease of Redis coming back."""
+        lease_s = self.installation.settings.run_lease_s
+        now = time.monotonic()
+        if self._redis_since is None:
+            self._redis_since = now
+        uptime_s = float(self.installation.redis.info("server")["uptime_in_seconds"])
+        return min(now - self._redis_since, uptime_s) >= lease_s
 
 
 _housekeeping: list[Housekeeping] = []
+RECONNECT_EVERY_S = 1.0  # a broker that is back is consumed from again within a second
+
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer (``worker_consumer``), reconnecting to a broker that was away every
+    second, for as long as it takes, with one log line: Celery's waits grow to 30 s between
+    tries (a worker would start runs up to 30 s late after a long Redis outage) and it logs
+    each try."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        ensure = conn.ensure_connection
+
+        def every_second(errback: Any = None, max_retries: Any = None, **options: Any) -> Any:
+            said: list[bool] = []
+
+            def once(exc: Exception, interval: float) -> None:
+                if errback is not None and not said:
+                    said.append(True)
+                    errback(exc, interval)
+
+            return ensure(once, max_retries, interval_start=RECONNECT_EVERY_S,
+                          interval_step=0, interval_max=RECONNECT_EVERY_S, **options)  # fmt: skip
+
+        conn.ensure_connection = every_second
+        return super().ensure_connected(conn)
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        """Runs still going keep their messages, and can ack them once Redis is back.
+
+        Closing the lost connection, kombu would put every unacknowledged message back in
+        its queue (a second delivery of a run that is running) and, with Redis down, fail
+        at it and stop the worker; a run that ended later would ack through the closed
+        channel's dropped pool and stop it too (kombu 5.7). So the channels do not restore,
+        and keep their pool: an ack then reaches Redis when it answers (while it does not,
+        kombu logs the ack as failed and the message waits in ``unacked``).
+        """
+        pools = []
+        for channel in list(getattr(self.connection.transport, "channels", ())):
+            channel.do_restore = False
+            with suppress(Exception):
+                pools.append((channel, channel.pool))
+        super().on_connection_error_after_connected(exc)
+        for channel, pool in pools:
+            channel._pool = pool
 
 
 @worker_process_init.connect

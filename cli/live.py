@@ -1,4 +1,4 @@
-"""``bgproc monitor workers|queues|kill|watch``: what is going on right now.
+"""``bgproc monitor workers|beats|queues|kill|watch``: what is going on right now.
 
 Live workers and queue depths come from Redis (:class:`bgproc.control.Control`); what
 each worker runs comes from the monitor database. Parsing and printing only.
@@ -15,8 +15,9 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from bgproc.control import QueueDepth, WorkerInfo
+from bgproc.control import BeatInfo, QueueDepth, WorkerInfo
 from bgproc.errors import Conflict
+from bgproc.health import scheduler_check
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
 from bgproc.models import GROUP_LABEL_PREFIX, RunStatus
@@ -52,6 +53,24 @@ def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: Zone
     return table
 
 
+def _beats_table(beats: list[BeatInfo], now: datetime, zone: ZoneInfo) -> Table:
+    table = Table(title="Beats", title_justify="left", header_style="bold")
+    for column in ("beat", "role", "last tick", "up since", "cannot reach", "last error"):
+        table.add_column(column, overflow="fold")
+    for beat in beats:
+        age_s = (now - beat.ticked_at).total_seconds()
+        role = "holds the lock" if beat.holds_lock else "standby"
+        table.add_row(
+            beat.name,
+            f"STALE (was: {role})" if beat.stale(now) else role,
+            f"{age_s:.1f} s ago",
+            short_time(beat.started_at, zone),
+            ", ".join(beat.down),
+            beat.last_error,
+        )
+    return table
+
+
 def _queues_table(depths: list[QueueDepth]) -> Table:
     table = Table(title="Queues", title_justify="left", header_style="bold")
     for column in ("queue", "waiting", "consumed by"):
@@ -81,8 +100,38 @@ def workers(installation: Installation, as_json: bool) -> None:
         return
     if not found:
         console.print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
+    else:
+        console.print(_workers_table(found, running, settings_zone(installation)))
+    scheduler = scheduler_check(installation.control.beats(), _lock_held(installation),
+                                datetime.now(UTC))  # fmt: skip
+    if not scheduler.ok:
+        console.print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
+
+
+def _lock_held(installation: Installation) -> bool:
+    return bool(installation.redis.exists(installation.entries.conf.lock_key))
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def beats(installation: Installation, as_json: bool) -> None:
+    """Every beat: lock holder or standby, last tick, stale (silent over 5 s), last outage.
+
+    A beat stays listed 5 minutes after its last tick, marked STALE: a scheduler that
+    died or hangs shows here instead of vanishing.
+    """
+    found, now = installation.control.beats(), datetime.now(UTC)
+    if as_json:
+        print_json([beat.as_json(now) for beat in found])
         return
-    console.print(_workers_table(found, running, settings_zone(installation)))
+    if not found:
+        console.print("[dim]Beats: none running (start one with bgproc beat or bgproc up)[/dim]")
+        return
+    console.print(_beats_table(found, now, settings_zone(installation)))
+    scheduler = scheduler_check(found, _lock_held(installation), now)
+    if not scheduler.ok:
+        console.print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
 
 
 @click.command()
@@ -187,6 +236,7 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
     def view() -> Group:
         control = installation.control
         return Group(
+            _beats_table(control.beats(), datetime.now(UTC), zone),
             _workers_table(control.workers(), _running(installation), zone),
             _queues_table(control.queues(names)),
             _runs_table(installation.runs.list(limit=WATCH_RUNS), zone),
@@ -202,4 +252,4 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
         raise click.exceptions.Exit(130) from None
 
 
-COMMANDS = (workers, queues, kill, watch)
+COMMANDS = (workers, beats, queues, kill, watch)

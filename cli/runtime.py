@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import click
 
 from bgproc.db import ensure_schema
+from bgproc.embedded import BeatSupervisor, SupervisedBeat
+from bgproc.errors import BgprocError
 from bgproc.installation import Installation
 from bgproc.sync import sync as reconcile
 from cli.options import json_option
@@ -29,12 +31,10 @@ def _schema_checked(installation: Installation) -> Installation:
     return installation
 
 
-def _worker_argv(installation: Installation, extra: list[str], beat: bool) -> list[str]:
+def _worker_argv(installation: Installation, extra: list[str]) -> list[str]:
     argv = ["worker", "--loglevel=INFO"]
     if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in extra):
         argv.append(f"--queues={','.join(installation.queues)}")
-    if beat:
-        argv += ["--beat", "--scheduler=bgproc.beat:Scheduler"]
     return argv + extra
 
 
@@ -47,7 +47,7 @@ def worker(ctx: click.Context) -> None:
     Example: bgproc worker --concurrency 4 -Q billing
     """
     installation = _schema_checked(ctx.obj)
-    installation.app.worker_main(_worker_argv(installation, ctx.args, beat=False))
+    installation.app.worker_main(_worker_argv(installation, ctx.args))
 
 
 @click.command(context_settings=PASS_THROUGH)
@@ -67,9 +67,18 @@ def beat(ctx: click.Context) -> None:
 @click.command(context_settings=PASS_THROUGH)
 @click.pass_context
 def up(ctx: click.Context) -> None:
-    """One-machine mode: a worker with an embedded beat (extra options go to `celery worker`)."""
+    """One-machine mode: a worker with an embedded beat (extra options go to `celery worker`).
+
+    The worker watches its beat and starts it again if it exits; if the beat keeps dying,
+    the worker stops and `up` exits 1 with one line saying why.
+    """
     installation = _schema_checked(ctx.obj)
-    installation.app.worker_main(_worker_argv(installation, ctx.args, beat=True))
+    installation.app.steps["worker"].add(SupervisedBeat)
+    try:
+        installation.app.worker_main(_worker_argv(installation, ctx.args))
+    finally:
+        if BeatSupervisor.gave_up:
+            raise BgprocError(BeatSupervisor.gave_up)
 
 
 @click.command()

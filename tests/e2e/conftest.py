@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from bgproc.db import make_engine, normalise_url, upgrade
 from bgproc.models import ProcessRequest, ProcessRun, RequestStatus, RunStatus
 from tests.conftest import PgServer
+from tests.e2e.services import PrivateRedis
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -335,3 +336,17 @@ def _stack(
             for proc in built.procs:
                 print(f"----- {proc.name} (pid {proc.pid}, exit {proc.popen.returncode}) -----")
                 print(proc.tail(80))
+
+
+@pytest.fixture
+def private_redis(stack: Stack) -> Iterator[PrivateRedis]:
+    """A Redis of the test's own for the stack (broker and entries), for faults to break."""
+    server = PrivateRedis()
+    server.start()
+    stack.env["BGPROC_BROKER_URL"] = server.url
+    shared, stack.redis = stack.redis, redis.Redis.from_url(server.url, decode_responses=True)
+    yield server
+    stack.stop_all()
+    stack.redis.close()
+    stack.redis = shared  # the server is gone with its keys; the stack cleans the shared one
+    server.close()

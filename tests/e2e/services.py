@@ -56,6 +56,22 @@ class PrivateRedis:
         wait_until(answers, START_TIMEOUT_S, 0.05, "the private Redis to answer")
         client.close()
 
+    def stop_with_data(self) -> None:
+        """SHUTDOWN SAVE: the next :meth:`start` loads every key (expired ones go)."""
+        client = redis.Redis.from_url(self.url)
+        with suppress(redis.ConnectionError):
+            client.shutdown(save=True)
+        client.close()
+        if self.process is not None:
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def restart_with_data(self, down_s: float) -> None:
+        """A restart that keeps the data, after ``down_s`` seconds away."""
+        self.stop_with_data()
+        time.sleep(down_s)
+        self.start()
+
     def kill(self) -> None:
         """SIGKILL: a crash, every key lost."""
         if self.process is not None:
