@@ -19,6 +19,7 @@ import pytest
 from bgproc.db import make_engine, upgrade
 from bgproc.models import ProcessRun, RunStatus
 from tests.e2e.conftest import Stack
+from tests.e2e.outage_checks import assert_no_traceback, assert_on_time, first_fire_after
 from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries, wait_s
 from tests.waiting import wait_until
 
@@ -104,7 +105,7 @@ def test_postgresql_restarted_while_runs_go(stack: Stack) -> None:
         engine.dispose()
         stack.use_database(server.url)
         stack.worker("w1", concurrency=3)
-        stack.beat()
+        beat = stack.beat()
         every = stack.create("sample.echo", *EVERY_SECOND, "--start", "+1s")
         sleepers = [int(stack.cli("run", "sample.sleep", "--param", "seconds=6").out)
                     for _ in range(2)]  # fmt: skip
@@ -113,6 +114,7 @@ def test_postgresql_restarted_while_runs_go(stack: Stack) -> None:
         server.stop("immediate")  # every connection dropped, as in a crash
         wait_s(OUTAGE_S)
         server.start()
+        assert_on_time(first_fire_after(stack, every, datetime.now(UTC)))
 
         wait_until(lambda: len([r for r in stack.fired(every) if r.status is RunStatus.success])
                    >= 8, 40, 0.2, "fires after PostgreSQL came back")  # fmt: skip
@@ -124,6 +126,7 @@ def test_postgresql_restarted_while_runs_go(stack: Stack) -> None:
             assert run.status is RunStatus.success, run.error  # ran through the outage
         dues = _accounted(runs, every)
         assert dues == [dues[0] + k * ONE_SECOND for k in range(len(dues))], "a fire was lost"
+        assert_no_traceback([beat])
         by_status = dict(Counter(r.status.value for r in runs))
         print(f"\nPostgreSQL restarted: {len(runs)} runs, {by_status}")
     finally:
