@@ -13,7 +13,7 @@ from celery import Celery
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bgproc.settings import Settings
+from bgproc.settings import CLI_CONNECT_TIMEOUT_S, CLI_REPLY_TIMEOUT_S, Settings
 
 RUN_TASK = "bgproc.run"  # the one task that runs a registered process
 RUN_ID_HEADER = "bgproc_run_id"  # a message's run (its row is written before it is sent)
@@ -31,10 +31,26 @@ def broker_tls(url: str) -> dict[str, Any] | bool:
     return {"ssl_cert_reqs": ssl.CERT_REQUIRED} if url.startswith("rediss://") else False
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery settings for an installation: JSON only, late acks, every key under the prefix."""
-    prefix = settings.key_prefix
+def redis_client_options(interactive: bool) -> dict[str, Any]:
+    """Options of a redis-py client: the CLI's gives up at the first refusal or silence
+    (no retry, short timeouts); a service's keeps redis-py's defaults."""
+    if not interactive:
+        return {}
     return {
+        "retry": None,
+        "socket_connect_timeout": CLI_CONNECT_TIMEOUT_S,
+        "socket_timeout": CLI_REPLY_TIMEOUT_S,
+    }
+
+
+def celery_config(settings: Settings, interactive: bool = False) -> dict[str, Any]:
+    """Celery settings for an installation: JSON only, late acks, every key under the prefix.
+
+    ``interactive``: the CLI's, which fails fast when Redis is down (:func:`_fail_fast`);
+    worker, beat and ``up`` keep Celery's and RedBeat's retries.
+    """
+    prefix = settings.key_prefix
+    config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a long-running service waits for ever
@@ -65,11 +81,29 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
         "imports": ["bgproc.runner", "bgproc.worker", *settings.imports],
     }
+    return config | _fail_fast(config) if interactive else config
 
 
-def create_app(settings: Settings) -> Celery:
+def _fail_fast(config: dict[str, Any]) -> dict[str, Any]:
+    """The CLI's changes to ``config``: kombu connects and publishes once, with short
+    timeouts (its default connection retries took 6 s to fail), and RedBeat's client is
+    the CLI's (:func:`redis_client_options`)."""
+    return {
+        "broker_connection_timeout": CLI_CONNECT_TIMEOUT_S,
+        "broker_transport_options": {
+            **config["broker_transport_options"],
+            "max_retries": 0,  # kombu's connection attempts (default: until the timeout)
+            "socket_connect_timeout": CLI_CONNECT_TIMEOUT_S,
+            "socket_timeout": CLI_REPLY_TIMEOUT_S,
+        },
+        "redbeat_redis_options": redis_client_options(interactive=True),
+        "task_publish_retry": False,
+    }
+
+
+def create_app(settings: Settings, interactive: bool = False) -> Celery:
     """A Celery app for ``settings``; the bgproc task is registered by its module."""
     app = Celery("bgproc", set_as_current=False)
-    app.conf.update(celery_config(settings))
+    app.conf.update(celery_config(settings, interactive))
     app.conf.bgproc_settings = settings
     return app

@@ -40,7 +40,7 @@ URL_FIELD = "BGPROC_DATABASE_URL"  # how the user names the URL in messages
 URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's write lock
 FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_MS / 1000  # a fork waits this long for SQLite work to end
-PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails fast instead of hanging the CLI
+PG_CONNECT_TIMEOUT_S = 5  # a service's connection to a silent server gives up, and is retried
 MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
 READ_ONLY = "bgproc_read_only"  # execution option: a SQLite transaction that only reads
 
@@ -56,8 +56,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (sqlite or postgresql), tuned for several processes; no I/O yet."""
+def make_engine(url: str, connect_timeout_s: int = PG_CONNECT_TIMEOUT_S) -> Engine:
+    """An engine for ``url`` (sqlite or postgresql), tuned for several processes; no I/O yet.
+
+    ``connect_timeout_s``: how long PostgreSQL may stay silent before a connection fails
+    (the CLI's is shorter, see ``CLI_PG_CONNECT_TIMEOUT_S``)."""
     try:
         parsed = make_url(normalise_url(url))
     except (ArgumentError, ValueError):
@@ -73,7 +76,7 @@ def make_engine(url: str) -> Engine:
         # whole pool, the run's message is requeued and the recorder retries its writes.
         engine = create_engine(
             parsed,
-            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "bgproc"},
+            connect_args={"connect_timeout": connect_timeout_s, "application_name": "bgproc"},
         )
         _guard_against_fork(engine)
         return engine
@@ -414,7 +417,7 @@ def ensure_schema(engine: Engine) -> None:
     elif engine.dialect.name == "sqlite":
         upgrade(engine)  # checked again under the write lock: another process may be at it
     else:
-        raise Unavailable("database", _describe(engine, _outdated(current, heads)))
+        raise _unavailable(engine, _outdated(current, heads))
 
 
 def upgrade(engine: Engine) -> None:
@@ -429,7 +432,7 @@ def upgrade(engine: Engine) -> None:
         try:
             command.upgrade(config, "head")
         except CommandError as exc:
-            raise Unavailable("database", _describe(engine, str(exc))) from exc
+            raise _unavailable(engine, str(exc)) from exc
     _schema_ready.add(engine)
 
 
@@ -474,7 +477,7 @@ def _in_use(engine: Engine) -> Iterator[None]:
         try:
             yield
         except (OperationalError, InterfaceError) as exc:
-            raise Unavailable("database", _describe(engine, _reason(exc, engine.url))) from exc
+            raise _unavailable(engine, _reason(exc, engine.url)) from exc
 
 
 def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
@@ -486,5 +489,7 @@ def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
     return reason
 
 
-def _describe(engine: Engine, reason: str) -> str:
-    return f"{redact_url(engine.url.render_as_string(hide_password=False))}: {reason}"
+def _unavailable(engine: Engine, reason: str) -> Unavailable:
+    """The database of ``engine`` refused: named by its URL, password redacted."""
+    url = redact_url(engine.url.render_as_string(hide_password=False))
+    return Unavailable("database", reason, where=url)

@@ -33,12 +33,15 @@ class Conflict(BgprocError):
 
 
 class Unavailable(BgprocError):
-    """Redis or the database cannot be reached; ``service`` says which."""
+    """Redis or the database cannot be reached; ``service`` says which, ``where`` its URL
+    (password redacted) when known."""
 
-    def __init__(self, service: str, detail: str) -> None:
-        super().__init__(f"{service} is unreachable: {detail}")
+    def __init__(self, service: str, detail: str, where: str = "") -> None:
+        at = f" at {where}" if where else ""
+        super().__init__(f"{service} is unreachable{at}: {detail}")
         self.service = service
         self.detail = detail
+        self.where = where
 
     @classmethod
     def of_redis(cls, error: BaseException) -> Unavailable:

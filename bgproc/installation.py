@@ -1,7 +1,9 @@
 """One installation of bgproc: its settings and what is built from them, each built once.
 
 The composition root for the CLI, beat and workers: nothing here connects
-until it is first used, so commands that need no Redis never touch it.
+until it is first used, so commands that need no Redis never touch it. The CLI's
+installation is *interactive*: its clients give up at once when Redis or the
+database is down, where a service's retry to ride the outage out.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from celery import Celery
 from redis import Redis
 from sqlalchemy import Engine
 
-from bgproc.app import DEFAULT_QUEUE, create_app
+from bgproc.app import DEFAULT_QUEUE, create_app, redis_client_options
 from bgproc.control import Control
-from bgproc.db import make_engine
+from bgproc.db import PG_CONNECT_TIMEOUT_S, make_engine
 from bgproc.entries import EntryStore
 from bgproc.grouprun import GroupRuns
 from bgproc.groups import GroupService
@@ -22,7 +24,7 @@ from bgproc.recorder import RunRecorder
 from bgproc.registry import REGISTRY, Registry
 from bgproc.requests import RequestService
 from bgproc.runs import RunStore
-from bgproc.settings import Settings
+from bgproc.settings import CLI_PG_CONNECT_TIMEOUT_S, Settings
 
 _BUILT: list[Installation] = []  # every installation_of() result in this process
 
@@ -45,9 +47,19 @@ def built() -> list[Installation]:
 class Installation:
     """Settings plus the engine, Celery app, entry store, registry and services they imply."""
 
-    def __init__(self, settings: Settings, registry: Registry = REGISTRY) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry = REGISTRY, *, interactive: bool = False
+    ) -> None:
+        """``interactive``: a command's installation, which fails fast (one line, exit 5)
+        when a service is down; the default is a long-running service's."""
         self.settings = settings
+        self.interactive = interactive
         self._registry = registry
+
+    def as_service(self) -> Installation:
+        """This installation as a long-running service builds it (``worker``, ``beat``,
+        ``up``): its clients keep retrying through outages."""
+        return Installation(self.settings, self._registry)
 
     @cached_property
     def registry(self) -> Registry:
@@ -62,11 +74,12 @@ class Installation:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        timeout_s = CLI_PG_CONNECT_TIMEOUT_S if self.interactive else PG_CONNECT_TIMEOUT_S
+        return make_engine(self.settings.database_url, timeout_s)
 
     @cached_property
     def app(self) -> Celery:
-        return create_app(self.settings)
+        return create_app(self.settings, self.interactive)
 
     @cached_property
     def entries(self) -> EntryStore:
@@ -104,10 +117,13 @@ class Installation:
     @cached_property
     def control(self) -> Control:
         """Live workers, queue depths and kill requests (Redis only)."""
-        broker = Redis.from_url(self.settings.broker_url)
+        broker = self._redis_client(self.settings.broker_url)
         return Control(self.redis, broker, self.settings)
 
     @cached_property
     def redis(self) -> Redis:
         """Redis of the schedule entries and leases (the broker unless BGPROC_REDBEAT_URL)."""
-        return Redis.from_url(self.settings.schedule_url)
+        return self._redis_client(self.settings.schedule_url)
+
+    def _redis_client(self, url: str) -> Redis:
+        return Redis.from_url(url, **redis_client_options(self.interactive))

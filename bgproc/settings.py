@@ -23,6 +23,11 @@ ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
 # A running run whose worker stopped renewing its lease for this long is marked lost:
 # long enough to ride out a busy machine, short enough that a dead worker shows soon.
 DEFAULT_RUN_LEASE_S = 30.0
+# The CLI is interactive: with Redis or the database down it says so at once (one line,
+# exit 5), where worker, beat and ``up`` keep their clients' patience to ride outages out.
+CLI_CONNECT_TIMEOUT_S = 0.5  # a server that is up accepts a connection within milliseconds
+CLI_REPLY_TIMEOUT_S = 1.0  # one reply of a live Redis; the CLI sends no blocking command
+CLI_PG_CONNECT_TIMEOUT_S = 2  # libpq's and psycopg's floor (they read 1 as 2)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 

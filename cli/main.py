@@ -63,7 +63,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     BGPROC_DATABASE_URL (default sqlite:///bgproc.db), BGPROC_TIMEZONE, BGPROC_IMPORTS,
     BGPROC_KEY_PREFIX.
     """
-    ctx.obj = Installation(Settings.from_env())
+    ctx.obj = Installation(Settings.from_env(), interactive=True)
     ctx.meta["verbose"] = verbose
 
 

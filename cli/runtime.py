@@ -21,11 +21,13 @@ PASS_THROUGH = {
 }
 
 
-def _schema_checked(installation: Installation) -> Installation:
-    """Refuse to start on a schema of another version (one line, exit 5) instead of failing
+def _schema_checked(command: Installation) -> Installation:
+    """The service's installation (its clients ride outages out, unlike the command's),
+    refusing to start on a schema of another version (one line, exit 5) instead of failing
     every run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
     The connection is closed at once: none may cross the fork into pool children (SQLite's
     locks and shared memory break when a child inherits and closes one)."""
+    installation = command.as_service()
     ensure_schema(installation.engine)
     installation.engine.dispose()
     return installation
