@@ -149,21 +149,8 @@ class Control:
 
     def workers(self) -> list[WorkerInfo]:
         """The live workers, by name; announcements older than ``WORKER_GONE_S`` are dropped."""
-        cutoff = time.time() - WORKER_GONE_S
-        gone = self.redis.zrangebyscore(self.workers_key, "-inf", f"({cutoff}")
-        if gone:
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(self.workers_key, *gone)
-                pipe.hdel(self.worker_info_key, *gone)
-                pipe.execute()
-        names = self.redis.zrangebyscore(self.workers_key, cutoff, "+inf")
-        if not names:
-            return []
-        found = self.redis.hmget(self.worker_info_key, names)
-        return sorted(
-            (WorkerInfo.from_json(text) for text in found if text is not None),
-            key=lambda w: w.name,
-        )
+        found = self._heard_of(self.workers_key, self.worker_info_key, WORKER_GONE_S)
+        return sorted(map(WorkerInfo.from_json, found), key=lambda w: w.name)
 
     # -- beats ------------------------------------------------------------------------
 
@@ -183,21 +170,21 @@ class Control:
 
     def beats(self) -> list[BeatInfo]:
         """Every beat heard of in the last :data:`BEAT_GONE_S`, stale ones included."""
-        cutoff = time.time() - BEAT_GONE_S
-        gone = self.redis.zrangebyscore(self.beats_key, "-inf", f"({cutoff}")
+        found = self._heard_of(self.beats_key, self.beat_info_key, BEAT_GONE_S)
+        return sorted(map(BeatInfo.from_json, found), key=lambda b: b.name)
+
+    def _heard_of(self, key: str, info_key: str, gone_s: float) -> list[bytes]:
+        """The announcements of a roster (sorted set of names by last time heard, and a hash
+        of what each said) newer than ``gone_s``; older ones are dropped on the way."""
+        cutoff = time.time() - gone_s
+        gone = self.redis.zrangebyscore(key, "-inf", f"({cutoff}")
         if gone:
             with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(self.beats_key, *gone)
-                pipe.hdel(self.beat_info_key, *gone)
+                pipe.zrem(key, *gone)
+                pipe.hdel(info_key, *gone)
                 pipe.execute()
-        names = self.redis.zrangebyscore(self.beats_key, cutoff, "+inf")
-        if not names:
-            return []
-        found = self.redis.hmget(self.beat_info_key, names)
-        return sorted(
-            (BeatInfo.from_json(text) for text in found if text is not None),
-            key=lambda b: b.name,
-        )
+        names = self.redis.zrangebyscore(key, cutoff, "+inf")
+        return [text for text in self.redis.hmget(info_key, names) if text] if names else []
 
     # -- queues -----------------------------------------------------------------------
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import click
 
 from bgproc.db import ensure_schema
 from bgproc.embedded import BeatSupervisor, SupervisedBeat
-from bgproc.errors import BgprocError
+from bgproc.errors import BgprocError, Unavailable
 from bgproc.installation import Installation
+from bgproc.outages import outage_of
 from bgproc.sync import sync as reconcile
 from cli.options import json_option
 from cli.output import print_json
 
+DATABASE_WAIT_S = 1.0  # a service started while the database is down tries again this often
 PASS_THROUGH = {
     "ignore_unknown_options": True,
     "allow_extra_args": True,
@@ -23,12 +26,26 @@ PASS_THROUGH = {
 
 def _schema_checked(command: Installation) -> Installation:
     """The service's installation (its clients ride outages out, unlike the command's),
-    refusing to start on a schema of another version (one line, exit 5) instead of failing
-    every run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
+    once the database answers (started while it is down, a service waits for it), refusing
+    to start on a schema of another version (one line, exit 5) instead of failing every
+    run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
     The connection is closed at once: none may cross the fork into pool children (SQLite's
     locks and shared memory break when a child inherits and closes one)."""
     installation = command.as_service()
-    ensure_schema(installation.engine)
+    waiting = False
+    while True:
+        try:
+            ensure_schema(installation.engine)
+            break
+        except Unavailable as error:
+            if error.__cause__ is None or outage_of(error.__cause__) is None:
+                raise  # a schema of another version: waiting would not help
+            if not waiting:
+                click.echo(f"bgproc: {error}; waiting for it", err=True)
+                waiting = True
+            time.sleep(DATABASE_WAIT_S)
+    if waiting:
+        click.echo("bgproc: the database answers; starting", err=True)
     installation.engine.dispose()
     return installation
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,8 +95,11 @@ def test_redis_restarted_empty_while_requests_are_scheduled(
     print(f"\nRedis restarted empty: {len(runs)} runs, {by_status}")
 
 
-@pytest.mark.skipif(not have_postgres_binaries(), reason="PostgreSQL server binaries missing")
-def test_postgresql_restarted_while_runs_go(stack: Stack) -> None:
+@pytest.fixture
+def private_postgres(stack: Stack) -> Iterator[PrivatePostgres]:
+    """A migrated PostgreSQL of the test's own, the stack's database, for faults to break."""
+    if not have_postgres_binaries():
+        pytest.skip("PostgreSQL server binaries missing")
     server = PrivatePostgres()
     try:
         server.init()
@@ -104,35 +108,60 @@ def test_postgresql_restarted_while_runs_go(stack: Stack) -> None:
         upgrade(engine)
         engine.dispose()
         stack.use_database(server.url)
-        stack.worker("w1", concurrency=3)
-        beat = stack.beat()
-        every = stack.create("sample.echo", *EVERY_SECOND, "--start", "+1s")
-        sleepers = [int(stack.cli("run", "sample.sleep", "--param", "seconds=6").out)
-                    for _ in range(2)]  # fmt: skip
-        wait_until(lambda: len(stack.fired(every)) >= 2, 20, 0.1, "fires before the fault")
-
-        server.stop("immediate")  # every connection dropped, as in a crash
-        wait_s(OUTAGE_S)
-        server.start()
-        assert_on_time(first_fire_after(stack, every, datetime.now(UTC)))
-
-        wait_until(lambda: len([r for r in stack.fired(every) if r.status is RunStatus.success])
-                   >= 8, 40, 0.2, "fires after PostgreSQL came back")  # fmt: skip
-        stack.cli("request", "unschedule", str(every))
-        runs = _settled(stack, 60)
-        _no_due_twice(runs)
-        for run_id in sleepers:
-            (run,) = [r for r in runs if r.id == run_id]
-            assert run.status is RunStatus.success, run.error  # ran through the outage
-        dues = _accounted(runs, every)
-        assert dues == [dues[0] + k * ONE_SECOND for k in range(len(dues))], "a fire was lost"
-        assert_no_traceback([beat])
-        by_status = dict(Counter(r.status.value for r in runs))
-        print(f"\nPostgreSQL restarted: {len(runs)} runs, {by_status}")
+        yield server
     finally:
         stack.stop_all()
         stack.use_database(None)
         server.close()
+
+
+def test_postgresql_restarted_while_runs_go(
+    stack: Stack, private_postgres: PrivatePostgres
+) -> None:
+    server = private_postgres
+    stack.worker("w1", concurrency=3)
+    beat = stack.beat()
+    every = stack.create("sample.echo", *EVERY_SECOND, "--start", "+1s")
+    sleepers = [int(stack.cli("run", "sample.sleep", "--param", "seconds=6").out)
+                for _ in range(2)]  # fmt: skip
+    wait_until(lambda: len(stack.fired(every)) >= 2, 20, 0.1, "fires before the fault")
+
+    server.stop("immediate")  # every connection dropped, as in a crash
+    wait_s(OUTAGE_S)
+    server.start()
+    assert_on_time(first_fire_after(stack, every, datetime.now(UTC)))
+
+    wait_until(lambda: len([r for r in stack.fired(every) if r.status is RunStatus.success])
+               >= 8, 40, 0.2, "fires after PostgreSQL came back")  # fmt: skip
+    stack.cli("request", "unschedule", str(every))
+    runs = _settled(stack, 60)
+    _no_due_twice(runs)
+    for run_id in sleepers:
+        (run,) = [r for r in runs if r.id == run_id]
+        assert run.status is RunStatus.success, run.error  # ran through the outage
+    dues = _accounted(runs, every)
+    assert dues == [dues[0] + k * ONE_SECOND for k in range(len(dues))], "a fire was lost"
+    assert_no_traceback([beat])
+    by_status = dict(Counter(r.status.value for r in runs))
+    print(f"\nPostgreSQL restarted: {len(runs)} runs, {by_status}")
+
+
+def test_beat_and_worker_started_while_postgresql_is_down_wait_for_it(
+    stack: Stack, private_postgres: PrivatePostgres
+) -> None:
+    server = private_postgres
+    every = stack.create("sample.echo", *EVERY_SECOND, "--start", "+1s")
+    server.stop("immediate")
+    worker, beat = stack.worker("w1", ready=False), stack.beat(holder=False)
+    for proc in (worker, beat):
+        proc.wait_log("waiting for it")
+    wait_s(OUTAGE_S)
+    server.start()
+    beat.wait_log("beat: Acquired lock")
+    worker.wait_log(" ready.")
+    wait_until(lambda: any(r.status is RunStatus.success for r in stack.fired(every)), 30,
+               0.2, "a fire once the database is back")  # fmt: skip
+    assert_no_traceback([beat])
 
 
 def _children(pid: int) -> list[int]:
