@@ -11,6 +11,7 @@ exactly one (ZREM answers 1 to one caller only).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -21,6 +22,7 @@ from bgproc.runs import RunStore
 
 logger = logging.getLogger("bgproc.sweeper")
 CLAIM_BATCH = 500
+UNSENT_SETTLE_S = 1.0  # longer than the recorder's batch interval, with room for a busy host
 UNSENT_BATCH = 200  # the oldest queued runs looked for in the broker, per sweep
 UNSENT = (
     "lost: queued, but its message never reached a worker (its publisher died, or "
@@ -59,6 +61,10 @@ def sweep_unsent(
         return []
     present = message_ids()
     vanished = [run_id for run_id, task_id in queued if task_id not in present]
+    if vanished:
+        # A worker may have taken one between the two reads and acked it already, its record
+        # not yet stored (a batch every 0.2 s): only those still queued after that go.
+        time.sleep(UNSENT_SETTLE_S)
     for run_id in vanished:
         runs.close_open(run_id, "", RunStatus.lost, now, UNSENT, (RunStatus.queued,))
     if vanished:

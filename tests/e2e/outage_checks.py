@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ ONE_SECOND = timedelta(seconds=1)
 EVERY_SECOND = ("--timing", "scheduled", "--frequency", "seconds", "--interval", "1")
 ON_TIME = timedelta(seconds=1)
 OPEN = (RunStatus.queued, RunStatus.processing)
+LOG_LINE = re.compile(r"^\[[^\]]*: \w+/([\w-]+)\]")  # [2026-12-04 01:00:09,213: INFO/Beat]
 
 
 def now() -> datetime:
@@ -61,7 +63,7 @@ def accounted(runs: Sequence[ProcessRun], request_id: int) -> list[datetime]:
         if run.status is RunStatus.misfired and "fire(s) from" in (run.error or ""):
             count = int((run.error or "").split(" fire(s) from")[0].rsplit(" ", 1)[-1])
             dues += [run.scheduled_at + k * ONE_SECOND for k in range(count)]
-        elif run.scheduled_at is not None and run.status is not RunStatus.lost:
+        elif run.scheduled_at is not None:  # lost too: recorded, with its reason
             dues.append(run.scheduled_at)
     return sorted(dues)
 
@@ -75,6 +77,13 @@ def assert_every_due_once(runs: Sequence[ProcessRun], request_id: int) -> None:
     assert not gaps, f"fires lost between {gaps}"
 
 
-def assert_no_traceback(procs: Sequence[Proc]) -> None:
+def assert_no_traceback(procs: Sequence[Proc], processes: tuple[str, ...] = ()) -> None:
+    """No traceback in the logs; with ``processes``, none logged by those Celery processes
+    (``Beat``, ``MainProcess``: ``up`` writes its worker's pool children in the same log)."""
     for proc in procs:
-        assert "Traceback" not in proc.text(), f"{proc.name} logged a traceback:\n{proc.text()}"
+        writer = ""
+        for line in proc.text().splitlines():
+            if (found := LOG_LINE.match(line)) is not None:
+                writer = found[1]
+            if line.startswith("Traceback") and (not processes or writer in processes):
+                raise AssertionError(f"{proc.name} ({writer}) logged a traceback:\n{proc.text()}")
