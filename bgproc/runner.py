@@ -36,6 +36,7 @@ from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
 from bgproc.logcapture import LogCapture
 from bgproc.models import Channel, RequestStatus, RunStatus
+from bgproc.redelivery import ANNOUNCED_AT, may_be_given_back
 from bgproc.registry import ProcessContext, ProcessSpec
 from bgproc.runs import Ticket, bounded_result
 
@@ -62,6 +63,15 @@ class Fire:
     worker: str
     redelivered: bool
     carried: Any = None  # an ad-hoc run's ticket, as its message carries it
+    announced_at: float | None = None  # when its worker last said what it holds
+
+    def may_have_a_twin(self, redeliver_after_s: float) -> bool:
+        """Whether another copy of this message may start too: this one was given back
+        (by kombu or by :mod:`bgproc.redelivery`), or its worker has been silent for long
+        enough that it may have been given back from under it."""
+        return self.redelivered or may_be_given_back(
+            self.announced_at, time.time(), redeliver_after_s
+        )
 
     @classmethod
     def of(cls, task: Task) -> Fire:
@@ -80,6 +90,7 @@ class Fire:
             worker=str(request.hostname or ""),
             redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
             carried=header(TICKET_HEADER),
+            announced_at=_float(getattr(request, ANNOUNCED_AT, None)),
         )
 
 
@@ -90,12 +101,27 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 class RunRequest(Request):
     """Celery's request, in the worker's main process: records what the pool child cannot.
 
     A hard time limit kills the child before it can write anything, and a child that
     dies (SIGKILL, out of memory) reports nothing; the main process sees both.
     """
+
+    @property
+    def request_dict(self) -> dict[str, Any]:
+        """What the pool child is sent (Celery's worker reads it here at dispatch), with
+        when this worker last said what it holds: see :meth:`Fire.may_have_a_twin`."""
+        request: dict[str, Any] = self._request_dict
+        request[ANNOUNCED_AT] = installation_of(self.task.app).redelivery.announced_at
+        return request
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         super().on_timeout(soft, timeout)
@@ -167,7 +193,7 @@ class Runner:
 
     def _run_one(self, ticket: Ticket) -> None:
         attempt = self._attempt(ticket)
-        if attempt is None:
+        if attempt is None or not self._claimed(ticket, attempt):
             return
         spec, refusal = self._check(ticket)
         if spec is None or refusal is not None:
@@ -296,6 +322,20 @@ class Runner:
             self.fire.task_id,
         )
         return None
+
+    def _claimed(self, ticket: Ticket, attempt: int) -> bool:
+        """Whether this delivery may go on: a message that may have a twin claims its start
+        in the database first (one commit), so of two copies only one starts."""
+        redeliver_after_s = self.installation.settings.redeliver_after_s
+        if not self.fire.may_have_a_twin(redeliver_after_s):
+            return True
+        if self.installation.runs.claim_start(
+            ticket.run_id, ticket.status, ticket.attempt, attempt, self.fire.worker
+        ):
+            return True
+        logger.warning("run %s was started by another copy of message %s: this one dropped",
+                       ticket.run_id, self.fire.task_id)  # fmt: skip
+        return False
 
     def _still_running(self, run_id: int) -> bool:
         """Whether the run's lease is alive: its worker is still renewing it."""

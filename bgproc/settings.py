@@ -23,6 +23,10 @@ ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
 # A running run whose worker stopped renewing its lease for this long is marked lost:
 # long enough to ride out a busy machine, short enough that a dead worker shows soon.
 DEFAULT_RUN_LEASE_S = 30.0
+# A message held by a worker that has not said what it holds for this long goes back to
+# its queue (bgproc.redelivery): two missed announcements (every 5 s at most), so a busy
+# machine does not look dead, and a dead worker's prefetched runs wait seconds, not an hour.
+DEFAULT_REDELIVER_AFTER_S = 10.0
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
@@ -95,6 +99,7 @@ class Settings:
     imports: tuple[str, ...] = ALWAYS_IMPORTED
     key_prefix: str = DEFAULT_KEY_PREFIX
     run_lease_s: float = DEFAULT_RUN_LEASE_S
+    redeliver_after_s: float = DEFAULT_REDELIVER_AFTER_S
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -112,6 +117,9 @@ class Settings:
             imports=imports,
             key_prefix=environ.get("BGPROC_KEY_PREFIX", DEFAULT_KEY_PREFIX),
             run_lease_s=_seconds(environ, "BGPROC_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
+            redeliver_after_s=_seconds(
+                environ, "BGPROC_REDELIVER_AFTER_S", DEFAULT_REDELIVER_AFTER_S
+            ),
         )
 
     @property
@@ -143,3 +151,8 @@ class Settings:
     def workers_key(self) -> str:
         """Sorted set: worker name -> when it last announced itself (``:info`` holds what)."""
         return self.key("workers")
+
+    @property
+    def held_messages_key(self) -> str:
+        """Hash: worker name -> what its main process holds, and since when (JSON)."""
+        return self.key("workers", "held")

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from celery.worker import state
 from sqlalchemy.exc import IntegrityError
 
 from bgproc.control import WorkerInfo
@@ -62,6 +64,7 @@ class Housekeeping:
         self._thread.join(timeout=5)
         try:
             self.installation.control.retire(self.info.name)
+            self.installation.redelivery.retire(self.info.name)
         except Exception as error:  # Redis away: the announcement ages out by itself
             logger.warning("could not retire %s: %s", self.info.name, error)
 
@@ -76,12 +79,20 @@ class Housekeeping:
             )
         )  # fmt: skip
 
+    def _redeliver(self) -> None:
+        """Say which messages this worker holds, then give back those a dead one held."""
+        redelivery = self.installation.redelivery
+        now_s = time.time()  # before the look: anything delivered earlier is in it
+        redelivery.announce(self.info.name, list(state.requests), now_s)
+        redelivery.give_back_orphans(now_s)
+
     def _loop(self) -> None:
         installation = self.installation
         while not self._stop.is_set():
             now = datetime.now(UTC)
             try:
                 installation.control.announce(replace(self.info, seen_at=now))
+                self._redeliver()
                 lost = sweep(
                     installation.runs, installation.redis, installation.settings.run_leases_key, now
                 )
