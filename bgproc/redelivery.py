@@ -39,7 +39,7 @@ BINDING_SEP = "\x06\x16"
 # A message must have been delivered this long before a worker's word for that word to be
 # trusted to list it (Celery books it just after kombu's unacked hash; hosts' clocks differ).
 SLACK_S = 2.0
-ANNOUNCED_AT = "bgproc_announced_at"  # a request's field: its worker's last word, at dispatch
+SAFE_UNTIL = "bgproc_safe_until"  # a request's field: until when it may start unclaimed
 
 # KEYS: the unacked hash, its index, then the queue lists; ARGV: the tag, its delivery score
 # as it was read (a message delivered again since is someone's again), the payload to push.
@@ -84,10 +84,10 @@ class Whereabouts:
         return "nowhere (neither in a queue nor with a worker): it will be marked lost"
 
 
-def may_be_given_back(announced_at: float | None, now_s: float, after_s: float) -> bool:
-    """Whether a message dispatched when its worker had last said what it holds at
-    ``announced_at`` may have been given back by now: its start must then be claimed."""
-    return announced_at is None or now_s >= announced_at + after_s - SLACK_S
+def may_be_given_back(safe_until: float | None, now_s: float) -> bool:
+    """Whether a message its worker found safe until ``safe_until`` (see
+    :meth:`Redelivery.safe_until`) may have been given back by ``now_s``."""
+    return safe_until is None or now_s >= safe_until
 
 
 class Redelivery:
@@ -99,7 +99,10 @@ class Redelivery:
         self.prefix = settings.key_prefix  # kombu's global key prefix
         self.held_key = settings.held_messages_key
         self.after_s = settings.redeliver_after_s
-        self.announced_at: float | None = None  # this process's last word, if it is a worker
+        # This process's last word on what it holds (a worker's main process), and the
+        # first word after its last silence long enough for others to give back its messages.
+        self.announced_at: float | None = None
+        self.resumed_at: float | None = None
         self._give_back = broker.register_script(_GIVE_BACK)
         self._suspects: dict[str, bytes] = {}  # tag -> delivery score, orphaned last round
 
@@ -108,7 +111,21 @@ class Redelivery:
     def announce(self, worker: str, held: Collection[str], now_s: float) -> None:
         """``worker`` holds the task ids ``held`` (taken before ``now_s`` was read)."""
         self.broker.hset(self.held_key, worker, json.dumps({"at": now_s, "ids": sorted(held)}))
+        last = self.announced_at
+        if last is None or now_s - last >= self.after_s - SLACK_S:
+            self.resumed_at = now_s  # set first: read second by safe_until
         self.announced_at = now_s
+
+    def safe_until(self, received_at: float) -> float | None:
+        """Until when a message this worker received at ``received_at`` cannot have been
+        given back (None: it may have been already): while no silence of this worker's
+        word since before it arrived let others think it dead. Read at dispatch, in the
+        main process, while the housekeeping thread writes."""
+        announced_at = self.announced_at
+        resumed_at = self.resumed_at
+        if announced_at is None or resumed_at is None or received_at <= resumed_at:
+            return None
+        return announced_at + self.after_s - SLACK_S
 
     def retire(self, worker: str) -> None:
         """A clean exit: kombu gave back what the worker held; it holds nothing."""

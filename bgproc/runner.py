@@ -36,7 +36,7 @@ from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
 from bgproc.logcapture import LogCapture
 from bgproc.models import Channel, RequestStatus, RunStatus
-from bgproc.redelivery import ANNOUNCED_AT, may_be_given_back
+from bgproc.redelivery import SAFE_UNTIL, may_be_given_back
 from bgproc.registry import ProcessContext, ProcessSpec
 from bgproc.runs import Ticket, bounded_result
 
@@ -63,15 +63,13 @@ class Fire:
     worker: str
     redelivered: bool
     carried: Any = None  # an ad-hoc run's ticket, as its message carries it
-    announced_at: float | None = None  # when its worker last said what it holds
+    safe_until: float | None = None  # its worker's word: no twin of it can exist before
 
-    def may_have_a_twin(self, redeliver_after_s: float) -> bool:
+    def may_have_a_twin(self) -> bool:
         """Whether another copy of this message may start too: this one was given back
-        (by kombu or by :mod:`bgproc.redelivery`), or its worker has been silent for long
-        enough that it may have been given back from under it."""
-        return self.redelivered or may_be_given_back(
-            self.announced_at, time.time(), redeliver_after_s
-        )
+        (by kombu or by :mod:`bgproc.redelivery`), or its worker was silent for long enough
+        that it may have been given back from under it."""
+        return self.redelivered or may_be_given_back(self.safe_until, time.time())
 
     @classmethod
     def of(cls, task: Task) -> Fire:
@@ -90,7 +88,7 @@ class Fire:
             worker=str(request.hostname or ""),
             redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
             carried=header(TICKET_HEADER),
-            announced_at=_float(getattr(request, ANNOUNCED_AT, None)),
+            safe_until=_float(getattr(request, SAFE_UNTIL, None)),
         )
 
 
@@ -115,12 +113,17 @@ class RunRequest(Request):
     dies (SIGKILL, out of memory) reports nothing; the main process sees both.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._received_at = time.time()
+
     @property
     def request_dict(self) -> dict[str, Any]:
         """What the pool child is sent (Celery's worker reads it here at dispatch), with
-        when this worker last said what it holds: see :meth:`Fire.may_have_a_twin`."""
+        until when its message cannot have been given back: see :meth:`Fire.may_have_a_twin`."""
         request: dict[str, Any] = self._request_dict
-        request[ANNOUNCED_AT] = installation_of(self.task.app).redelivery.announced_at
+        redelivery = installation_of(self.task.app).redelivery
+        request[SAFE_UNTIL] = redelivery.safe_until(self._received_at)
         return request
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
@@ -326,8 +329,7 @@ class Runner:
     def _claimed(self, ticket: Ticket, attempt: int) -> bool:
         """Whether this delivery may go on: a message that may have a twin claims its start
         in the database first (one commit), so of two copies only one starts."""
-        redeliver_after_s = self.installation.settings.redeliver_after_s
-        if not self.fire.may_have_a_twin(redeliver_after_s):
+        if not self.fire.may_have_a_twin():
             return True
         if self.installation.runs.claim_start(
             ticket.run_id, ticket.status, ticket.attempt, attempt, self.fire.worker

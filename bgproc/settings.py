@@ -27,6 +27,7 @@ DEFAULT_RUN_LEASE_S = 30.0
 # its queue (bgproc.redelivery): two missed announcements (every 5 s at most), so a busy
 # machine does not look dead, and a dead worker's prefetched runs wait seconds, not an hour.
 DEFAULT_REDELIVER_AFTER_S = 10.0
+MIN_REDELIVER_AFTER_S = 4.0  # a worker speaks every third of it; hosts' clocks differ by ~2 s
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
@@ -88,6 +89,14 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _redeliver_after_s(environ: Mapping[str, str]) -> float:
+    name = "BGPROC_REDELIVER_AFTER_S"
+    value = _seconds(environ, name, DEFAULT_REDELIVER_AFTER_S)
+    if value < MIN_REDELIVER_AFTER_S:
+        raise InvalidInput(name, f"must be at least {MIN_REDELIVER_AFTER_S:g} seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """One installation's configuration (SPEC §6)."""
@@ -117,9 +126,7 @@ class Settings:
             imports=imports,
             key_prefix=environ.get("BGPROC_KEY_PREFIX", DEFAULT_KEY_PREFIX),
             run_lease_s=_seconds(environ, "BGPROC_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
-            redeliver_after_s=_seconds(
-                environ, "BGPROC_REDELIVER_AFTER_S", DEFAULT_REDELIVER_AFTER_S
-            ),
+            redeliver_after_s=_redeliver_after_s(environ),
         )
 
     @property

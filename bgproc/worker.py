@@ -40,7 +40,8 @@ from bgproc.models import Channel, RunStatus
 from bgproc.sweeper import sweep, sweep_unsent
 
 logger = logging.getLogger("bgproc.worker")
-HOUSEKEEPING_EVERY_S = 5.0  # at most; a third of the run lease when that is shorter
+# At most; a third of the run lease, or of the redelivery delay, when that is shorter.
+HOUSEKEEPING_EVERY_S = 5.0
 NAME_CHARS = 200  # the run's process column; a longer task name is cut
 TASK_ID_CHARS = 64  # the run's task id column; a longer id is not kept
 
@@ -51,7 +52,10 @@ class Housekeeping:
     def __init__(self, installation: Installation, info: WorkerInfo) -> None:
         self.installation = installation
         self.info = info
-        self.interval_s = min(HOUSEKEEPING_EVERY_S, installation.settings.run_lease_s / 3)
+        settings = installation.settings
+        self.interval_s = min(
+            HOUSEKEEPING_EVERY_S, settings.run_lease_s / 3, settings.redeliver_after_s / 3
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bgproc-housekeeping", daemon=True)
 

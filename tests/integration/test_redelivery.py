@@ -14,13 +14,17 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
+from sqlalchemy import Engine
 
 from bgproc.app import DEFAULT_QUEUE, RUN_TASK, create_app
 from bgproc.control import Control
-from bgproc.redelivery import SLACK_S, Redelivery
+from bgproc.models import Channel, RunStatus
+from bgproc.redelivery import SLACK_S, Redelivery, may_be_given_back
+from bgproc.runs import RunStore
 from bgproc.settings import Settings
 
 BROKER = "redis://127.0.0.1:6379/0"
@@ -145,3 +149,31 @@ def test_a_message_delivered_after_a_live_word_is_not_taken_for_an_orphan(
         assert sweeper.give_back_orphans(spoke_s + 0.5) == []
     assert _unacked(settings) == 1
     assert sweeper.whereabouts("no-such-task", [DEFAULT_QUEUE]).place == "nowhere"
+
+
+def test_a_worker_silent_since_a_message_arrived_must_claim_its_start(settings: Settings) -> None:
+    redelivery = _redelivery(settings)
+    assert redelivery.safe_until(100.0) is None  # it has not spoken yet
+    redelivery.announce("w@h", [], 100.0)
+    redelivery.announce("w@h", [], 100.5)
+    # received after its first word, no silence since: safe until its word could age out
+    assert redelivery.safe_until(100.2) == 100.5 + AFTER_S - SLACK_S
+    assert not may_be_given_back(redelivery.safe_until(100.2), 101.0)
+    assert may_be_given_back(redelivery.safe_until(100.2), 100.5 + AFTER_S)
+    # frozen for longer than the setting allows, then awake: what it received before is suspect
+    redelivery.announce("w@h", [], 100.5 + AFTER_S)
+    assert redelivery.safe_until(101.0) is None
+    assert redelivery.safe_until(101.0 + AFTER_S) is not None
+
+
+@pytest.mark.parametrize("status", [RunStatus.queued, RunStatus.lost])
+def test_of_two_copies_only_one_claims_the_start(engine: Engine, status: RunStatus) -> None:
+    now = datetime.now(UTC)
+    runs = RunStore(engine)
+    run_id = runs.record(process="sample.echo", params={}, status=status,
+                         channel=Channel.direct, scheduled_at=now, queued_at=now,
+                         task_id=str(uuid.uuid4()))  # fmt: skip
+    claims = [runs.claim_start(run_id, status, 1, 2, f"w{i}@h") for i in range(2)]
+    assert claims == [True, False]
+    run = runs.get(run_id)
+    assert run.status is RunStatus.processing and run.attempt == 2 and run.worker == "w0@h"
