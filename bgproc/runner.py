@@ -311,6 +311,13 @@ class Runner:
                     ticket.status.value,
                     ticket.attempt,
                 )
+                # A run left processing without a lease (its worker died between the two)
+                # would otherwise stay so: nothing else will come for it.
+                self.installation.runs.close_open(
+                    ticket.run_id, "", RunStatus.lost, utc_now(),
+                    f"lost: its worker died in each of {ticket.attempt} attempts; not tried again",
+                    (RunStatus.processing,),
+                )  # fmt: skip
                 return None
             attempt = ticket.attempt + 1
             self.recorder.append_log(

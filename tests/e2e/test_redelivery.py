@@ -81,26 +81,32 @@ def test_ten_sigkills_of_whole_workers_leave_no_received_run_waiting(stack: Stac
     for kill in range(10):
         wait_s(rng.uniform(0.5, 3.0))  # the moment of the fault
         worker.kill9()
+        last_kill = time.monotonic()
         received = set(RECEIVED.findall(worker.text()))
         for run in stack.runs(every):
             if run.task_id in received and run.status is RunStatus.queued:
                 waiting[run.task_id] = f"w{kill}@"
         worker = stack.worker(f"w{kill + 1}", concurrency=4)
-    last_kill = time.monotonic()
     stack.cli("request", "unschedule", str(every))
 
     def settled() -> list[ProcessRun] | None:
         runs = stack.runs(every)
         return runs if all(r.status not in OPEN for r in runs) else None
 
-    runs = wait_until(settled, 30, 0.2, "every run to end within 30 s of the last kill")
+    try:
+        runs = wait_until(settled, 30, 0.2, "every run to end within 30 s of the last kill")
+    except AssertionError:
+        stuck = [(r.id, r.status.value, r.attempt, r.worker, r.task_id, _where(stack, r.id))
+                 for r in stack.runs(every) if r.status in OPEN]  # fmt: skip
+        raise AssertionError(f"runs still open: {stuck}") from None
     print(f"settled {time.monotonic() - last_kill:.1f} s after the last kill")
     successes = Counter(r.scheduled_at for r in runs if r.status is RunStatus.success)
     assert not [due for due, count in successes.items() if count > 1], "a due time ran twice"
     by_task = {r.task_id: r for r in runs}
-    for task_id, killed in waiting.items():
+    for task_id, killed in waiting.items():  # (skipped: it came after the unschedule)
         run = by_task[task_id]
-        ran_later = run.status is RunStatus.success and not (run.worker or "").startswith(killed)
+        later = bool(run.worker) and not (run.worker or "").startswith(killed)
+        ran_later = later and run.status in (RunStatus.success, RunStatus.skipped)
         assert ran_later or (run.status is RunStatus.lost and run.error), (killed, run.status,
                                                                            run.worker, run.error)
     by_status = dict(Counter(r.status.value for r in runs))
@@ -169,19 +175,19 @@ def test_a_frozen_worker_that_wakes_does_not_run_what_was_given_back(stack: Stac
 
 
 def test_a_long_run_is_not_given_back_while_it_runs(stack: Stack) -> None:
-    # Given a run longer than the redelivery setting, and an idle second worker
+    # Given a run longer than the redelivery setting, and two workers that could take it
     _setup(stack)
     stack.worker("w1", concurrency=2)
-    idle = stack.worker("w2", concurrency=2)
+    stack.worker("w2", concurrency=2)
     run_id = _launch(stack, "faults.pid", f"seconds={REDELIVER_AFTER_S * 3}")
 
     # When it runs to its end
     done = wait_until(lambda: (row := _run(stack, run_id)).status not in OPEN and row, 60, 0.2,
                       "the long run to end")  # fmt: skip
 
-    # Then it ran once, as its first attempt, and nobody gave its message back
+    # Then it ran once, as its first attempt, and its message was never given back
     assert done.status is RunStatus.success and done.attempt == 1, done.error
     assert _executions(done) == 1
-    for proc in stack.procs:
-        assert "given back" not in proc.text(), proc.name
-    assert done.task_id not in RECEIVED.findall(idle.text())
+    received = [t for proc in stack.procs for t in RECEIVED.findall(proc.text())]
+    assert received == [done.task_id]
+    assert not [proc.name for proc in stack.procs if "given back" in proc.text()]
