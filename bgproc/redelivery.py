@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from bgproc.control import UNACKED, Control
 from bgproc.settings import Settings
@@ -71,7 +72,7 @@ class Unacked:
 class Whereabouts:
     """Where a queued run's message is: a queue, a worker, or nowhere."""
 
-    place: str  # "queue", "worker", "given back soon" or "nowhere"
+    place: str  # "queue", "worker", "given back soon", "nowhere", or "unknown" (no Redis)
     name: str = ""
 
     def describe(self) -> str:
@@ -81,6 +82,8 @@ class Whereabouts:
             return f"held by worker {self.name}"
         if self.place == "given back soon":
             return "held by a worker that stopped: it goes back to its queue within seconds"
+        if self.place == "unknown":
+            return f"unknown: Redis is unreachable ({self.name})"
         return "nowhere (neither in a queue nor with a worker): it will be marked lost"
 
 
@@ -153,7 +156,13 @@ class Redelivery:
 
     def whereabouts(self, task_id: str, queues: Iterable[str]) -> Whereabouts:
         """Where the message of ``task_id`` is now (``queues``: where to look, besides the
-        queues of live workers)."""
+        queues of live workers); "unknown" without Redis, as the run itself still shows."""
+        try:
+            return self._whereabouts(task_id, queues)
+        except RedisError as error:
+            return Whereabouts("unknown", type(error).__name__)
+
+    def _whereabouts(self, task_id: str, queues: Iterable[str]) -> Whereabouts:
         for name in self.control.every_queue(queues):
             for text in self.broker.lrange(self.prefix + name, 0, -1):
                 if _task_id(_parsed(text)) == task_id:
