@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -169,25 +171,20 @@ class Redelivery:
                     return Whereabouts("queue", name)
         if not any(m.task_id == task_id for m in self._unacked()):
             return Whereabouts("nowhere")
-        for worker, (_, ids) in sorted(self._live(None).items()):
+        for worker, (_, ids) in sorted(self._live(time.time()).items()):
             if task_id in ids:
                 return Whereabouts("worker", worker)
         return Whereabouts("given back soon")
 
-    def _live(self, now_s: float | None) -> dict[str, tuple[float, set[str]]]:
+    def _live(self, now_s: float) -> dict[str, tuple[float, set[str]]]:
         """worker -> (when it spoke, what it holds), of the workers heard of within
-        ``after_s`` of ``now_s`` (None: every worker that ever spoke). The words of dead
-        workers are dropped."""
+        ``after_s`` of ``now_s``. A silent worker's word stays (deleting it could race with
+        its waking up); a clean exit removes it, a restart under its name replaces it."""
         live: dict[str, tuple[float, set[str]]] = {}
-        dead: list[bytes] = []
         for worker, text in self.broker.hgetall(self.held_key).items():
             word = json.loads(text)
-            if now_s is not None and word["at"] <= now_s - self.after_s:
-                dead.append(worker)
-            else:
+            if word["at"] > now_s - self.after_s:
                 live[worker.decode()] = (float(word["at"]), set(word["ids"]))
-        if dead:
-            self.broker.hdel(self.held_key, *dead)
         return live
 
     def _unacked(self) -> list[Unacked]:
@@ -205,10 +202,14 @@ class Redelivery:
         return found
 
     def _give(self, message: Unacked) -> bool:
-        """Back to its queue(s), flagged as redelivered, as kombu's own restore would."""
+        """Back to its queue(s), flagged as redelivered, as kombu's own restore would, but
+        under a new delivery tag: the old holder, if it wakes, can no longer ack, reject or
+        restore (at its shutdown) the new copy in its name."""
         payload, exchange, routing_key = message.stored
         payload.get("headers", {})["redelivered"] = True
-        payload.get("properties", {}).get("delivery_info", {})["redelivered"] = True
+        properties = payload.get("properties", {})
+        properties["delivery_tag"] = str(uuid.uuid4())
+        properties.get("delivery_info", {})["redelivered"] = True
         queues = [self.prefix + q for q in self._queues(exchange, routing_key)]
         keys = [self.prefix + UNACKED, self.prefix + UNACKED_INDEX, *queues]
         return bool(self._give_back(keys=keys, args=[message.tag, message.score,

@@ -177,3 +177,17 @@ def test_of_two_copies_only_one_claims_the_start(engine: Engine, status: RunStat
     assert claims == [True, False]
     run = runs.get(run_id)
     assert run.status is RunStatus.processing and run.attempt == 2 and run.worker == "w0@h"
+
+
+def test_a_message_given_back_has_a_new_delivery_tag(settings: Settings) -> None:
+    """Its old holder, if it wakes, restores or acks the old tag: that must not touch it."""
+    _held_by_a_dead_consumer(settings)
+    client = redis.Redis.from_url(BROKER)
+    (old_tag,) = client.hkeys(settings.key_prefix + "unacked")
+    sweeper = _redelivery(settings)
+    now_s = time.time() + SLACK_S + 1
+    for _ in range(2):
+        sweeper.announce("sweeper@h", [], now_s)
+        sweeper.give_back_orphans(now_s)
+    (message,) = _queued(settings)
+    assert message["properties"]["delivery_tag"] not in ("", old_tag.decode())
