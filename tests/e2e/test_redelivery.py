@@ -2,7 +2,7 @@
 
 Whole workers are SIGKILLed (their process group) or frozen (SIGSTOP) while holding
 messages they received; other workers give those back (``bgproc.redelivery``). A worker
-started with ``--prefetch-multiplier 2`` and one busy slot holds a message it received
+started with ``--prefetch-multiplier 2`` and its slots busy holds messages it received
 but cannot start: the case that used to wait an hour (kombu's visibility timeout).
 """
 
@@ -38,10 +38,12 @@ def _setup(stack: Stack) -> None:
     stack.env["BGPROC_REDELIVER_AFTER_S"] = str(REDELIVER_AFTER_S)
 
 
-def _holding_worker(stack: Stack, name: str) -> Proc:
-    """One pool slot, two messages taken: with the slot busy, the second waits, received."""
-    proc = stack.spawn(name, "worker", "--concurrency", "1", "--prefetch-multiplier", "2",
-                       "-n", f"{name}@%h", *WORKER_OPTIONS)  # fmt: skip
+def _holding_worker(stack: Stack, name: str, concurrency: int = 1) -> Proc:
+    """Twice as many messages taken as pool slots: with the slots busy, the rest wait,
+    received but not started."""
+    proc = stack.spawn(name, "worker", "--concurrency", str(concurrency),
+                       "--prefetch-multiplier", "2", "-n", f"{name}@%h",
+                       *WORKER_OPTIONS)  # fmt: skip
     proc.wait_log(" ready.")
     return proc
 
@@ -71,9 +73,8 @@ def test_ten_sigkills_of_whole_workers_leave_no_received_run_waiting(stack: Stac
     print(f"\nseed {seed}")
     rng = random.Random(seed)
     _setup(stack)
-    worker = stack.worker("w0", concurrency=4, ready=False)
     stack.beat()
-    worker.wait_log(" ready.")
+    worker = _holding_worker(stack, "w0", concurrency=4)
     every = stack.create("sample.sleep", *EVERY_SECOND, "--param", "seconds=2", "--start", "+1s")
     wait_until(lambda: stack.fired(every), 20, 0.1, "a first fire")
 
@@ -86,7 +87,7 @@ def test_ten_sigkills_of_whole_workers_leave_no_received_run_waiting(stack: Stac
         for run in stack.runs(every):
             if run.task_id in received and run.status is RunStatus.queued:
                 waiting[run.task_id] = f"w{kill}@"
-        worker = stack.worker(f"w{kill + 1}", concurrency=4)
+        worker = _holding_worker(stack, f"w{kill + 1}", concurrency=4)
     stack.cli("request", "unschedule", str(every))
 
     def settled() -> list[ProcessRun] | None:
@@ -103,6 +104,7 @@ def test_ten_sigkills_of_whole_workers_leave_no_received_run_waiting(stack: Stac
     successes = Counter(r.scheduled_at for r in runs if r.status is RunStatus.success)
     assert not [due for due, count in successes.items() if count > 1], "a due time ran twice"
     by_task = {r.task_id: r for r in runs}
+    assert waiting, "no kill caught a message received but not started: nothing was shown"
     for task_id, killed in waiting.items():  # (skipped: it came after the unschedule)
         run = by_task[task_id]
         later = bool(run.worker) and not (run.worker or "").startswith(killed)
