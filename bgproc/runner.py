@@ -12,7 +12,10 @@ process is killable, for a kill asked while it was queued); its changes go
 through the process's :class:`~bgproc.recorder.RunRecorder`. What a pool child cannot
 report — a hard time limit, its own death — the worker's main process records
 (:class:`RunRequest`); a worker that dies whole is found by the sweeper
-(:mod:`bgproc.sweeper`).
+(:mod:`bgproc.sweeper`), and the messages it held go back to their queues
+(:mod:`bgproc.redelivery`). A message that may have a twin — redelivered, or held by a
+worker that fell silent long enough for others to give it back — claims its start in
+the database first (one commit): of two copies, one starts.
 """
 
 from __future__ import annotations
