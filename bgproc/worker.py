@@ -5,10 +5,9 @@ freezes its start-up heap (:func:`_freeze_heap`); the main process announces the
 worker every few seconds (``monitor workers``) with the messages it holds, gives back to
 their queues those a dead worker held (:mod:`bgproc.redelivery`), sweeps for runs whose
 lease expired and moves on any group run whose step ended unseen (any live worker is
-enough); a clean
-exit stores every pending run change first. A message that Celery discards (a task other
-than ``bgproc.run``, pickle or any content but JSON) is recorded as an ``error`` run:
-refusals show in the monitor too.
+enough); a clean exit stores every pending run change first. A message that Celery
+discards (a task other than ``bgproc.run``, pickle or any content but JSON) is recorded
+as an ``error`` run: refusals show in the monitor too.
 """
 
 from __future__ import annotations
