@@ -109,8 +109,12 @@ def test_ten_sigkills_of_whole_workers_leave_no_received_run_waiting(stack: Stac
         run = by_task[task_id]
         later = bool(run.worker) and not (run.worker or "").startswith(killed)
         ran_later = later and run.status in (RunStatus.success, RunStatus.skipped)
-        assert ran_later or (run.status is RunStatus.lost and run.error), (killed, run.status,
-                                                                           run.worker, run.error)
+        assert ran_later or (run.status is RunStatus.lost and run.error), (
+            killed,
+            run.status,
+            run.worker,
+            run.error,
+        )
     by_status = dict(Counter(r.status.value for r in runs))
     print(f"10 whole-worker SIGKILLs: {len(runs)} runs, {by_status}, "
           f"{len(waiting)} received but not started by a killed worker")  # fmt: skip
@@ -162,8 +166,12 @@ def test_a_frozen_worker_that_wakes_does_not_run_what_was_given_back(stack: Stac
     # When the holder freezes beyond the redelivery setting, then wakes
     os.killpg(frozen.pid, signal.SIGSTOP)
     try:
-        done = wait_until(lambda: (row := _run(stack, held)).status is RunStatus.success and row,
-                          REDELIVER_AFTER_S + 15, 0.1, "the run to go on the other worker")
+        done = wait_until(
+            lambda: (row := _run(stack, held)).status is RunStatus.success and row,
+            REDELIVER_AFTER_S + 15,
+            0.1,
+            "the run to go on the other worker",
+        )
     finally:
         os.killpg(frozen.pid, signal.SIGCONT)
     assert (done.worker or "").startswith("other@")
