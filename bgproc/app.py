@@ -21,7 +21,9 @@ TICKET_HEADER = "bgproc_ticket"  # an ad-hoc run's ticket: its first delivery re
 DEFAULT_QUEUE = "celery"  # Celery's default: group runs, and processes that name no queue
 BEAT_LOOP_S = 1.0  # new and edited requests are picked up within about a second
 BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder dies
-VISIBILITY_TIMEOUT_S = 3600  # redelivery of unacked tasks (acks_late) after a lost worker
+# kombu must never give an unacknowledged message back by its age: a run may last longer
+# than any timeout. A dead worker's messages are given back by bgproc.redelivery instead.
+VISIBILITY_TIMEOUT_S = 10 * 365 * 86400
 
 
 def broker_tls(url: str) -> dict[str, Any] | bool:

@@ -205,6 +205,10 @@ class Control:
             for name, depth in zip(every, depths, strict=True)
         ]
 
+    def every_queue(self, names: Iterable[str]) -> list[str]:
+        """``names`` and every queue a live worker consumes, sorted."""
+        return _every_queue(names, self.workers())
+
     def message_ids(self, names: Iterable[str]) -> set[str]:
         """The task ids of every message in the broker: waiting in ``names`` (and in the
         queues of live workers), or taken by a worker and not yet acknowledged."""

@@ -21,6 +21,7 @@ from bgproc.entries import EntryStore
 from bgproc.grouprun import GroupRuns
 from bgproc.groups import GroupService
 from bgproc.recorder import RunRecorder
+from bgproc.redelivery import Redelivery
 from bgproc.registry import REGISTRY, Registry
 from bgproc.requests import RequestService
 from bgproc.runs import RunStore
@@ -119,6 +120,11 @@ class Installation:
         """Live workers, queue depths and kill requests (Redis only)."""
         broker = self._redis_client(self.settings.broker_url)
         return Control(self.redis, broker, self.settings)
+
+    @cached_property
+    def redelivery(self) -> Redelivery:
+        """What workers hold, and the giving back of what a dead one held (Redis only)."""
+        return Redelivery(self.control.broker, self.control, self.settings)
 
     @cached_property
     def redis(self) -> Redis:

@@ -12,7 +12,10 @@ process is killable, for a kill asked while it was queued); its changes go
 through the process's :class:`~bgproc.recorder.RunRecorder`. What a pool child cannot
 report — a hard time limit, its own death — the worker's main process records
 (:class:`RunRequest`); a worker that dies whole is found by the sweeper
-(:mod:`bgproc.sweeper`).
+(:mod:`bgproc.sweeper`), and the messages it held go back to their queues
+(:mod:`bgproc.redelivery`). A message that may have a twin — redelivered, or held by a
+worker that fell silent long enough for others to give it back — claims its start in
+the database first (one commit): of two copies, one starts.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
 from bgproc.logcapture import LogCapture
 from bgproc.models import Channel, RequestStatus, RunStatus
+from bgproc.redelivery import SAFE_UNTIL, may_be_given_back
 from bgproc.registry import ProcessContext, ProcessSpec
 from bgproc.runs import Ticket, bounded_result
 
@@ -62,6 +66,13 @@ class Fire:
     worker: str
     redelivered: bool
     carried: Any = None  # an ad-hoc run's ticket, as its message carries it
+    safe_until: float | None = None  # its worker's word: no twin of it can exist before
+
+    def may_have_a_twin(self) -> bool:
+        """Whether another copy of this message may start too: this one was given back
+        (by kombu or by :mod:`bgproc.redelivery`), or its worker was silent for long enough
+        that it may have been given back from under it."""
+        return self.redelivered or may_be_given_back(self.safe_until, time.time())
 
     @classmethod
     def of(cls, task: Task) -> Fire:
@@ -80,6 +91,7 @@ class Fire:
             worker=str(request.hostname or ""),
             redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
             carried=header(TICKET_HEADER),
+            safe_until=_float(getattr(request, SAFE_UNTIL, None)),
         )
 
 
@@ -90,12 +102,32 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 class RunRequest(Request):
     """Celery's request, in the worker's main process: records what the pool child cannot.
 
     A hard time limit kills the child before it can write anything, and a child that
     dies (SIGKILL, out of memory) reports nothing; the main process sees both.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._received_at = time.time()
+
+    @property
+    def request_dict(self) -> dict[str, Any]:
+        """What the pool child is sent (Celery's worker reads it here at dispatch), with
+        until when its message cannot have been given back: see :meth:`Fire.may_have_a_twin`."""
+        request: dict[str, Any] = self._request_dict
+        redelivery = installation_of(self.task.app).redelivery
+        request[SAFE_UNTIL] = redelivery.safe_until(self._received_at)
+        return request
 
     def on_timeout(self, soft: bool, timeout: float) -> None:
         super().on_timeout(soft, timeout)
@@ -167,7 +199,7 @@ class Runner:
 
     def _run_one(self, ticket: Ticket) -> None:
         attempt = self._attempt(ticket)
-        if attempt is None:
+        if attempt is None or not self._claimed(ticket, attempt):
             return
         spec, refusal = self._check(ticket)
         if spec is None or refusal is not None:
@@ -282,6 +314,13 @@ class Runner:
                     ticket.status.value,
                     ticket.attempt,
                 )
+                # A run left processing without a lease (its worker died between the two)
+                # would otherwise stay so: nothing else will come for it.
+                self.installation.runs.close_open(
+                    ticket.run_id, "", RunStatus.lost, utc_now(),
+                    f"lost: its worker died in each of {ticket.attempt} attempts; not tried again",
+                    (RunStatus.processing,),
+                )  # fmt: skip
                 return None
             attempt = ticket.attempt + 1
             self.recorder.append_log(
@@ -296,6 +335,19 @@ class Runner:
             self.fire.task_id,
         )
         return None
+
+    def _claimed(self, ticket: Ticket, attempt: int) -> bool:
+        """Whether this delivery may go on: a message that may have a twin claims its start
+        in the database first (one commit), so of two copies only one starts."""
+        if not self.fire.may_have_a_twin():
+            return True
+        if self.installation.runs.claim_start(
+            ticket.run_id, ticket.status, ticket.attempt, attempt, self.fire.worker
+        ):
+            return True
+        logger.warning("run %s was started by another copy of message %s: this one dropped",
+                       ticket.run_id, self.fire.task_id)  # fmt: skip
+        return False
 
     def _still_running(self, run_id: int) -> bool:
         """Whether the run's lease is alive: its worker is still renewing it."""

@@ -31,6 +31,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    update,
 )
 from sqlalchemy import type_coerce as as_type
 from sqlalchemy.orm import Session, defer
@@ -543,6 +544,23 @@ class RunStore:
             row.status, row.ended_at, row.error = status, now, why
             if row.started_at is not None:
                 row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
+
+    def claim_start(
+        self, run_id: int, status: RunStatus, attempt: int, new_attempt: int, worker: str
+    ) -> bool:
+        """Move the run from ``status`` at ``attempt`` to ``processing`` at ``new_attempt``,
+        if it is still there: of two copies of one message, only one succeeds."""
+        claim = (
+            update(ProcessRun)
+            .where(
+                ProcessRun.id == run_id,
+                ProcessRun.status == status,
+                ProcessRun.attempt == attempt,
+            )
+            .values(status=RunStatus.processing, attempt=new_attempt, worker=worker)
+        )
+        with writing(self.engine) as connection:
+            return connection.execute(claim).rowcount == 1
 
     def queued_before(self, before: datetime, limit: int) -> list[tuple[int, str]]:
         """(id, task id) of the oldest runs still queued since before ``before``."""

@@ -28,6 +28,11 @@ DEFAULT_RUN_LEASE_S = 30.0
 CLI_CONNECT_TIMEOUT_S = 0.5  # a server that is up accepts a connection within milliseconds
 CLI_REPLY_TIMEOUT_S = 1.0  # one reply of a live Redis; the CLI sends no blocking command
 CLI_PG_CONNECT_TIMEOUT_S = 2  # libpq's and psycopg's floor (they read 1 as 2)
+# A message held by a worker that has not said what it holds for this long goes back to
+# its queue (bgproc.redelivery): two missed announcements (every 5 s at most), so a busy
+# machine does not look dead, and a dead worker's prefetched runs wait seconds, not an hour.
+DEFAULT_REDELIVER_AFTER_S = 10.0
+MIN_REDELIVER_AFTER_S = 4.0  # a worker speaks every third of it; hosts' clocks differ by ~2 s
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
@@ -89,6 +94,14 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _redeliver_after_s(environ: Mapping[str, str]) -> float:
+    name = "BGPROC_REDELIVER_AFTER_S"
+    value = _seconds(environ, name, DEFAULT_REDELIVER_AFTER_S)
+    if value < MIN_REDELIVER_AFTER_S:
+        raise InvalidInput(name, f"must be at least {MIN_REDELIVER_AFTER_S:g} seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """One installation's configuration (SPEC §6)."""
@@ -100,6 +113,7 @@ class Settings:
     imports: tuple[str, ...] = ALWAYS_IMPORTED
     key_prefix: str = DEFAULT_KEY_PREFIX
     run_lease_s: float = DEFAULT_RUN_LEASE_S
+    redeliver_after_s: float = DEFAULT_REDELIVER_AFTER_S
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +131,7 @@ class Settings:
             imports=imports,
             key_prefix=environ.get("BGPROC_KEY_PREFIX", DEFAULT_KEY_PREFIX),
             run_lease_s=_seconds(environ, "BGPROC_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
+            redeliver_after_s=_redeliver_after_s(environ),
         )
 
     @property
@@ -153,3 +168,8 @@ class Settings:
     def workers_key(self) -> str:
         """Sorted set: worker name -> when it last announced itself (``:info`` holds what)."""
         return self.key("workers")
+
+    @property
+    def held_messages_key(self) -> str:
+        """Hash: worker name -> what its main process holds, and since when (JSON)."""
+        return self.key("workers", "held")

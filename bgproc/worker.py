@@ -2,17 +2,19 @@
 
 Each pool child drops the connections it inherited, and every process of the worker
 freezes its start-up heap (:func:`_freeze_heap`); the main process announces the
-worker every few seconds (``monitor workers``), sweeps for runs whose lease expired and
-moves on any group run whose step ended unseen (any live worker is enough); a clean
-exit stores every pending run change first. A message that Celery discards (a task other
-than ``bgproc.run``, pickle or any content but JSON) is recorded as an ``error`` run:
-refusals show in the monitor too.
+worker every few seconds (``monitor workers``) with the messages it holds, gives back to
+their queues those a dead worker held (:mod:`bgproc.redelivery`), sweeps for runs whose
+lease expired and moves on any group run whose step ended unseen (any live worker is
+enough); a clean exit stores every pending run change first. A message that Celery
+discards (a task other than ``bgproc.run``, pickle or any content but JSON) is recorded
+as an ``error`` run: refusals show in the monitor too.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import socket
 import threading
@@ -31,6 +33,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from celery.worker import state
 from celery.worker.consumer import Consumer as CeleryConsumer
 from sqlalchemy.exc import IntegrityError
 
@@ -42,7 +45,8 @@ from bgproc.outages import REDIS, Outages, outage_of
 from bgproc.sweeper import sweep, sweep_unsent
 
 logger = logging.getLogger("bgproc.worker")
-HOUSEKEEPING_EVERY_S = 5.0  # at most; a third of the run lease when that is shorter
+# At most; a third of the run lease, or of the redelivery delay, when that is shorter.
+HOUSEKEEPING_EVERY_S = 5.0
 NAME_CHARS = 200  # the run's process column; a longer task name is cut
 TASK_ID_CHARS = 64  # the run's task id column; a longer id is not kept
 
@@ -53,8 +57,13 @@ class Housekeeping:
     def __init__(self, installation: Installation, info: WorkerInfo) -> None:
         self.installation = installation
         self.info = info
-        self.interval_s = min(HOUSEKEEPING_EVERY_S, installation.settings.run_lease_s / 3)
-        self._redis_since: float | None = time.monotonic()  # Redis answered since then
+        settings = installation.settings
+        self.interval_s = min(
+            HOUSEKEEPING_EVERY_S, settings.run_lease_s / 3, settings.redeliver_after_s / 3
+        )
+        # Redis has answered since then (None: it is away); at start, since ever: a Redis
+        # that itself just started is caught by its uptime
+        self._redis_since: float | None = -math.inf
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bgproc-housekeeping", daemon=True)
 
@@ -67,6 +76,7 @@ class Housekeeping:
         self._thread.join(timeout=5)
         try:
             self.installation.control.retire(self.info.name)
+            self.installation.redelivery.retire(self.info.name)
         except Exception as error:  # Redis away: the announcement ages out by itself
             logger.warning("could not retire %s: %s", self.info.name, error)
 
@@ -80,6 +90,15 @@ class Housekeeping:
                 ex=max(1, int(settings.run_lease_s)),
             )
         )  # fmt: skip
+
+    def _redeliver(self) -> None:
+        """Say which messages this worker holds, then give back those a dead one held (not
+        while the others may still be reconnecting after an outage: they would look dead)."""
+        redelivery = self.installation.redelivery
+        now_s = time.time()  # before the look: anything delivered earlier is in it
+        redelivery.announce(self.info.name, list(state.requests), now_s)
+        if self._redis_steady_for(self.installation.settings.redeliver_after_s):
+            redelivery.give_back_orphans(now_s)
 
     def _loop(self) -> None:
         outages = Outages(logger, "housekeeping")
@@ -102,8 +121,9 @@ class Housekeeping:
     def _round(self, now: datetime) -> None:
         installation = self.installation
         installation.control.announce(replace(self.info, seen_at=now))
+        self._redeliver()
         lost = []
-        if self._leases_trusted():
+        if self._redis_steady_for(installation.settings.run_lease_s):
             lost = sweep(
                 installation.runs, installation.redis, installation.settings.run_leases_key, now
             )
@@ -118,17 +138,16 @@ class Housekeeping:
             installation.group_runs.after_step(run_id, now)
         installation.group_runs.repair(now)
 
-    def _leases_trusted(self) -> bool:
-        """Whether an expired lease now means a dead worker: not until Redis has answered
-        this worker, and been up, for a whole lease. A lease that could not be renewed
-        because Redis was away (or restarted) is not a dead worker: its holder renews it
-        within a third of a lease of Redis coming back."""
-        lease_s = self.installation.settings.run_lease_s
+    def _redis_steady_for(self, seconds: float) -> bool:
+        """Whether Redis has answered this worker, and been up, for ``seconds``: until then
+        silence proves no death. A lease that could not be renewed because Redis was away
+        (or restarted) is not a dead worker; its holder renews it within a third of a lease
+        of Redis coming back, and announces what it holds within a round."""
         now = time.monotonic()
         if self._redis_since is None:
             self._redis_since = now
         uptime_s = float(self.installation.redis.info("server")["uptime_in_seconds"])
-        return min(now - self._redis_since, uptime_s) >= lease_s
+        return min(now - self._redis_since, uptime_s) >= seconds
 
 
 _housekeeping: list[Housekeeping] = []

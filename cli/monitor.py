@@ -17,6 +17,7 @@ from bgproc.errors import InvalidInput
 from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
 from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
+from bgproc.redelivery import Whereabouts
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.requests import MAX_REQUEST_ID
 from bgproc.runs import ProcessStats, RunView
@@ -186,7 +187,7 @@ def list_runs(
         click.echo(f"more: --before {views[-1].id}", err=True)
 
 
-def _show_table(view: RunView, zone: ZoneInfo) -> None:
+def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) -> None:
     log_lines = (view.log or "").splitlines()
     tail = log_lines[-LOG_TAIL_LINES:]
     if len(log_lines) > len(tail):
@@ -210,6 +211,7 @@ def _show_table(view: RunView, zone: ZoneInfo) -> None:
             ("worker", view.worker),
             ("attempt", view.attempt),
             ("task id", view.task_id),
+            ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),
             ("result", None if view.result is None else repr(view.result)),
             ("traceback", view.traceback),
@@ -227,14 +229,20 @@ def show(installation: Installation, run_id: int, as_json: bool) -> None:
     runs, registry = installation.runs, installation.registry
     view = runs.get(run_id).masked(registry)
     steps = [step.masked(registry) for step in runs.steps(view.id)]
+    whereabouts = None
+    if view.status is RunStatus.queued and view.task_id:
+        whereabouts = installation.redelivery.whereabouts(view.task_id, installation.queues)
     if as_json:
         data = view.as_json()
+        if whereabouts is not None:
+            data["message"] = {"place": whereabouts.place, "name": whereabouts.name,
+                               "description": whereabouts.describe()}  # fmt: skip
         if steps or view.process.startswith(GROUP_LABEL_PREFIX):
             data["steps"] = [step.as_json(full=False) for step in steps]
         print_json(data)
         return
     zone = settings_zone(installation)
-    _show_table(view, zone)
+    _show_table(view, zone, whereabouts)
     if steps:
         print_table(
             "Steps",

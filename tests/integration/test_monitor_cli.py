@@ -294,6 +294,24 @@ def test_show_has_every_field_and_the_end_of_the_log(
     assert cli.ok("monitor", "log", str(run)).out == lines
 
 
+def test_show_says_where_a_queued_runs_message_is(cli: Cli, store: RunStore) -> None:
+    # a message in no queue and with no worker (workers and queues are tests/e2e's)
+    run = add(store, NOW, status=RunStatus.queued)
+    shown = cli.ok("monitor", "show", str(run), "--json").json()
+    assert shown["message"]["place"] == "nowhere"
+    assert "neither in a queue nor with a worker" in cli.ok("monitor", "show", str(run)).out
+    ended = add(store, NOW, status=RunStatus.success)
+    assert "message" not in cli.ok("monitor", "show", str(ended), "--json").json()
+
+
+def test_show_of_a_queued_run_answers_without_redis(
+    cli: Cli, store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BGPROC_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens
+    run = add(store, NOW, status=RunStatus.queued)
+    assert cli.ok("monitor", "show", str(run), "--json").json()["message"]["place"] == "unknown"
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_reading_commands_answer_while_a_writer_holds_sqlites_write_lock(
     cli: Cli, store: RunStore, engine: Engine, db_url: str

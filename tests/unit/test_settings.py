@@ -1,5 +1,6 @@
 """Settings: URLs are printed with their password masked, whatever shape they come in;
-a Redis URL that is none is refused, naming its setting."""
+a Redis URL that is none is refused, naming its setting; so is a redelivery delay too
+short."""
 
 from __future__ import annotations
 
@@ -45,3 +46,15 @@ def test_redis_urls_are_named_once_each_without_their_password(url: str) -> None
     assert Settings.from_env({"BGPROC_BROKER_URL": url}).redis_urls == redact_url(url)
     both = Settings.from_env({"BGPROC_BROKER_URL": url, "BGPROC_REDBEAT_URL": "redis://:s@b/1"})
     assert both.redis_urls == f"{redact_url(url)} or redis://:***@b/1"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 10.0), ("4", 4.0), ("90", 90.0)])
+def test_the_redelivery_delay_has_a_default_and_may_be_set(text: str, seconds: float) -> None:
+    assert Settings.from_env({"BGPROC_REDELIVER_AFTER_S": text}).redeliver_after_s == seconds
+
+
+@pytest.mark.parametrize("text", ["3", "0", "soon"])
+def test_a_redelivery_delay_too_short_for_the_workers_to_speak_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        Settings.from_env({"BGPROC_REDELIVER_AFTER_S": text})
+    assert caught.value.field == "BGPROC_REDELIVER_AFTER_S"
