@@ -118,6 +118,41 @@ class QueueDepth:
         return {"name": self.name, "waiting": self.waiting, "consumers": list(self.consumers)}
 
 
+class _Roster:
+    """Who announced themselves lately: a sorted set of names by when each was last heard
+    of, and a hash (``<key>:info``) of what each said; the silent ones age out."""
+
+    def __init__(self, redis: Redis, key: str, gone_s: float) -> None:
+        self.redis = redis
+        self.key = key
+        self.info_key = key + ":info"
+        self.gone_s = gone_s
+
+    def announce(self, name: str, said: dict[str, object], at_s: float) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.info_key, name, json.dumps(said))
+            pipe.zadd(self.key, {name: at_s})
+            pipe.execute()
+
+    def retire(self, name: str) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.key, name)
+            pipe.hdel(self.info_key, name)
+            pipe.execute()
+
+    def heard_of(self) -> list[bytes]:
+        """What each one heard of in the last ``gone_s`` said; older ones are dropped."""
+        cutoff = time.time() - self.gone_s
+        gone = self.redis.zrangebyscore(self.key, "-inf", f"({cutoff}")
+        if gone:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self.key, *gone)
+                pipe.hdel(self.info_key, *gone)
+                pipe.execute()
+        names = self.redis.zrangebyscore(self.key, cutoff, "+inf")
+        return [text for text in self.redis.hmget(self.info_key, names) if text] if names else []
+
+
 class Control:
     """The live side of one installation: worker announcements, queue depths, kill requests."""
 
@@ -125,66 +160,37 @@ class Control:
         self.redis = redis  # where leases and kill requests live (the schedule Redis)
         self.broker = broker
         self.key_prefix = settings.key_prefix  # kombu's global key prefix: queue keys too
-        self.workers_key = settings.workers_key
-        self.worker_info_key = settings.workers_key + ":info"
-        self.beats_key = settings.beats_key
-        self.beat_info_key = settings.beats_key + ":info"
+        self._workers = _Roster(redis, settings.workers_key, WORKER_GONE_S)
+        self._beats = _Roster(redis, settings.beats_key, BEAT_GONE_S)
         self.kills_key = settings.kill_requests_key
 
     # -- workers ----------------------------------------------------------------------
 
     def announce(self, info: WorkerInfo) -> None:
         """The worker is alive (called every few seconds from its main process)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.worker_info_key, info.name, json.dumps(info.as_json()))
-            pipe.zadd(self.workers_key, {info.name: time.time()})
-            pipe.execute()
+        self._workers.announce(info.name, info.as_json(), time.time())
 
     def retire(self, name: str) -> None:
         """The worker stops cleanly: it leaves the list at once."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.workers_key, name)
-            pipe.hdel(self.worker_info_key, name)
-            pipe.execute()
+        self._workers.retire(name)
 
     def workers(self) -> list[WorkerInfo]:
         """The live workers, by name; announcements older than ``WORKER_GONE_S`` are dropped."""
-        found = self._heard_of(self.workers_key, self.worker_info_key, WORKER_GONE_S)
-        return sorted(map(WorkerInfo.from_json, found), key=lambda w: w.name)
+        return sorted(map(WorkerInfo.from_json, self._workers.heard_of()), key=lambda w: w.name)
 
     # -- beats ------------------------------------------------------------------------
 
     def announce_beat(self, info: BeatInfo) -> None:
         """A beat's heartbeat (every tick)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.beat_info_key, info.name, json.dumps(info.as_json()))
-            pipe.zadd(self.beats_key, {info.name: info.ticked_at.timestamp()})
-            pipe.execute()
+        self._beats.announce(info.name, info.as_json(), info.ticked_at.timestamp())
 
     def retire_beat(self, name: str) -> None:
         """The beat stops cleanly: it leaves the list at once."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.beats_key, name)
-            pipe.hdel(self.beat_info_key, name)
-            pipe.execute()
+        self._beats.retire(name)
 
     def beats(self) -> list[BeatInfo]:
         """Every beat heard of in the last :data:`BEAT_GONE_S`, stale ones included."""
-        found = self._heard_of(self.beats_key, self.beat_info_key, BEAT_GONE_S)
-        return sorted(map(BeatInfo.from_json, found), key=lambda b: b.name)
-
-    def _heard_of(self, key: str, info_key: str, gone_s: float) -> list[bytes]:
-        """The announcements of a roster (sorted set of names by last time heard, and a hash
-        of what each said) newer than ``gone_s``; older ones are dropped on the way."""
-        cutoff = time.time() - gone_s
-        gone = self.redis.zrangebyscore(key, "-inf", f"({cutoff}")
-        if gone:
-            with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(key, *gone)
-                pipe.hdel(info_key, *gone)
-                pipe.execute()
-        names = self.redis.zrangebyscore(key, cutoff, "+inf")
-        return [text for text in self.redis.hmget(info_key, names) if text] if names else []
+        return sorted(map(BeatInfo.from_json, self._beats.heard_of()), key=lambda b: b.name)
 
     # -- queues -----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from bgproc.db import make_engine, normalise_url, upgrade
 from bgproc.models import ProcessRequest, ProcessRun, RequestStatus, RunStatus
 from tests.conftest import PgServer
-from tests.e2e.services import PrivateRedis
+from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -350,3 +350,23 @@ def private_redis(stack: Stack) -> Iterator[PrivateRedis]:
     stack.redis.close()
     stack.redis = shared  # the server is gone with its keys; the stack cleans the shared one
     server.close()
+
+
+@pytest.fixture
+def private_postgres(stack: Stack) -> Iterator[PrivatePostgres]:
+    """A migrated PostgreSQL of the test's own, the stack's database, for faults to break."""
+    if not have_postgres_binaries():
+        pytest.skip("PostgreSQL server binaries missing")
+    server = PrivatePostgres()
+    try:
+        server.init()
+        server.start()
+        engine = make_engine(server.url)
+        upgrade(engine)
+        engine.dispose()
+        stack.use_database(server.url)
+        yield server
+    finally:
+        stack.stop_all()
+        stack.use_database(None)
+        server.close()

@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bgproc.db import make_engine, upgrade
 from bgproc.models import ProcessRun, RunStatus
 from tests.e2e.conftest import Stack
 from tests.e2e.outage_checks import assert_no_traceback, assert_on_time, first_fire_after
-from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries, wait_s
+from tests.e2e.services import PrivatePostgres, PrivateRedis, wait_s
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -93,26 +91,6 @@ def test_redis_restarted_empty_while_requests_are_scheduled(
     assert dues == [dues[0] + k * ONE_SECOND for k in range(len(dues))], "a fire was lost"
     by_status = dict(Counter(r.status.value for r in runs))
     print(f"\nRedis restarted empty: {len(runs)} runs, {by_status}")
-
-
-@pytest.fixture
-def private_postgres(stack: Stack) -> Iterator[PrivatePostgres]:
-    """A migrated PostgreSQL of the test's own, the stack's database, for faults to break."""
-    if not have_postgres_binaries():
-        pytest.skip("PostgreSQL server binaries missing")
-    server = PrivatePostgres()
-    try:
-        server.init()
-        server.start()
-        engine = make_engine(server.url)
-        upgrade(engine)
-        engine.dispose()
-        stack.use_database(server.url)
-        yield server
-    finally:
-        stack.stop_all()
-        stack.use_database(None)
-        server.close()
 
 
 def test_postgresql_restarted_while_runs_go(

@@ -15,7 +15,6 @@ from datetime import timedelta
 import pytest
 
 from bgproc.app import BEAT_LOCK_TIMEOUT_S
-from bgproc.db import make_engine, upgrade
 from bgproc.models import RunStatus
 from tests.e2e.conftest import WORKER_OPTIONS, Stack
 from tests.e2e.outage_checks import (
@@ -27,7 +26,7 @@ from tests.e2e.outage_checks import (
     now,
     settled,
 )
-from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries, wait_s
+from tests.e2e.services import PrivatePostgres, PrivateRedis, wait_s
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -119,30 +118,18 @@ def test_up_rides_out_redis_restarted_empty(stack: Stack, private_redis: Private
     assert_no_traceback([up])
 
 
-def test_up_rides_out_postgresql_restarted(stack: Stack) -> None:
-    if not have_postgres_binaries():
-        pytest.skip("PostgreSQL server binaries missing")
-    server = PrivatePostgres()
-    try:
-        server.init()
-        server.start()
-        engine = make_engine(server.url)
-        upgrade(engine)
-        engine.dispose()
-        stack.use_database(server.url)
-        up = stack.up()
-        every = stack.create("sample.echo", *EVERY_SECOND, "--start", "+1s")
-        wait_until(lambda: len(stack.fired(every)) >= 2, 20, 0.1, "fires before the outage")
-        server.stop("immediate")
-        wait_s(5)
-        server.start()
-        assert_on_time(first_fire_after(stack, every, now()))
-        stack.cli("request", "unschedule", str(every))
-        runs = settled(stack)
-        assert_every_due_once(runs, every)
-        assert up.alive()
-        assert_no_traceback([up], processes=("Beat", "MainProcess"))
-    finally:
-        stack.stop_all()
-        stack.use_database(None)
-        server.close()
+def test_up_rides_out_postgresql_restarted(
+    stack: Stack, private_postgres: PrivatePostgres
+) -> None:
+    up = stack.up()
+    every = stack.create("sample.echo", *EVERY_SECOND, "--start", "+1s")
+    wait_until(lambda: len(stack.fired(every)) >= 2, 20, 0.1, "fires before the outage")
+    private_postgres.stop("immediate")
+    wait_s(5)
+    private_postgres.start()
+    assert_on_time(first_fire_after(stack, every, now()))
+    stack.cli("request", "unschedule", str(every))
+    runs = settled(stack)
+    assert_every_due_once(runs, every)
+    assert up.alive()
+    assert_no_traceback([up], processes=("Beat", "MainProcess"))
