@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="bgproc", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
+    except click.exceptions.NoArgsIsHelpError as bare:  # `bgproc`, `bgproc request`: help
+        click.echo(bare.ctx.get_help() if bare.ctx is not None else bare.format_message())
+        return Exit.OK
     except click.Abort:
         return _fail("aborted", Exit.FAILED)
     except click.NoSuchOption as error:
