@@ -70,5 +70,10 @@ class Outages:
             if not self.down:
                 self._retry_s = FIRST_RETRY_S
 
+    def all_back(self) -> None:
+        """Everything this component uses answered."""
+        for service in list(self.down):
+            self.back(service)
+
     def is_down(self, service: str) -> bool:
         return service in self.down

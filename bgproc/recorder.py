@@ -176,8 +176,7 @@ class RunRecorder:
                     self._outages.lost(service, error)
                 time.sleep(RETRY_DELAY_S)
             else:
-                for service in list(self._outages.down):
-                    self._outages.back(service)
+                self._outages.all_back()
 
     def _idle_wait(self) -> float | None:
         """How long the writer may sleep with nothing pending (lock held)."""

@@ -91,13 +91,13 @@ class Housekeeping:
             )
         )  # fmt: skip
 
-    def _redeliver(self) -> None:
+    def _redeliver(self, steady_s: float) -> None:
         """Say which messages this worker holds, then give back those a dead one held (not
         while the others may still be reconnecting after an outage: they would look dead)."""
         redelivery = self.installation.redelivery
         now_s = time.time()  # before the look: anything delivered earlier is in it
         redelivery.announce(self.info.name, list(state.requests), now_s)
-        if self._redis_steady_for(self.installation.settings.redeliver_after_s):
+        if steady_s >= self.installation.settings.redeliver_after_s:
             redelivery.give_back_orphans(now_s)
 
     def _loop(self) -> None:
@@ -114,16 +114,16 @@ class Housekeeping:
                     if service == REDIS:
                         self._redis_since = None
             else:
-                for service in list(outages.down):
-                    outages.back(service)
+                outages.all_back()
             self._stop.wait(self.interval_s)
 
     def _round(self, now: datetime) -> None:
         installation = self.installation
         installation.control.announce(replace(self.info, seen_at=now))
-        self._redeliver()
+        steady_s = self._redis_steady_s()
+        self._redeliver(steady_s)
         lost = []
-        if self._redis_steady_for(installation.settings.run_lease_s):
+        if steady_s >= installation.settings.run_lease_s:
             lost = sweep(
                 installation.runs, installation.redis, installation.settings.run_leases_key, now
             )
@@ -138,16 +138,17 @@ class Housekeeping:
             installation.group_runs.after_step(run_id, now)
         installation.group_runs.repair(now)
 
-    def _redis_steady_for(self, seconds: float) -> bool:
-        """Whether Redis has answered this worker, and been up, for ``seconds``: until then
-        silence proves no death. A lease that could not be renewed because Redis was away
-        (or restarted) is not a dead worker; its holder renews it within a third of a lease
-        of Redis coming back, and announces what it holds within a round."""
+    def _redis_steady_s(self) -> float:
+        """How long Redis has answered this worker, and been up: until that covers a lease
+        (or the redelivery delay), silence proves no death. A lease that could not be
+        renewed because Redis was away (or restarted) is not a dead worker; its holder
+        renews it within a third of a lease of Redis coming back, and announces what it
+        holds within a round."""
         now = time.monotonic()
         if self._redis_since is None:
             self._redis_since = now
         uptime_s = float(self.installation.redis.info("server")["uptime_in_seconds"])
-        return min(now - self._redis_since, uptime_s) >= seconds
+        return min(now - self._redis_since, uptime_s)
 
 
 _housekeeping: list[Housekeeping] = []

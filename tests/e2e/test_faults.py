@@ -18,7 +18,12 @@ import pytest
 
 from bgproc.models import ProcessRun, RunStatus
 from tests.e2e.conftest import Stack
-from tests.e2e.outage_checks import assert_no_traceback, assert_on_time, first_fire_after
+from tests.e2e.outage_checks import (
+    assert_no_traceback,
+    assert_on_time,
+    first_fire_after,
+    settled,
+)
 from tests.e2e.services import PrivatePostgres, PrivateRedis, wait_s
 from tests.waiting import wait_until
 
@@ -28,13 +33,6 @@ ONE_SECOND = timedelta(seconds=1)
 EVERY_SECOND = ("--timing", "scheduled", "--frequency", "seconds", "--interval", "1")
 LEASE_S = 3
 OUTAGE_S = 4
-OPEN = (RunStatus.queued, RunStatus.processing)
-
-
-def _settled(stack: Stack, timeout_s: float = 60) -> list[ProcessRun]:
-    """Every run, once none is queued or processing any more."""
-    return wait_until(lambda: (runs := stack.runs()) and all(r.status not in OPEN for r in runs)
-                      and runs, timeout_s, 0.2, "every run to end")  # fmt: skip
 
 
 def _no_due_twice(runs: list[ProcessRun]) -> None:
@@ -84,7 +82,7 @@ def test_redis_restarted_empty_while_requests_are_scheduled(
     wait_until(lambda: any(r.status is RunStatus.success for r in stack.runs(later)), 30, 0.2,
                "the one-shot due during the outage to run once")  # fmt: skip
     stack.cli("request", "unschedule", str(every))
-    runs = _settled(stack, 30)
+    runs = settled(stack, 30)
     _no_due_twice(runs)
     assert sum(r.status is RunStatus.success for r in runs if r.request_id == later) == 1
     dues = _accounted(runs, every)
@@ -112,7 +110,7 @@ def test_postgresql_restarted_while_runs_go(
     wait_until(lambda: len([r for r in stack.fired(every) if r.status is RunStatus.success])
                >= 8, 40, 0.2, "fires after PostgreSQL came back")  # fmt: skip
     stack.cli("request", "unschedule", str(every))
-    runs = _settled(stack, 60)
+    runs = settled(stack, 60)
     _no_due_twice(runs)
     for run_id in sleepers:
         (run,) = [r for r in runs if r.id == run_id]
@@ -168,7 +166,7 @@ def test_fifty_sigkills_of_pool_children_leave_no_run_stuck_or_doubled(stack: St
         wait_s(0.3)  # the pace of the fault: Celery replaces each child in the meantime
         assert worker.alive(), worker.tail()
     stack.cli("request", "unschedule", str(every))
-    runs = _settled(stack, LEASE_S + 60)
+    runs = settled(stack, LEASE_S + 60)
 
     _no_due_twice(runs)
     assert len({r.task_id for r in runs}) == len(runs), "a message recorded twice"
