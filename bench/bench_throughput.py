@@ -48,8 +48,9 @@ from bgproc.adhoc import message_headers
 from bgproc.app import RUN_ID_HEADER, RUN_TASK
 from bgproc.db import upgrade
 from bgproc.installation import Installation
-from bgproc.models import Channel, ProcessRun, RunStatus
+from bgproc.models import ProcessRun
 from bgproc.settings import Settings
+from bgproc.statuses import Channel, RunStatus
 
 BGPROC_CLI = "import sys; from cli.main import run; sys.argv[0] = 'bgproc'; run()"
 WORKER_OPTIONS = [

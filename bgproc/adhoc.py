@@ -20,9 +20,10 @@ from bgproc.app import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.db import session_scope
 from bgproc.errors import InvalidInput, NotFound, Unavailable
 from bgproc.installation import Installation
-from bgproc.models import Channel, ProcessRun, RunStatus
+from bgproc.models import ProcessRun
 from bgproc.registry import ProcessSpec
 from bgproc.runs import ad_hoc_ticket
+from bgproc.statuses import Channel, RunStatus
 
 
 def launch(installation: Installation, process: str, params: Mapping[str, str]) -> int:

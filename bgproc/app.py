@@ -7,11 +7,7 @@ so a worker, a beat and the CLI of one installation always agree.
 from __future__ import annotations
 
 import ssl
-from typing import Any
-
-from celery import Celery
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from bgproc.settings import CLI_CONNECT_TIMEOUT_S, CLI_REPLY_TIMEOUT_S, Settings
 
@@ -24,6 +20,9 @@ BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder
 # kombu must never give an unacknowledged message back by its age: a run may last longer
 # than any timeout. A dead worker's messages are given back by bgproc.redelivery instead.
 VISIBILITY_TIMEOUT_S = 10 * 365 * 86400
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 def broker_tls(url: str) -> dict[str, Any] | bool:
@@ -51,6 +50,9 @@ def celery_config(settings: Settings, interactive: bool = False) -> dict[str, An
     ``interactive``: the CLI's, which fails fast when Redis is down (:func:`_fail_fast`);
     worker, beat and ``up`` keep Celery's and RedBeat's retries.
     """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     prefix = settings.key_prefix
     config: dict[str, Any] = {
         "broker_url": settings.broker_url,
@@ -104,7 +106,11 @@ def _fail_fast(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, interactive: bool = False) -> Celery:
-    """A Celery app for ``settings``; the bgproc task is registered by its module."""
+    """A Celery app for ``settings``; the bgproc task is registered by its module.
+    Celery is imported here, not above: the names above are read by commands that never
+    start one (``request list`` loads no Celery)."""
+    from celery import Celery
+
     app = Celery("bgproc", set_as_current=False)
     app.conf.update(celery_config(settings, interactive))
     app.conf.bgproc_settings = settings

@@ -32,9 +32,9 @@ from bgproc.control import BeatInfo
 from bgproc.db import ping
 from bgproc.entries import TimingEntry
 from bgproc.installation import Installation
-from bgproc.models import Channel, RunStatus
 from bgproc.outages import DATABASE, REDIS, Outages, outage_of
 from bgproc.schedules import Occurrence
+from bgproc.statuses import Channel, RunStatus
 from bgproc.sync import sync
 
 logger = get_logger("celery.beat")

@@ -55,8 +55,6 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from cron_descriptor import ExpressionDescriptor, Options
-
 from bgproc.errors import InvalidInput
 
 __all__ = ["CronExpression"]
@@ -504,6 +502,8 @@ class CronExpression:
         # ... and reads a stepped, wrapping weekday range (FRI-MON/2) as "every 2 weeks".
         if _wrapping_step(dow, _UNIX_DOW if self.dialect == "unix" else _QUARTZ_DOW):
             return self._fallback()
+        from cron_descriptor import ExpressionDescriptor, Options  # only a description needs it
+
         options = Options()
         options.day_of_week_start_index_zero = self.dialect == "unix"
         options.use_24hour_time_format = True

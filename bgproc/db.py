@@ -18,21 +18,16 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from bgproc.errors import InvalidInput, Unavailable
-from bgproc.models import ALEMBIC_VERSION_TABLE
+from bgproc.errors import InvalidInput, SchemaMismatch, Unavailable
+from bgproc.models import ALEMBIC_VERSION_TABLE, SCHEMA_REVISION
 from bgproc.settings import redact_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -43,6 +38,9 @@ FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_MS / 1000  # a fork waits this long for SQ
 PG_CONNECT_TIMEOUT_S = 5  # a service's connection to a silent server gives up, and is retried
 MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
 READ_ONLY = "bgproc_read_only"  # execution option: a SQLite transaction that only reads
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger("bgproc.db")
 _schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -409,19 +407,28 @@ def ensure_schema(engine: Engine) -> None:
     if engine in _schema_ready:
         return
     with _in_use(engine), engine.connect() as connection:
-        reader = connection.execution_options(**{READ_ONLY: True})
-        current = set(_migration_context(reader).get_current_heads())
-    heads = _head_revisions()
-    if current == heads:
+        current = _current_revisions(connection.execution_options(**{READ_ONLY: True}))
+    if current == {SCHEMA_REVISION}:
         _schema_ready.add(engine)
     elif engine.dialect.name == "sqlite":
         upgrade(engine)  # checked again under the write lock: another process may be at it
     else:
-        raise _unavailable(engine, _outdated(current, heads))
+        raise SchemaMismatch(_outdated(current), _redacted(engine))
+
+
+def _current_revisions(connection: Connection) -> set[str]:
+    """The schema's revisions, read with plain SQL: a command at head loads no Alembic."""
+    if not inspect(connection).has_table(ALEMBIC_VERSION_TABLE):
+        return set()
+    rows = connection.execute(text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}"))
+    return {row[0] for row in rows}
 
 
 def upgrade(engine: Engine) -> None:
     """Migrate to head; safe to run again, or from several processes at once."""
+    from alembic import command
+    from alembic.util import CommandError
+
     with _in_use(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Held until commit; on SQLite, BEGIN IMMEDIATE already serialises upgrades.
@@ -432,41 +439,42 @@ def upgrade(engine: Engine) -> None:
         try:
             command.upgrade(config, "head")
         except CommandError as exc:
-            raise _unavailable(engine, str(exc)) from exc
+            raise SchemaMismatch(str(exc), _redacted(engine)) from exc
     _schema_ready.add(engine)
 
 
 def _alembic_config() -> Config:
     """Alembic's configuration, built in code: the scripts ship inside the package."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     return config
 
 
-@cache
-def _head_revisions() -> frozenset[str]:
-    """The revisions this bgproc expects (the scripts do not change while running)."""
+def head_revisions() -> frozenset[str]:
+    """The heads of the migration scripts (:data:`SCHEMA_REVISION` must be the one)."""
+    from alembic.script import ScriptDirectory
+
     return frozenset(ScriptDirectory.from_config(_alembic_config()).get_heads())
 
 
-@cache
 def _known_revisions() -> frozenset[str]:
     """Every revision this bgproc ships, to tell an old schema from a newer one."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config())
     return frozenset(rev.revision for rev in script.walk_revisions())
 
 
-def _migration_context(connection: Connection) -> MigrationContext:
-    return MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
-
-
-def _outdated(current: set[str], heads: frozenset[str]) -> str:
+def _outdated(current: set[str]) -> str:
     """Why the schema is refused, and what to do about it."""
-    found = ", ".join(sorted(current)) or "none"
-    wanted = ", ".join(sorted(heads))
+    if not current:
+        return f"no bgproc schema yet (need revision {SCHEMA_REVISION}); run `bgproc db upgrade`"
+    found = ", ".join(sorted(current))
     if current - _known_revisions():
-        return f"schema revision {found} is newer than this bgproc ({wanted}); upgrade bgproc"
-    return f"schema is not up to date (revision {found}, need {wanted}); run `bgproc db upgrade`"
+        return f"schema revision {found} is newer than this bgproc's ({SCHEMA_REVISION})"
+    return f"schema is at revision {found}, not {SCHEMA_REVISION}; run `bgproc db upgrade`"
 
 
 @contextmanager
@@ -477,7 +485,8 @@ def _in_use(engine: Engine) -> Iterator[None]:
         try:
             yield
         except (OperationalError, InterfaceError) as exc:
-            raise _unavailable(engine, _reason(exc, engine.url)) from exc
+            where = _redacted(engine)
+            raise Unavailable("database", _reason(exc, engine.url), where) from exc
 
 
 def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
@@ -489,7 +498,6 @@ def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
     return reason
 
 
-def _unavailable(engine: Engine, reason: str) -> Unavailable:
-    """The database of ``engine`` refused: named by its URL, password redacted."""
-    url = redact_url(engine.url.render_as_string(hide_password=False))
-    return Unavailable("database", reason, where=url)
+def _redacted(engine: Engine) -> str:
+    """The database's URL as messages name it: password redacted."""
+    return redact_url(engine.url.render_as_string(hide_password=False))

@@ -49,6 +49,17 @@ class Unavailable(BgprocError):
         return cls("redis", first_line(error))
 
 
+class SchemaMismatch(Unavailable):
+    """The database answers, but its schema is of another bgproc version: unusable all the
+    same (exit 5), though not unreachable, so the line says what it is."""
+
+    def __init__(self, detail: str, where: str) -> None:
+        BgprocError.__init__(self, f"database at {where}: {detail}")
+        self.service = "database"
+        self.detail = detail
+        self.where = where
+
+
 def first_line(error: BaseException) -> str:
     """An error's first line of text, else its type's name: what a one-line message shows."""
     lines = str(error).strip().splitlines()

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 from bgproc.app import RUN_ID_HEADER, RUN_TASK
 from bgproc.db import read_session, session_scope
 from bgproc.errors import NotFound
-from bgproc.models import GROUP_LABEL_PREFIX, ProcessGroup, ProcessRequest, ProcessRun, RunStatus
+from bgproc.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.registry import Registry
+from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
 
 logger = logging.getLogger("bgproc.grouprun")
 OPEN = (RunStatus.queued, RunStatus.processing)

@@ -20,13 +20,9 @@ from sqlalchemy.orm import Session
 from bgproc.app import DEFAULT_QUEUE
 from bgproc.db import read_session, session_scope
 from bgproc.errors import Conflict, InvalidInput, NotFound
-from bgproc.models import (
-    ProcessGroup,
-    ProcessGroupStep,
-    ProcessRequest,
-    RequestStatus,
-)
+from bgproc.models import ProcessGroup, ProcessGroupStep, ProcessRequest
 from bgproc.registry import ProcessSpec, Registry
+from bgproc.statuses import RequestStatus
 
 # A group's own run is a parent that starts its steps: it goes to the default queue,
 # which every plain `bgproc worker` consumes (steps keep their own process's queue).

@@ -17,6 +17,7 @@ from bgproc.walltime import resolve_wall
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 YEAR_RANGE = (1970, 2199)  # beyond these, plans are typos, and date arithmetic stays in range
 RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_REQUEST_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
 
 
 def field_label(key: str) -> str:

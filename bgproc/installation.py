@@ -1,7 +1,8 @@
 """One installation of bgproc: its settings and what is built from them, each built once.
 
-The composition root for the CLI, beat and workers: nothing here connects
-until it is first used, so commands that need no Redis never touch it. The CLI's
+The composition root for the CLI, beat and workers: nothing here connects,
+or even imports its library, until it is first used: a command that needs no Redis never
+touches it, and one that reads SQL never loads Celery. The CLI's
 installation is *interactive*: its clients give up at once when Redis or the
 database is down, where a service's retry to ride the outage out.
 """
@@ -9,23 +10,24 @@ database is down, where a service's retry to ride the outage out.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from celery import Celery
-from redis import Redis
-from sqlalchemy import Engine
-
-from bgproc.app import DEFAULT_QUEUE, create_app, redis_client_options
-from bgproc.control import Control
-from bgproc.db import PG_CONNECT_TIMEOUT_S, make_engine
-from bgproc.entries import EntryStore
-from bgproc.grouprun import GroupRuns
-from bgproc.groups import GroupService
-from bgproc.recorder import RunRecorder
-from bgproc.redelivery import Redelivery
 from bgproc.registry import REGISTRY, Registry
-from bgproc.requests import RequestService
-from bgproc.runs import RunStore
 from bgproc.settings import CLI_PG_CONNECT_TIMEOUT_S, Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from redis import Redis
+    from sqlalchemy import Engine
+
+    from bgproc.control import Control
+    from bgproc.entries import EntryStore
+    from bgproc.grouprun import GroupRuns
+    from bgproc.groups import GroupService
+    from bgproc.recorder import RunRecorder
+    from bgproc.redelivery import Redelivery
+    from bgproc.requests import RequestService
+    from bgproc.runs import RunStore
 
 _BUILT: list[Installation] = []  # every installation_of() result in this process
 
@@ -71,41 +73,61 @@ class Installation:
     def queues(self) -> list[str]:
         """Every queue a run can be sent to: the default one (group runs) and each
         registered process's; a plain ``bgproc worker`` consumes them all."""
+        from bgproc.app import DEFAULT_QUEUE
+
         return sorted({DEFAULT_QUEUE, *(spec.queue for spec in self.registry.all())})
 
     @cached_property
     def engine(self) -> Engine:
+        from bgproc.db import PG_CONNECT_TIMEOUT_S, make_engine
+
         timeout_s = CLI_PG_CONNECT_TIMEOUT_S if self.interactive else PG_CONNECT_TIMEOUT_S
         return make_engine(self.settings.database_url, timeout_s)
 
     @cached_property
     def app(self) -> Celery:
+        from bgproc.app import create_app
+
         return create_app(self.settings, self.interactive)
 
     @cached_property
     def entries(self) -> EntryStore:
+        from bgproc.entries import EntryStore
+
         return EntryStore(self.app)
 
     @cached_property
     def requests(self) -> RequestService:
-        return RequestService(self.engine, self.entries, self.registry, self.settings.timezone)
+        from bgproc.requests import RequestService
+
+        return RequestService(
+            self.engine, lambda: self.entries, self.registry, self.settings.timezone
+        )
 
     @cached_property
     def groups(self) -> GroupService:
+        from bgproc.groups import GroupService
+
         return GroupService(self.engine, self.registry)
 
     @cached_property
     def runs(self) -> RunStore:
+        from bgproc.runs import RunStore
+
         return RunStore(self.engine)
 
     @cached_property
     def group_runs(self) -> GroupRuns:
         """Starts and advances group runs (workers only)."""
+        from bgproc.grouprun import GroupRuns
+
         return GroupRuns(self.engine, self.registry, self.app)
 
     @cached_property
     def recorder(self) -> RunRecorder:
         """This process's writer of run records (workers only)."""
+        from bgproc.recorder import RunRecorder
+
         settings = self.settings
         return RunRecorder(
             self.engine,
@@ -118,12 +140,16 @@ class Installation:
     @cached_property
     def control(self) -> Control:
         """Live workers, queue depths and kill requests (Redis only)."""
+        from bgproc.control import Control
+
         broker = self._redis_client(self.settings.broker_url)
         return Control(self.redis, broker, self.settings)
 
     @cached_property
     def redelivery(self) -> Redelivery:
         """What workers hold, and the giving back of what a dead one held (Redis only)."""
+        from bgproc.redelivery import Redelivery
+
         return Redelivery(self.control.broker, self.control, self.settings)
 
     @cached_property
@@ -132,4 +158,8 @@ class Installation:
         return self._redis_client(self.settings.schedule_url)
 
     def _redis_client(self, url: str) -> Redis:
+        from redis import Redis
+
+        from bgproc.app import redis_client_options
+
         return Redis.from_url(url, **redis_client_options(self.interactive))

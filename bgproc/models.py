@@ -30,7 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from bgproc.statuses import Channel, RequestStatus, RunStatus
+
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
+SCHEMA_REVISION = "0004"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -40,34 +43,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class RequestStatus(StrEnum):
-    """Where a process request is in its lifecycle (SPEC §3)."""
-
-    unscheduled = "unscheduled"
-    scheduled = "scheduled"
-    complete = "complete"
-
-
-class RunStatus(StrEnum):
-    """What became of one run (SPEC §4)."""
-
-    queued = "queued"
-    processing = "processing"
-    success = "success"
-    error = "error"
-    skipped = "skipped"
-    killed = "killed"
-    misfired = "misfired"
-    lost = "lost"
-
-
-class Channel(StrEnum):
-    """How a run was started: by its plan, or by hand with ``bgproc run``."""
-
-    scheduler = "scheduler"
-    direct = "direct"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -109,14 +84,6 @@ def _str_enum(enum_class: type[StrEnum]) -> Enum:
         length=16,
         values_callable=lambda members: [member.value for member in members],
     )
-
-
-GROUP_LABEL_PREFIX = "group:"  # a group where a process name would be: "group:nightly"
-
-
-def group_label(name: str) -> str:
-    """How a group shows where a process name would: in request lists and run records."""
-    return f"{GROUP_LABEL_PREFIX}{name}"
 
 
 def utc_now() -> datetime:

@@ -38,8 +38,9 @@ from redis import Redis
 from sqlalchemy import Engine, Update, bindparam, func, or_, update
 
 from bgproc.db import execute_many, writing
-from bgproc.models import ProcessRun, RunStatus
+from bgproc.models import ProcessRun
 from bgproc.outages import Outages, outage_of
+from bgproc.statuses import RunStatus
 
 # How stale the monitor may be. Each batch costs ~1 ms of the worker's CPU whatever its size
 # (a commit, a pool round): at 400 runs/s a process pays ~50 µs per run at 0.05 s, ~15 at 0.2 s.

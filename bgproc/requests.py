@@ -13,30 +13,26 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from bgproc.db import read_session, session_scope
-from bgproc.entries import EntryStore
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.groups import GROUP_QUEUE, check_schedulable, find_group
-from bgproc.inputs import parse_choice, parse_text
-from bgproc.models import (
-    GROUP_LABEL_PREFIX,
-    ProcessGroup,
-    ProcessRequest,
-    RequestStatus,
-    group_label,
-)
+from bgproc.inputs import MAX_REQUEST_ID, parse_choice, parse_text
+from bgproc.models import ProcessGroup, ProcessRequest
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
+from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, group_label
 from bgproc.timing import Misfire, Timing, TimingKind
 
+if TYPE_CHECKING:
+    from bgproc.entries import EntryStore
+
 MAX_NAME_CHARS = 200
-MAX_REQUEST_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
 
 
 def utc_now() -> datetime:
@@ -169,16 +165,21 @@ class RequestService:
     def __init__(
         self,
         engine: Engine,
-        entries: EntryStore,
+        entries: Callable[[], EntryStore],
         registry: Registry,
         default_tz: str,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.engine = engine
-        self.entries = entries
+        self._entries = entries
         self.registry = registry
         self.default_tz = default_tz
         self.clock = clock
+
+    @cached_property
+    def entries(self) -> EntryStore:
+        """The schedule entries, built when first used: reading requests needs no Celery."""
+        return self._entries()
 
     # -- reading ---------------------------------------------------------------
 
@@ -427,7 +428,7 @@ class RequestService:
     def _redis(action: Callable[[], object]) -> None:
         try:
             action()
-        except (RedisError, OSError) as error:
+        except _redis_errors() as error:
             raise Unavailable.of_redis(error) from None
 
     @contextmanager
@@ -439,9 +440,16 @@ class RequestService:
                 yield session
         except BaseException:
             for undo in session.info.get("on_rollback", []) if session else []:
-                with suppress(RedisError, OSError):  # `bgproc sync` repairs it later
+                with suppress(*_redis_errors()):  # `bgproc sync` repairs it later
                     undo()
             raise
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    """What a failing Redis raises, imported once Redis is used: reading requests never is."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
 
 
 def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:

@@ -38,10 +38,10 @@ from bgproc.errors import NotFound, Unavailable
 from bgproc.installation import Installation, installation_of
 from bgproc.leases import Lease
 from bgproc.logcapture import LogCapture
-from bgproc.models import Channel, RequestStatus, RunStatus
 from bgproc.redelivery import SAFE_UNTIL, may_be_given_back
 from bgproc.registry import ProcessContext, ProcessSpec
 from bgproc.runs import Ticket, bounded_result
+from bgproc.statuses import Channel, RequestStatus, RunStatus
 
 logger = logging.getLogger("bgproc.runner")
 RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})

@@ -38,18 +38,9 @@ from sqlalchemy.orm import Session, defer
 
 from bgproc.db import read_row, read_session, reading, session_scope, writing
 from bgproc.errors import InvalidInput, NotFound
-from bgproc.models import (
-    GROUP_LABEL_PREFIX,
-    Channel,
-    InstallationKey,
-    ProcessGroup,
-    ProcessRequest,
-    ProcessRun,
-    RequestStatus,
-    RunStatus,
-    UtcDateTime,
-)
+from bgproc.models import InstallationKey, ProcessGroup, ProcessRequest, ProcessRun, UtcDateTime
 from bgproc.registry import Registry
+from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RequestStatus, RunStatus
 
 MAX_RESULT_CHARS = 64_000  # a result is a summary; a bigger one is cut, visibly
 TERMINAL = frozenset(

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from redis import Redis
 
-from bgproc.models import RunStatus
 from bgproc.runs import RunStore
+from bgproc.statuses import RunStatus
 
 logger = logging.getLogger("bgproc.sweeper")
 CLAIM_BATCH = 500

@@ -43,8 +43,9 @@ from bgproc.db import session_scope
 from bgproc.entries import EntryStore, TimingEntry
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.installation import Installation
-from bgproc.models import ProcessRequest, ProcessRun, RequestStatus
+from bgproc.models import ProcessRequest, ProcessRun
 from bgproc.requests import placement, timing_of
+from bgproc.statuses import RequestStatus
 from bgproc.timing import ONE_MICROSECOND, Timing, TimingKind
 
 logger = get_logger(__name__)

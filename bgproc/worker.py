@@ -40,8 +40,8 @@ from sqlalchemy.exc import IntegrityError
 from bgproc.control import WorkerInfo
 from bgproc.installation import Installation, built, installation_of
 from bgproc.logcapture import storable
-from bgproc.models import Channel, RunStatus
 from bgproc.outages import REDIS, Outages, outage_of
+from bgproc.statuses import Channel, RunStatus
 from bgproc.sweeper import sweep, sweep_unsent
 
 logger = logging.getLogger("bgproc.worker")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.groups import GroupView, StepView
 from bgproc.installation import Installation
 from cli.options import json_option, parse_params, settings_zone
 from cli.output import flags, local_time, print_fields, print_json, print_table
+
+if TYPE_CHECKING:
+    from bgproc.groups import GroupView, StepView
 
 
 def parse_step(text: str, position: int) -> dict[str, Any]:

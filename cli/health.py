@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import click
 
-from bgproc.health import check
 from bgproc.installation import Installation
 from cli.options import json_option
 from cli.output import print_json, print_table
@@ -22,6 +21,8 @@ def health(installation: Installation, as_json: bool) -> None:
     and at least one worker is live. Each line says what was found. Meant for a container
     health check or a cron alarm: `bgproc health --json || alert`.
     """
+    from bgproc.health import check
+
     checks = check(installation, datetime.now(UTC))
     healthy = all(c.ok for c in checks)
     if as_json:

@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Group
-from rich.live import Live
-from rich.table import Table
 
-from bgproc.control import BeatInfo, QueueDepth, WorkerInfo
 from bgproc.errors import Conflict
-from bgproc.health import scheduler_check
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
-from bgproc.models import GROUP_LABEL_PREFIX, RunStatus
-from bgproc.runs import RunView
+from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
 from cli.monitor import RUN_ID, human_duration, short_time
 from cli.options import json_option, settings_zone
-from cli.output import console, print_json
+from cli.output import console, new_table, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.table import Table
+
+    from bgproc.control import BeatInfo, QueueDepth, WorkerInfo
+    from bgproc.runs import RunView
 
 RUNNING_SHOWN = 1000  # ``workers`` reads at most this many running runs
 KILL_POLL_S = 0.2
@@ -36,9 +38,8 @@ def _running(installation: Installation) -> list[RunView]:
 
 
 def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: ZoneInfo) -> Table:
-    table = Table(title="Workers", title_justify="left", header_style="bold")
-    for column in ("worker", "host", "pid", "pool", "queues", "up since", "running now"):
-        table.add_column(column, overflow="fold")
+    columns = ("worker", "host", "pid", "pool", "queues", "up since", "running now")
+    table = new_table("Workers", columns)
     for worker in workers:
         now_running = [run for run in running if run.worker == worker.name]
         table.add_row(
@@ -54,9 +55,8 @@ def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: Zone
 
 
 def _beats_table(beats: list[BeatInfo], now: datetime, zone: ZoneInfo) -> Table:
-    table = Table(title="Beats", title_justify="left", header_style="bold")
-    for column in ("beat", "role", "last tick", "up since", "cannot reach", "last error"):
-        table.add_column(column, overflow="fold")
+    columns = ("beat", "role", "last tick", "up since", "cannot reach", "last error")
+    table = new_table("Beats", columns)
     for beat in beats:
         age_s = (now - beat.ticked_at).total_seconds()
         role = "holds the lock" if beat.holds_lock else "standby"
@@ -72,9 +72,7 @@ def _beats_table(beats: list[BeatInfo], now: datetime, zone: ZoneInfo) -> Table:
 
 
 def _queues_table(depths: list[QueueDepth]) -> Table:
-    table = Table(title="Queues", title_justify="left", header_style="bold")
-    for column in ("queue", "waiting", "consumed by"):
-        table.add_column(column, overflow="fold")
+    table = new_table("Queues", ("queue", "waiting", "consumed by"))
     for depth in depths:
         table.add_row(depth.name, str(depth.waiting), ", ".join(depth.consumers) or "no worker!")
     return table
@@ -99,17 +97,22 @@ def workers(installation: Installation, as_json: bool) -> None:
         )
         return
     if not found:
-        console.print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
+        console().print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
     else:
-        console.print(_workers_table(found, running, settings_zone(installation)))
-    scheduler = scheduler_check(installation.control.beats(), _lock_held(installation),
-                                datetime.now(UTC))  # fmt: skip
+        console().print(_workers_table(found, running, settings_zone(installation)))
+    _warn_unless_scheduling(installation, installation.control.beats(), datetime.now(UTC))
+
+
+def _warn_unless_scheduling(
+    installation: Installation, found: list[BeatInfo], now: datetime
+) -> None:
+    """A red line under the table when no beat holds the lock and ticks."""
+    from bgproc.health import scheduler_check
+
+    lock_held = bool(installation.redis.exists(installation.entries.conf.lock_key))
+    scheduler = scheduler_check(found, lock_held, now)
     if not scheduler.ok:
-        console.print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
-
-
-def _lock_held(installation: Installation) -> bool:
-    return bool(installation.redis.exists(installation.entries.conf.lock_key))
+        console().print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
 
 
 @click.command()
@@ -126,12 +129,10 @@ def beats(installation: Installation, as_json: bool) -> None:
         print_json([beat.as_json(now) for beat in found])
         return
     if not found:
-        console.print("[dim]Beats: none running (start one with bgproc beat or bgproc up)[/dim]")
+        console().print("[dim]Beats: none running (start one with bgproc beat or bgproc up)[/dim]")
         return
-    console.print(_beats_table(found, now, settings_zone(installation)))
-    scheduler = scheduler_check(found, _lock_held(installation), now)
-    if not scheduler.ok:
-        console.print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
+    console().print(_beats_table(found, now, settings_zone(installation)))
+    _warn_unless_scheduling(installation, found, now)
 
 
 @click.command()
@@ -144,7 +145,7 @@ def queues(installation: Installation, as_json: bool) -> None:
     if as_json:
         print_json({"queues": [d.as_json() for d in depths], "unacked": control.unacked()})
         return
-    console.print(_queues_table(depths))
+    console().print(_queues_table(depths))
     click.echo(f"taken by workers, not yet acknowledged: {control.unacked()}")
 
 
@@ -207,9 +208,7 @@ def _kill_group(installation: Installation, view: RunView) -> None:
 
 
 def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
-    table = Table(title="Latest runs", title_justify="left", header_style="bold")
-    for column in ("id", "process", "status", "when", "duration", "worker"):
-        table.add_column(column, overflow="fold")
+    table = new_table("Latest runs", ("id", "process", "status", "when", "duration", "worker"))
     for view in views:
         table.add_row(
             str(view.id),
@@ -228,6 +227,9 @@ def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
 @click.pass_obj
 def watch(installation: Installation, interval: str, count: str | None) -> None:
     """A live view: workers, queues and the latest runs, refreshed until Ctrl-C."""
+    from rich.console import Group
+    from rich.live import Live
+
     every_s = parse_int(interval, "interval", 1, 60)
     rounds = parse_int(count, "count", 1, 10**6) if count is not None else None
     zone = settings_zone(installation)
@@ -244,7 +246,7 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
 
     done = 0
     try:
-        with Live(view(), console=console, auto_refresh=False) as live:
+        with Live(view(), console=console(), auto_refresh=False) as live:
             while rounds is None or (done := done + 1) < rounds:
                 time.sleep(every_s)
                 live.update(view(), refresh=True)

@@ -12,8 +12,6 @@ import traceback
 from enum import IntEnum
 
 import click
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 from bgproc import __version__
 from bgproc.errors import (
@@ -110,19 +108,27 @@ def main(argv: list[str] | None = None) -> int:
         hint = " (see --help)" if isinstance(error, click.UsageError) else ""
         return _fail(error.format_message() + hint, Exit.INVALID)
     except BgprocError as error:
-        return _fail(_describe(error), EXIT_OF.get(type(error), Exit.FAILED))
-    except RedisError as error:
-        return _fail(_describe(Unavailable.of_redis(error)), Exit.UNAVAILABLE)
-    except SQLAlchemyError as error:
-        url = redact_url(Settings.from_env().database_url)
-        return _fail(f"database error at {url}: {first_line(error)}", Exit.UNAVAILABLE)
+        code = next((c for kind, c in EXIT_OF.items() if isinstance(error, kind)), Exit.FAILED)
+        return _fail(_describe(error), code)
     except KeyboardInterrupt:
         return _fail("interrupted", Exit.FAILED)
     except Exception as error:  # the sink: a bug still gets one line, and --verbose tells more
+        if _raised_by(error, "redis.exceptions", "RedisError"):
+            return _fail(_describe(Unavailable.of_redis(error)), Exit.UNAVAILABLE)
+        if _raised_by(error, "sqlalchemy.exc", "SQLAlchemyError"):
+            url = redact_url(Settings.from_env().database_url)
+            return _fail(f"database error at {url}: {first_line(error)}", Exit.UNAVAILABLE)
         if verbose:
             traceback.print_exc()
         return _fail(f"unexpected {type(error).__name__}: {first_line(error)}", Exit.BUG)
     return code if isinstance(code, int) else Exit.OK  # non-standalone click returns Exit codes
+
+
+def _raised_by(error: Exception, module: str, base: str) -> bool:
+    """Whether ``error`` is a ``module.base``: asked without importing the library, which
+    a command that never loaded it cannot have raised (commands load what they use)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(error, getattr(loaded, base))
 
 
 def _number_taken_for_an_option(error: click.NoSuchOption) -> InvalidInput | None:
@@ -143,7 +149,6 @@ def _describe(error: BgprocError) -> str:
     if isinstance(error, Unavailable) and error.service == "redis":
         return f"redis is unreachable at {Settings.from_env().redis_urls}: {error.detail}"
     return str(error)
-
 
 
 def run() -> None:

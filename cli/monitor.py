@@ -9,20 +9,22 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
+from bgproc.inputs import MAX_REQUEST_ID, parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
-from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
-from bgproc.redelivery import Whereabouts
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
-from bgproc.requests import MAX_REQUEST_ID
-from bgproc.runs import ProcessStats, RunView
+from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus, group_label
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
+
+if TYPE_CHECKING:
+    from bgproc.redelivery import Whereabouts
+    from bgproc.runs import ProcessStats, RunView
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for

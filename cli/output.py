@@ -1,4 +1,7 @@
-"""The only printer: rich tables for people, ``--json`` for machines."""
+"""The only printer: rich tables for people, ``--json`` for machines.
+
+rich is imported when something is printed, not before: ``--help`` never needs it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,33 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-# Piped output is read by people too: give tables room rather than the 80 columns rich assumes.
-console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+
+@cache
+def console() -> Console:
+    """The console of every table. Piped output is read by people too: tables get room
+    rather than the 80 columns rich assumes."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def new_table(title: str | None, columns: Iterable[str]) -> Table:
+    """An empty table with a header row, as every listing draws one."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _json_default(value: object) -> object:
@@ -29,27 +51,27 @@ def print_json(data: Any) -> None:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table with a header row; empty tables say so."""
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    table = new_table(title, columns)
     count = 0
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
         count += 1
     if count == 0:
-        console.print(f"[dim]{title or 'nothing'}: none[/dim]")
+        console().print(f"[dim]{title or 'nothing'}: none[/dim]")
         return
-    console.print(table)
+    console().print(table)
 
 
 def print_fields(title: str, fields: Sequence[tuple[str, Any]]) -> None:
     """A two-column 'name: value' view of one object."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for name, value in fields:
         table.add_row(name, "" if value is None else str(value))
-    console.print(table)
+    console().print(table)
 
 
 def local_time(instant: datetime | None, zone: Any = None) -> str:

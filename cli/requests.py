@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bgproc.inputs import parse_int
+from bgproc.inputs import MAX_REQUEST_ID, parse_int
 from bgproc.installation import Installation
-from bgproc.requests import MAX_REQUEST_ID, RequestView
 from bgproc.timing import Timing
 from cli.options import (
     WholeNumber,
@@ -20,6 +19,9 @@ from cli.options import (
     timing_options,
 )
 from cli.output import local_time, print_fields, print_json, print_table
+
+if TYPE_CHECKING:
+    from bgproc.requests import RequestView
 
 MAX_NEXT = 1000
 REQUEST_ID = WholeNumber("request id", MAX_REQUEST_ID)

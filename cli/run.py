@@ -6,9 +6,8 @@ import time
 
 import click
 
-from bgproc.adhoc import launch
 from bgproc.installation import Installation
-from bgproc.models import RunStatus
+from bgproc.statuses import RunStatus
 from cli.options import param_option, parse_params
 
 POLL_S = 0.2
@@ -34,6 +33,8 @@ def run(
     timeout: float | None,
 ) -> None:
     """Run PROCESS once, now, on a worker; prints the run id."""
+    from bgproc.adhoc import launch
+
     run_id = launch(installation, process, parse_params(params))
     click.echo(run_id)
     if not wait:

@@ -7,12 +7,8 @@ from datetime import UTC, datetime
 
 import click
 
-from bgproc.db import ensure_schema
-from bgproc.embedded import BeatSupervisor, SupervisedBeat
 from bgproc.errors import BgprocError, Unavailable
 from bgproc.installation import Installation
-from bgproc.outages import outage_of
-from bgproc.sync import sync as reconcile
 from cli.options import json_option
 from cli.output import print_json
 
@@ -31,6 +27,9 @@ def _schema_checked(command: Installation) -> Installation:
     run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
     The connection is closed at once: none may cross the fork into pool children (SQLite's
     locks and shared memory break when a child inherits and closes one)."""
+    from bgproc.db import ensure_schema
+    from bgproc.outages import outage_of
+
     installation = command.as_service()
     waiting = False
     while True:
@@ -91,6 +90,8 @@ def up(ctx: click.Context) -> None:
     The worker watches its beat and starts it again if it exits; if the beat keeps dying,
     the worker stops and `up` exits 1 with one line saying why.
     """
+    from bgproc.embedded import BeatSupervisor, SupervisedBeat
+
     installation = _schema_checked(ctx.obj)
     installation.app.steps["worker"].add(SupervisedBeat)
     try:
@@ -108,6 +109,8 @@ def sync(installation: Installation, as_json: bool) -> None:
 
     Safe at any time: nothing fires twice (a rebuilt entry counts from the last recorded run).
     """
+    from bgproc.sync import sync as reconcile
+
     report = reconcile(installation, datetime.now(UTC))
     if as_json:
         print_json(report.as_json())

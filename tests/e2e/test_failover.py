@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bgproc.app import BEAT_LOCK_TIMEOUT_S
-from bgproc.models import ProcessRun, RunStatus
+from bgproc.models import ProcessRun
+from bgproc.statuses import RunStatus
 from tests.e2e.conftest import Stack, iso
 from tests.waiting import wait_until
 

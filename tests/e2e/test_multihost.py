@@ -22,7 +22,8 @@ import pytest
 
 from bgproc.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.db import make_engine, upgrade
-from bgproc.models import ProcessRun, RunStatus
+from bgproc.models import ProcessRun
+from bgproc.statuses import RunStatus
 from bgproc.sweeper import UNSENT
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, _stack
 from tests.e2e.netns import Host, Lab, LabError, why_not

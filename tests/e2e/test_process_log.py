@@ -18,8 +18,9 @@ import pytest
 from bgproc.adhoc import launch
 from bgproc.installation import Installation
 from bgproc.logcapture import MAX_LOG_CHARS
-from bgproc.models import ProcessRun, RunStatus
+from bgproc.models import ProcessRun
 from bgproc.settings import Settings
+from bgproc.statuses import RunStatus
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack
 from tests.waiting import wait_until
 

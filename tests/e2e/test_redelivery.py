@@ -17,7 +17,8 @@ from collections import Counter
 
 import pytest
 
-from bgproc.models import ProcessRun, RunStatus
+from bgproc.models import ProcessRun
+from bgproc.statuses import RunStatus
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack
 from tests.e2e.services import wait_s
 from tests.waiting import wait_until

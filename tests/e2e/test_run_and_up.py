@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from datetime import timedelta
 
-from bgproc.models import RunStatus
+from bgproc.statuses import RunStatus
 from tests.e2e.conftest import Stack, iso
 from tests.waiting import wait_until
 

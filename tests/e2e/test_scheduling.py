@@ -13,7 +13,8 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from bgproc.models import ProcessRun, RequestStatus, RunStatus
+from bgproc.models import ProcessRun
+from bgproc.statuses import RequestStatus, RunStatus
 from tests.e2e.conftest import Stack, iso
 from tests.waiting import wait_until
 

@@ -20,8 +20,9 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import make_url
 
 from bgproc.db import session_scope
-from bgproc.models import Channel, ProcessRequest, ProcessRun, RequestStatus, RunStatus
+from bgproc.models import ProcessRequest, ProcessRun
 from bgproc.runs import TERMINAL, LogChunk, RunStore, RunView
+from bgproc.statuses import Channel, RequestStatus, RunStatus
 from cli import monitor, output
 from tests.integration.cli_harness import Cli as CliHarness
 
@@ -65,7 +66,7 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     monkeypatch.setenv("BGPROC_TIMEZONE", "Europe/Madrid")
     monkeypatch.setenv("BGPROC_IMPORTS", "tests.integration.secret_processes")
     monkeypatch.setenv("BGPROC_KEY_PREFIX", f"test-{uuid.uuid4().hex[:10]}:")
-    monkeypatch.setattr(output.console, "width", 200)  # tables unfolded, to read cells
+    monkeypatch.setattr(output.console(), "width", 200)  # tables unfolded, to read cells
     return Cli(capsys)
 
 

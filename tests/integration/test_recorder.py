@@ -18,10 +18,11 @@ import redis
 from sqlalchemy import Engine, update
 
 from bgproc.control import Control
-from bgproc.models import Channel, ProcessRun, RunStatus
+from bgproc.models import ProcessRun
 from bgproc.recorder import RunRecorder
 from bgproc.runs import RunStore
 from bgproc.settings import Settings
+from bgproc.statuses import Channel, RunStatus
 from bgproc.sweeper import sweep, sweep_unsent
 
 BROKER = "redis://127.0.0.1:6379/0"

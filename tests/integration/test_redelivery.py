@@ -22,10 +22,10 @@ from sqlalchemy import Engine
 
 from bgproc.app import DEFAULT_QUEUE, RUN_TASK, create_app
 from bgproc.control import Control
-from bgproc.models import Channel, RunStatus
 from bgproc.redelivery import SLACK_S, Redelivery, may_be_given_back
 from bgproc.runs import RunStore
 from bgproc.settings import Settings
+from bgproc.statuses import Channel, RunStatus
 
 BROKER = "redis://127.0.0.1:6379/0"
 AFTER_S = 3.0

@@ -36,16 +36,14 @@ from bgproc.grouprun import GroupRuns
 from bgproc.models import (
     ALEMBIC_VERSION_TABLE,
     Base,
-    Channel,
     ProcessGroup,
     ProcessGroupStep,
     ProcessRequest,
     ProcessRun,
-    RequestStatus,
-    RunStatus,
 )
 from bgproc.registry import Registry
 from bgproc.runs import RunStore, aggregate_query
+from bgproc.statuses import Channel, RequestStatus, RunStatus
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
@@ -175,7 +173,9 @@ def test_postgresql_without_upgrade_is_refused_clearly(blank_db_url: str) -> Non
     with pytest.raises(Unavailable, match="run `bgproc db upgrade`") as refused:
         ensure_schema(engine)
     assert refused.value.service == "database"
-    assert f"need {HEAD}" in str(refused.value)
+    assert str(refused.value).startswith("database at postgresql"), "not 'unreachable'"
+    assert "no bgproc schema yet" in str(refused.value)
+    assert f"need revision {HEAD}" in str(refused.value)
     assert inspect(engine).get_table_names() == []  # checking never creates anything
 
     upgrade(engine)

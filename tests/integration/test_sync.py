@@ -17,8 +17,9 @@ from bgproc import sync as sync_module
 from bgproc.db import session_scope
 from bgproc.errors import Unavailable
 from bgproc.installation import Installation
-from bgproc.models import ProcessRequest, ProcessRun, RequestStatus, RunStatus
+from bgproc.models import ProcessRequest, ProcessRun
 from bgproc.settings import Settings
+from bgproc.statuses import RequestStatus, RunStatus
 from bgproc.sync import SyncReport, sync
 
 BROKER = "redis://127.0.0.1:6379/0"

@@ -11,9 +11,9 @@ import pytest
 
 from bgproc.adhoc import message_headers
 from bgproc.app import RUN_ID_HEADER, TICKET_HEADER
-from bgproc.models import Channel, RunStatus
 from bgproc.registry import ProcessContext, Registry, Secret, process
 from bgproc.runs import Ticket
+from bgproc.statuses import Channel, RunStatus
 
 KEY = "k" * 64
 
