@@ -85,12 +85,19 @@ def _median_ms(argv: tuple[str, ...], env: dict[str, str], runs: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="timed runs per command")
-    runs = parser.parse_args().runs
+    parser.add_argument(
+        "--code", default=None, help="time the bgproc of this checkout instead (a before figure)"
+    )
+    options = parser.parse_args()
+    runs = options.runs
     print(__doc__.splitlines()[0])
     print(machine_line(redis.Redis.from_url(REDIS_URL)))
     with tempfile.TemporaryDirectory() as scratch:
         db_url = f"sqlite:///{Path(scratch) / 'bench-cli.db'}"
         env = {**os.environ, "BGPROC_DATABASE_URL": db_url, "BGPROC_TIMEZONE": "UTC"}
+        if options.code:
+            env["PYTHONPATH"] = str(Path(options.code).resolve())
+            print(f"bgproc code: {env['PYTHONPATH']}")
         _fill(db_url)
         figures = {label: _median_ms(argv, env, runs) for label, argv, _ in COMMANDS}
     bare = figures["python -c pass"]
