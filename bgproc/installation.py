@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bgproc.entries import EntryStore
     from bgproc.grouprun import GroupRuns
     from bgproc.groups import GroupService
+    from bgproc.kills import Killer
     from bgproc.recorder import RunRecorder
     from bgproc.redelivery import Redelivery
     from bgproc.requests import RequestService
@@ -144,6 +145,13 @@ class Installation:
 
         broker = self._redis_client(self.settings.broker_url)
         return Control(self.redis, broker, self.settings)
+
+    @cached_property
+    def killer(self) -> Killer:
+        """Kills runs (SQL and Redis)."""
+        from bgproc.kills import Killer
+
+        return Killer(self.runs, self.control, self.registry)
 
     @cached_property
     def redelivery(self) -> Redelivery:

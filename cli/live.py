@@ -13,10 +13,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from bgproc.errors import Conflict
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
-from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
+from bgproc.statuses import RunStatus
 from cli.monitor import RUN_ID, human_duration, short_time
 from cli.options import json_option, settings_zone
 from cli.output import console, new_table, print_json
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from bgproc.runs import RunView
 
 RUNNING_SHOWN = 1000  # ``workers`` reads at most this many running runs
-KILL_POLL_S = 0.2
 WATCH_RUNS = 15
 
 
@@ -166,45 +164,16 @@ def kill(installation: Installation, run_id: int, timeout: str) -> None:
     1 if it still runs after --timeout, 4 if the run has ended or its process is not killable.
     """
     wait_s = parse_int(timeout, "timeout", 0, 86400)
-    runs = installation.runs
-    view = runs.get(run_id)
-    if view.finished:
-        raise Conflict(f"run {run_id} has already ended ({view.status.value})")
-    if view.process.startswith(GROUP_LABEL_PREFIX):
-        _kill_group(installation, view)
-        return
-    spec = installation.registry.get(view.process)
-    if not spec.killable:
-        raise Conflict(f"run {run_id}: process {spec.name} is not killable (it cannot be stopped)")
-    installation.control.ask_kill(run_id)
-    if view.status is RunStatus.queued:
-        runs.close_open(
-            run_id, "", RunStatus.killed, datetime.now(UTC), "killed before it started"
-        )
-    deadline = time.monotonic() + wait_s
-    while not (view := runs.get(run_id)).finished and time.monotonic() < deadline:
-        time.sleep(KILL_POLL_S)
-    if view.status is RunStatus.killed:
+    outcome = installation.killer.kill(run_id, wait_s)
+    if outcome.group:
+        click.echo(f"group run {run_id} killed")
+    elif outcome.killed:
         click.echo(f"run {run_id} killed")
-        return
-    if view.finished:
-        click.echo(f"run {run_id} ended {view.status.value} before the kill took effect")
-        return
-    click.echo(f"run {run_id}: kill asked; still running after {wait_s} s", err=True)
-    raise click.exceptions.Exit(1)
-
-
-def _kill_group(installation: Installation, view: RunView) -> None:
-    """A group run ends ``killed`` at once: no further step starts; its running step is
-    asked to stop (if its process is killable) and ends as it may."""
-    runs, now = installation.runs, datetime.now(UTC)
-    runs.close_open(view.id, "", RunStatus.killed, now, "killed on request: no further step starts")
-    for step in runs.steps(view.id):
-        if not step.finished:
-            installation.control.ask_kill(step.id)
-            if step.status is RunStatus.queued:
-                runs.close_open(step.id, "", RunStatus.killed, now, "killed before it started")
-    click.echo(f"group run {view.id} killed")
+    elif not outcome.still_running:
+        click.echo(f"run {run_id} ended {outcome.run.status.value} before the kill took effect")
+    else:
+        click.echo(f"run {run_id}: kill asked; still running after {wait_s} s", err=True)
+        raise click.exceptions.Exit(1)
 
 
 def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
