@@ -142,3 +142,31 @@ def test_a_prevent_concurrent_group_fired_every_second_records_skipped_runs(
     # the others were queued when the request was unscheduled: refused, never started
     assert all("is unscheduled" in (r.error or "") for r in skipped if r not in held_back)
     assert all(not _steps(stack, r) for r in skipped), "a skipped group run started a step"
+
+
+def test_a_killed_group_run_starts_no_further_step_and_stops_its_running_one(
+    any_stack: Stack,
+) -> None:
+    stack = any_stack
+    stack.worker_and_beat()
+    _fire_once(stack, "killme", "sample.sleep seconds=60", "sample.echo step=2")
+
+    def running_step() -> tuple[ProcessRun, ProcessRun] | None:
+        for parent in _group_runs(stack, "killme"):
+            steps = [s for s in _steps(stack, parent) if s.status is RunStatus.processing]
+            if steps:
+                return parent, steps[0]
+        return None
+
+    parent, step = wait_until(running_step, RUN_TIMEOUT_S, 0.1, "the first step to run")
+    killed = stack.cli("monitor", "kill", str(parent.id))
+    assert killed.out.strip() == f"group run {parent.id} killed"
+    parent = _one_group_run_ended(stack, "killme")
+    assert parent.status is RunStatus.killed and "no further step" in (parent.error or "")
+
+    def step_ended() -> ProcessRun | None:
+        found = [s for s in _steps(stack, parent) if s.id == step.id and s.status in ENDED]
+        return found[0] if found else None
+
+    assert wait_until(step_ended, RUN_TIMEOUT_S, 0.1, "the step to stop").status is RunStatus.killed
+    assert [s.process for s in _steps(stack, parent)] == ["sample.sleep"], "a further step started"
