@@ -26,7 +26,7 @@ from cli.output import local_time, print_fields, print_json, print_table
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
-MAX_ID = 10**12 - 1  # parse_int reads at most 12 digits
+MAX_ID = 10**12 - 1  # a run id past this is a typo
 LOG_TAIL_LINES = 20  # ``show`` prints the end of the log; ``log`` prints all of it
 ERROR_CHARS = 60  # the error column of a listing: its first line, cut
 DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")

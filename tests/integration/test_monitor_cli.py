@@ -510,6 +510,8 @@ def test_log_follow_prints_what_is_appended_until_the_run_ends(
         (("list", "--limit", "0"), 2, "limit: must be between 1 and 1000"),
         (("list", "--limit", "many"), 2, "limit: 'many' is not a whole number"),
         (("list", "--request", "x"), 2, "request: 'x' is not a whole number"),
+        (("list", "--limit=--5"), 2, "limit: '--5' is not a whole number"),
+        (("show", "9" * 30), 2, f"run id: must be between 1 and 999999999999 (got {'9' * 30})"),
         (("list", "--before", "0"), 2, "before: must be between 1"),
         (("stats", "--since", "soon"), 2, "since: 'soon' is not a date-time"),
         (("prune", "--older-than", "5x"), 2, "older-than: '5x' is not a duration"),
