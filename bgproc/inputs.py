@@ -17,6 +17,7 @@ from bgproc.walltime import resolve_wall
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 YEAR_RANGE = (1970, 2199)  # beyond these, plans are typos, and date arithmetic stays in range
 RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+INSTANT = "a date-time (use 2027-01-31T09:30, now or +10m)"
 MAX_DIGITS_SHOWN = 40  # a longer number is out of every range: said by its length
 
 
@@ -25,8 +26,11 @@ def field_label(key: str) -> str:
     return key.replace("_", "-")
 
 
-def parse_instant(text: object, zone: ZoneInfo, now: datetime, field: str) -> datetime:
-    """An aware UTC instant from ISO 8601, ``now`` or ``+N[smhd]``; a naive time is in ``zone``."""
+def parse_instant(
+    text: object, zone: ZoneInfo, now: datetime, field: str, expected: str = INSTANT
+) -> datetime:
+    """An aware UTC instant from ISO 8601, ``now`` or ``+N[smhd]``; a naive time is in ``zone``.
+    ``expected`` is what a refusal says the field takes."""
     if isinstance(text, datetime):
         value = text
     else:
@@ -46,9 +50,7 @@ def parse_instant(text: object, zone: ZoneInfo, now: datetime, field: str) -> da
             try:
                 value = datetime.fromisoformat(raw)
             except ValueError:
-                raise InvalidInput(
-                    field, f"{raw!r} is not a date-time (use 2027-01-31T09:30, now or +10m)"
-                ) from None
+                raise InvalidInput(field, f"{raw!r} is not {expected}") from None
     if not YEAR_RANGE[0] <= value.year <= YEAR_RANGE[1]:
         raise _outside_years(field)
     if value.tzinfo is None:

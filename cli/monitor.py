@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
+from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text, typed_instant
 from bgproc.installation import Installation
 from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
 from bgproc.redelivery import Whereabouts
@@ -32,6 +32,7 @@ ERROR_CHARS = 60  # the error column of a listing: its first line, cut
 DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
+PAST_INSTANT = "a date-time or a duration back from now (use 2h, 30m or 2027-01-31T09:30)"
 
 
 def parse_duration(text: str, field: str) -> timedelta:
@@ -51,7 +52,19 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
         return None
     if DURATION.match(text.strip().lower()):
         return now - parse_duration(text, field)
-    return parse_instant(text, zone, now, field)
+    return parse_instant(text, zone, now, field, PAST_INSTANT)
+
+
+def _since(text: str | None, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """``--since``: a time still to come (``+10m`` is one) would match no run: refused."""
+    start = _instant(text, "since", zone, now)
+    if start is not None and start > now:
+        raise InvalidInput(
+            "since",
+            f"{text!r} is in the future ({typed_instant(start, zone)}); "
+            "look back with a duration like 2h or 30m",
+        )
+    return start
 
 
 RUN_ID = WholeNumber("run id", MAX_ID)
@@ -115,8 +128,8 @@ def monitor() -> None:
     "--since",
     default=None,
     metavar="DT",
-    help="Runs from this time on: ISO date-time (in BGPROC_TIMEZONE without an "
-    "offset), 'now', or a duration back from now like 2h or 7d.",
+    help="Runs from this time on: a duration back from now like 2h or 7d, or an ISO "
+    "date-time (in BGPROC_TIMEZONE without an offset).",
 )
 @click.option("--until", default=None, metavar="DT", help="Runs before this time (as --since).")
 @click.option("--limit", default="50", metavar="N", help=f"At most N runs (1..{MAX_LIMIT}).")
@@ -144,7 +157,7 @@ def list_runs(
     zone = settings_zone(installation)
     now = datetime.now(UTC)
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
-    start = _instant(since, "since", zone, now)
+    start = _since(since, zone, now)
     end = _instant(until, "until", zone, now)
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be later than --since")
@@ -330,7 +343,7 @@ def stats(
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
     zone = settings_zone(installation)
-    start = _instant(since, "since", zone, datetime.now(UTC))
+    start = _since(since, zone, datetime.now(UTC))
     rows = installation.runs.stats(process=_process(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])

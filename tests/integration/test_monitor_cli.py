@@ -505,7 +505,14 @@ def test_log_follow_prints_what_is_appended_until_the_run_ends(
     ("args", "code", "message"),
     [
         (("list", "--status", "nope"), 2, "status: 'nope' is not one of: queued,"),
-        (("list", "--since", "yesterday"), 2, "since: 'yesterday' is not a date-time"),
+        (
+            ("list", "--since", "yesterday"),
+            2,
+            "since: 'yesterday' is not a date-time or a "
+            "duration back from now (use 2h, 30m or 2027-01-31T09:30)",
+        ),
+        (("list", "--since", "+10m"), 2, "since: '+10m' is in the future ("),
+        (("stats", "--since", "2199-01-01"), 2, "since: '2199-01-01' is in the future ("),
         (("list", "--until", "2h", "--since", "1h"), 2, "until: must be later than --since"),
         (("list", "--limit", "0"), 2, "limit: must be between 1 and 1000"),
         (("list", "--limit", "many"), 2, "limit: 'many' is not a whole number"),
