@@ -360,16 +360,26 @@ def stats(
     "requests untouched as long. Default, as Etendo: successes after 15 days, other "
     "finished runs after 30, complete requests after 15.",
 )
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @json_option
 @click.pass_obj
-def prune(installation: Installation, older_than: str | None, as_json: bool) -> None:
+def prune(installation: Installation, older_than: str | None, dry_run: bool, as_json: bool) -> None:
     """Delete old runs and complete requests; queued and processing runs are never touched."""
     age = parse_duration(older_than, "older-than") if older_than is not None else None
-    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age)
+    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age, dry_run=dry_run)
     if as_json:
         print_json(pruned.as_json())
         return
-    click.echo(
-        f"pruned {pruned.success_runs} success runs, {pruned.other_runs} other finished runs"
-        f" (+{pruned.child_runs} group children), {pruned.requests} complete requests"
+    runs = _counted(sum(pruned.runs.values()), "finished run")
+    if pruned.runs:
+        runs += " (" + ", ".join(f"{status} {n}" for status, n in pruned.runs.items()) + ")"
+    line = (
+        f"{'would prune' if dry_run else 'pruned'} {runs}, "
+        f"{_counted(pruned.child_runs, 'group step run')} with them, "
+        f"{_counted(pruned.requests, 'complete request')}"
     )
+    click.echo(line + (" (dry run: nothing deleted)" if dry_run else ""))
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

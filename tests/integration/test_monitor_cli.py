@@ -416,8 +416,19 @@ def test_prune_keeps_etendo_defaults_and_never_live_runs(
     }
 
     assert cli("monitor", "prune", "--older-than", "0d").code == 2  # refused: nothing deleted
+    by_status = {"success": 2, "error": 1, "killed": 1, "misfired": 1}
+    counts = {"success_runs": 2, "other_runs": 3, "child_runs": 1, "requests": 1,
+              "runs_by_status": by_status}  # fmt: skip
+    # A dry run tells what the same rules would delete, and deletes nothing
+    everything = remaining_ids(engine, ProcessRun), remaining_ids(engine, ProcessRequest)
+    assert cli.ok("monitor", "prune", "--dry-run", "--json").json() == {**counts, "dry_run": True}
+    assert cli.ok("monitor", "prune", "--dry-run").out.strip() == (
+        "would prune 5 finished runs (success 2, error 1, killed 1, misfired 1), "
+        "1 group step run with them, 1 complete request (dry run: nothing deleted)"
+    )
+    assert (remaining_ids(engine, ProcessRun), remaining_ids(engine, ProcessRequest)) == everything
     pruned = cli.ok("monitor", "prune", "--json").json()
-    assert pruned == {"success_runs": 2, "other_runs": 3, "child_runs": 1, "requests": 1}
+    assert pruned == {**counts, "dry_run": False}
     assert remaining_ids(engine, ProcessRun) == pruned_later | live
     assert remaining_ids(engine, ProcessRun).isdisjoint(pruned_now | {group, child})
     assert remaining_ids(engine, ProcessRequest) == {recent_done, planned}
@@ -426,10 +437,16 @@ def test_prune_keeps_etendo_defaults_and_never_live_runs(
     assert unlinked == len(pruned_later | live)
 
     assert cli.ok("monitor", "prune").out.strip() == (
-        "pruned 0 success runs, 0 other finished runs (+0 group children), 0 complete requests"
+        "pruned 0 finished runs, 0 group step runs with them, 0 complete requests"
     )
-    again = cli.ok("monitor", "prune", "--older-than", "1h", "--json").json()
-    assert again == {"success_runs": 2, "other_runs": 1, "child_runs": 0, "requests": 1}
+    assert cli.ok("monitor", "prune", "--older-than", "1h", "--dry-run").out.strip() == (
+        "would prune 3 finished runs (success 2, error 1), 0 group step runs with them, "
+        "1 complete request (dry run: nothing deleted)"
+    )
+    assert cli.ok("monitor", "prune", "--older-than", "1h").out.strip() == (
+        "pruned 3 finished runs (success 2, error 1), 0 group step runs with them, "
+        "1 complete request"
+    )
     assert remaining_ids(engine, ProcessRun) == live
     assert remaining_ids(engine, ProcessRequest) == {planned}
 
