@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -77,16 +77,23 @@ PERCENTILES = (0.5, 0.95)
 
 
 def bounded_result(result: Any) -> Any:
-    """The result as stored: JSON-able and at most ``MAX_RESULT_CHARS`` of JSON."""
+    """The result as stored: JSON-able and at most ``MAX_RESULT_CHARS`` of JSON. A value
+    JSON has no type for is its text; a result JSON cannot hold at all, its repr."""
     if result is None:  # most processes return nothing
         return None
     try:
-        text = json.dumps(result, default=str)
-    except (TypeError, ValueError):
+        text = json.dumps(result, default=_as_text)
+    except (TypeError, ValueError):  # keys JSON cannot hold, or a cycle
         text = json.dumps(repr(result))
     if len(text) <= MAX_RESULT_CHARS:
         return json.loads(text)
     return {"truncated": True, "chars": len(text), "head": text[:MAX_RESULT_CHARS]}
+
+
+def _as_text(value: Any) -> str:
+    """A value inside a result that JSON has no type for: dates and times as ISO 8601 (as
+    every --json shows them), anything else as its text."""
+    return value.isoformat() if isinstance(value, date | time) else str(value)
 
 
 def _iso(instant: datetime | None) -> str | None:
@@ -120,6 +127,11 @@ class RunView:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def result_json(self) -> str | None:
+        """The result as JSON text, as ``monitor show`` prints it."""
+        return None if self.result is None else json.dumps(self.result, ensure_ascii=False)
 
     @property
     def when(self) -> datetime | None:

@@ -226,7 +226,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),
-            ("result", None if view.result is None else repr(view.result)),
+            ("result", view.result_json),
             ("traceback", view.traceback),
             ("log", "\n".join(tail)),
         ],

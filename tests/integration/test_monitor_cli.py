@@ -287,6 +287,7 @@ def test_show_has_every_field_and_the_end_of_the_log(
 
     table = cli.ok("monitor", "show", str(run)).out
     assert "1.2 s" in table and "RuntimeError: boom" in table and "w9" in table
+    assert '{"rows": 3}' in table  # the result as JSON, as --json has it (not a Python repr)
     assert "line 30" in table and "line 11" in table and "line 10" not in table  # the tail
     assert f"last 20 of 30 lines: bgproc monitor log {run}" in table
     assert (NOW - timedelta(hours=1)).astimezone(MADRID).isoformat(sep=" ") in table
