@@ -430,7 +430,8 @@ def upgrade(engine: Engine) -> None:
         config = _alembic_config()
         config.attributes["connection"] = connection
         try:
-            command.upgrade(config, "head")
+            with _alembic_quiet():
+                command.upgrade(config, "head")
         except CommandError as exc:
             raise _unavailable(engine, str(exc)) from exc
     _schema_ready.add(engine)
@@ -457,7 +458,21 @@ def _known_revisions() -> frozenset[str]:
 
 
 def _migration_context(connection: Connection) -> MigrationContext:
-    return MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
+    with _alembic_quiet():
+        return MigrationContext.configure(connection, opts={"version_table": ALEMBIC_VERSION_TABLE})
+
+
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.") under bgproc's own schema checks
+    and upgrades: noise in a worker's console, where Celery logs INFO from every logger."""
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        alembic.setLevel(level)
 
 
 def _outdated(current: set[str], heads: frozenset[str]) -> str:
