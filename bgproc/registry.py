@@ -28,13 +28,13 @@ MAX_PARAM_NAME_CHARS = 100  # a name to type, not a key to stash data in
 MAX_PROCESS_NAME_CHARS = 200  # what the process columns hold
 PROCESS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
-NOT_A = {  # why a value the type's own parser refused is refused, with a value it takes
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
+NOT_A = {  # what a value its type's parser refused is not, with an example it takes
     "int": "is not a whole number",
     "float": "is not a number",
     "date": "is not a date (use 2027-01-31)",
     "datetime": "is not a date-time (use 2027-01-31T09:30)",
 }
-FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
 
 
 class Secret(str):

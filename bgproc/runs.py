@@ -823,7 +823,9 @@ class RunStore:
         old = _prunable(table.c, statuses, before)
         by_status = select(table.c.status, func.count()).where(*old).group_by(table.c.status)
         old_parents = select(parents.c.id).where(*_prunable(parents.c, statuses, before))
-        children = select(func.count()).where(table.c.group_run_id.in_(old_parents))
+        children = (
+            select(func.count()).select_from(table).where(table.c.group_run_id.in_(old_parents))
+        )
         with read_session(self.engine) as session:
             rows = session.execute(by_status).all()
             found = Counter({RunStatus(status).value: count for status, count in rows})

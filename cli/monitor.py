@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text, typed_instant
+from bgproc.inputs import parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
 from bgproc.models import GROUP_LABEL_PREFIX, RunStatus, group_label
 from bgproc.redelivery import Whereabouts
@@ -61,7 +61,7 @@ def _since(text: str | None, zone: ZoneInfo, now: datetime) -> datetime | None:
     if start is not None and start > now:
         raise InvalidInput(
             "since",
-            f"{text!r} is in the future ({typed_instant(start, zone)}); "
+            f"{text!r} is in the future ({local_time(start, zone)}); "
             "look back with a duration like 2h or 30m",
         )
     return start
