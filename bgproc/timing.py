@@ -27,6 +27,7 @@ from bgproc.inputs import (
     parse_time_of_day,
     parse_weekday,
     parse_zone,
+    typed_instant,
 )
 from bgproc.walltime import resolve_wall, to_wall
 
@@ -353,8 +354,14 @@ class _TimingParser:
         timing = Timing(kind=kind, timezone=timezone, start=start, finish=finish)  # type: ignore[arg-type]
         if kind is TimingKind.SCHEDULED:
             timing = self._plan(timing)
-        if finish is not None and finish < (start or self.now.replace(microsecond=0)):
-            raise InvalidInput("finish", "is before the start")
+        begin = start or self.now.replace(microsecond=0)
+        if finish is not None and finish < begin:
+            shown = typed_instant(begin, zone)  # without --start, the start is now: say so
+            raise InvalidInput(
+                "finish",
+                f"{typed_instant(finish, zone)} is before the start "
+                f"({shown if start else 'now, ' + shown})",
+            )
         self._refuse_silent(timing)
         return timing
 

@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
-MAX_ID = 10**12 - 1  # parse_int reads at most 12 digits
+MAX_ID = 10**12 - 1  # a run id past this is a typo
 LOG_TAIL_LINES = 20  # ``show`` prints the end of the log; ``log`` prints all of it
 ERROR_CHARS = 60  # the error column of a listing: its first line, cut
 DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
+PAST_INSTANT = "a date-time or a duration back from now (use 2h, 30m or 2027-01-31T09:30)"
 
 
 def parse_duration(text: str, field: str) -> timedelta:
@@ -53,7 +54,19 @@ def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> dat
         return None
     if DURATION.match(text.strip().lower()):
         return now - parse_duration(text, field)
-    return parse_instant(text, zone, now, field)
+    return parse_instant(text, zone, now, field, PAST_INSTANT)
+
+
+def _since(text: str | None, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """``--since``: a time still to come (``+10m`` is one) would match no run: refused."""
+    start = _instant(text, "since", zone, now)
+    if start is not None and start > now:
+        raise InvalidInput(
+            "since",
+            f"{text!r} is in the future ({local_time(start, zone)}); "
+            "look back with a duration like 2h or 30m",
+        )
+    return start
 
 
 RUN_ID = WholeNumber("run id", MAX_ID)
@@ -117,8 +130,8 @@ def monitor() -> None:
     "--since",
     default=None,
     metavar="DT",
-    help="Runs from this time on: ISO date-time (in BGPROC_TIMEZONE without an "
-    "offset), 'now', or a duration back from now like 2h or 7d.",
+    help="Runs from this time on: a duration back from now like 2h or 7d, or an ISO "
+    "date-time (in BGPROC_TIMEZONE without an offset).",
 )
 @click.option("--until", default=None, metavar="DT", help="Runs before this time (as --since).")
 @click.option("--limit", default="50", metavar="N", help=f"At most N runs (1..{MAX_LIMIT}).")
@@ -146,7 +159,7 @@ def list_runs(
     zone = settings_zone(installation)
     now = datetime.now(UTC)
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
-    start = _instant(since, "since", zone, now)
+    start = _since(since, zone, now)
     end = _instant(until, "until", zone, now)
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be later than --since")
@@ -215,7 +228,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),
-            ("result", None if view.result is None else repr(view.result)),
+            ("result", view.result_json),
             ("traceback", view.traceback),
             ("log", "\n".join(tail)),
         ],
@@ -332,7 +345,7 @@ def stats(
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run."""
     zone = settings_zone(installation)
-    start = _instant(since, "since", zone, datetime.now(UTC))
+    start = _since(since, zone, datetime.now(UTC))
     rows = installation.runs.stats(process=_process(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])
@@ -349,16 +362,26 @@ def stats(
     "requests untouched as long. Default, as Etendo: successes after 15 days, other "
     "finished runs after 30, complete requests after 15.",
 )
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @json_option
 @click.pass_obj
-def prune(installation: Installation, older_than: str | None, as_json: bool) -> None:
+def prune(installation: Installation, older_than: str | None, dry_run: bool, as_json: bool) -> None:
     """Delete old runs and complete requests; queued and processing runs are never touched."""
     age = parse_duration(older_than, "older-than") if older_than is not None else None
-    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age)
+    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age, dry_run=dry_run)
     if as_json:
         print_json(pruned.as_json())
         return
-    click.echo(
-        f"pruned {pruned.success_runs} success runs, {pruned.other_runs} other finished runs"
-        f" (+{pruned.child_runs} group children), {pruned.requests} complete requests"
+    runs = _counted(sum(pruned.runs.values()), "finished run")
+    if pruned.runs:
+        runs += " (" + ", ".join(f"{status} {n}" for status, n in pruned.runs.items()) + ")"
+    line = (
+        f"{'would prune' if dry_run else 'pruned'} {runs}, "
+        f"{_counted(pruned.child_runs, 'group step run')} with them, "
+        f"{_counted(pruned.requests, 'complete request')}"
     )
+    click.echo(line + (" (dry run: nothing deleted)" if dry_run else ""))
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -79,3 +79,17 @@ def test_up_runs_an_every_second_request(stack: Stack) -> None:
     # Beat recorded each fire as queued before publishing it: due <= queued <= started
     assert all(r.scheduled_at <= r.queued_at <= r.started_at for r in runs)
     assert all(r.task_id and r.worker == f"up@{socket.gethostname()}" for r in runs)
+
+
+ALEMBIC_SAYS = ("Context impl", "Will assume", "Running upgrade", "alembic")
+
+
+def test_up_on_a_fresh_sqlite_file_logs_nothing_of_alembic(stack: Stack) -> None:
+    # Given a database file that does not exist yet: `up` makes and migrates it
+    stack.use_database(f"sqlite:///{stack.tmp_path / 'fresh.db'}")
+    up = stack.up()
+    # When a run goes through the worker (its pool child checks the schema too)
+    stack.cli("run", "sample.echo", "--wait", "--timeout", "30")
+    stack.stop_all()
+    # Then the console has bgproc's and Celery's lines, none of Alembic's
+    assert not [line for line in up.text().splitlines() if any(s in line for s in ALEMBIC_SAYS)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -227,6 +228,39 @@ def test_bad_input_is_one_line_and_writes_nothing(cli: Cli, args: list[str], fie
     assert "Traceback" not in result.err
     assert cli.request_rows() == 0
     assert cli.redis_keys() == []
+
+
+SAID = [
+    (
+        ["sample.echo", "--timing", "scheduled", "--frequency", "seconds",
+         "--interval", "99999999999999999999"],
+        "interval: must be between 1 and 100000 (got 99999999999999999999)",
+    ),
+    (["sample.sleep", "--param", "seconds=abc"], "param seconds: 'abc' is not a number"),
+    (["sample.spam", "--param", "lines=many"], "param lines: 'many' is not a whole number"),
+    (["extra.invoice"], "param: missing customer, amount (required by extra.invoice)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "said"), SAID)
+@pytest.mark.parametrize("backend", ["sqlite"])  # input errors: no need to repeat them on PG
+def test_a_refusal_says_what_is_wrong(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    monkeypatch.setenv("BGPROC_IMPORTS", "tests.integration.extra_processes")
+    result = cli("request", "create", *args)
+    assert (result.code, result.err) == (2, f"Error: {said}\n")
+    assert cli.request_rows() == 0 and cli.redis_keys() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_finish_without_a_start_is_compared_with_now(cli: Cli) -> None:
+    result = cli("request", "create", "sample.echo", "--timing", "scheduled",
+                 "--frequency", "hourly", "--finish", "2020-01-01T00:00")  # fmt: skip
+    assert result.code == 2
+    now = r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?\+0[12]:00"  # in BGPROC_TIMEZONE, Madrid
+    said = rf"Error: finish: 2020-01-01T00:00\+01:00 is before the start \(now, {now}\)\n"
+    assert re.fullmatch(said, result.err), result.err
 
 
 @pytest.mark.parametrize(

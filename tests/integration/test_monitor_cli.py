@@ -288,6 +288,7 @@ def test_show_has_every_field_and_the_end_of_the_log(
 
     table = cli.ok("monitor", "show", str(run)).out
     assert "1.2 s" in table and "RuntimeError: boom" in table and "w9" in table
+    assert '{"rows": 3}' in table  # the result as JSON, as --json has it (not a Python repr)
     assert "line 30" in table and "line 11" in table and "line 10" not in table  # the tail
     assert f"last 20 of 30 lines: bgproc monitor log {run}" in table
     assert (NOW - timedelta(hours=1)).astimezone(MADRID).isoformat(sep=" ") in table
@@ -417,8 +418,19 @@ def test_prune_keeps_etendo_defaults_and_never_live_runs(
     }
 
     assert cli("monitor", "prune", "--older-than", "0d").code == 2  # refused: nothing deleted
+    by_status = {"success": 2, "error": 1, "killed": 1, "misfired": 1}
+    counts = {"success_runs": 2, "other_runs": 3, "child_runs": 1, "requests": 1,
+              "runs_by_status": by_status}  # fmt: skip
+    # A dry run tells what the same rules would delete, and deletes nothing
+    everything = remaining_ids(engine, ProcessRun), remaining_ids(engine, ProcessRequest)
+    assert cli.ok("monitor", "prune", "--dry-run", "--json").json() == {**counts, "dry_run": True}
+    assert cli.ok("monitor", "prune", "--dry-run").out.strip() == (
+        "would prune 5 finished runs (success 2, error 1, killed 1, misfired 1), "
+        "1 group step run with them, 1 complete request (dry run: nothing deleted)"
+    )
+    assert (remaining_ids(engine, ProcessRun), remaining_ids(engine, ProcessRequest)) == everything
     pruned = cli.ok("monitor", "prune", "--json").json()
-    assert pruned == {"success_runs": 2, "other_runs": 3, "child_runs": 1, "requests": 1}
+    assert pruned == {**counts, "dry_run": False}
     assert remaining_ids(engine, ProcessRun) == pruned_later | live
     assert remaining_ids(engine, ProcessRun).isdisjoint(pruned_now | {group, child})
     assert remaining_ids(engine, ProcessRequest) == {recent_done, planned}
@@ -427,10 +439,16 @@ def test_prune_keeps_etendo_defaults_and_never_live_runs(
     assert unlinked == len(pruned_later | live)
 
     assert cli.ok("monitor", "prune").out.strip() == (
-        "pruned 0 success runs, 0 other finished runs (+0 group children), 0 complete requests"
+        "pruned 0 finished runs, 0 group step runs with them, 0 complete requests"
     )
-    again = cli.ok("monitor", "prune", "--older-than", "1h", "--json").json()
-    assert again == {"success_runs": 2, "other_runs": 1, "child_runs": 0, "requests": 1}
+    assert cli.ok("monitor", "prune", "--older-than", "1h", "--dry-run").out.strip() == (
+        "would prune 3 finished runs (success 2, error 1), 0 group step runs with them, "
+        "1 complete request (dry run: nothing deleted)"
+    )
+    assert cli.ok("monitor", "prune", "--older-than", "1h").out.strip() == (
+        "pruned 3 finished runs (success 2, error 1), 0 group step runs with them, "
+        "1 complete request"
+    )
     assert remaining_ids(engine, ProcessRun) == live
     assert remaining_ids(engine, ProcessRequest) == {planned}
 
@@ -506,11 +524,20 @@ def test_log_follow_prints_what_is_appended_until_the_run_ends(
     ("args", "code", "message"),
     [
         (("list", "--status", "nope"), 2, "status: 'nope' is not one of: queued,"),
-        (("list", "--since", "yesterday"), 2, "since: 'yesterday' is not a date-time"),
+        (
+            ("list", "--since", "yesterday"),
+            2,
+            "since: 'yesterday' is not a date-time or a "
+            "duration back from now (use 2h, 30m or 2027-01-31T09:30)",
+        ),
+        (("list", "--since", "+10m"), 2, "since: '+10m' is in the future ("),
+        (("stats", "--since", "2199-01-01"), 2, "since: '2199-01-01' is in the future ("),
         (("list", "--until", "2h", "--since", "1h"), 2, "until: must be later than --since"),
         (("list", "--limit", "0"), 2, "limit: must be between 1 and 1000"),
         (("list", "--limit", "many"), 2, "limit: 'many' is not a whole number"),
         (("list", "--request", "x"), 2, "request: 'x' is not a whole number"),
+        (("list", "--limit=--5"), 2, "limit: '--5' is not a whole number"),
+        (("show", "9" * 30), 2, f"run id: must be between 1 and 999999999999 (got {'9' * 30})"),
         (("list", "--before", "0"), 2, "before: must be between 1"),
         (("stats", "--since", "soon"), 2, "since: 'soon' is not a date-time"),
         (("prune", "--older-than", "5x"), 2, "older-than: '5x' is not a duration"),
