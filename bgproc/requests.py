@@ -205,8 +205,9 @@ class RequestService:
             return [self._view(row) for row in session.scalars(query)]
 
     def next_runs(self, request_id: int, count: int) -> list[datetime]:
-        """The next fires: a scheduled request's from its entry; an unscheduled one's as if
-        scheduled now; none for a complete one."""
+        """The next fires from now on (the current second included, as ``preview``): a
+        scheduled request's from its entry, whose pending fire may have passed (no beat
+        fired it yet); an unscheduled one's as if scheduled now; none for a complete one."""
         view = self.get(request_id)
         if view.status is RequestStatus.complete or count <= 0:
             return []
@@ -217,11 +218,7 @@ class RequestService:
         fire = self.entries.next_fire(view.id) if view.status is RequestStatus.scheduled else None
         if fire is None:
             return timing.anchored(now).upcoming(now, count)
-        fires: list[datetime] = []
-        while fire is not None and len(fires) < count:
-            fires.append(fire)
-            fire = timing.next_fire(fire)
-        return fires
+        return timing.upcoming(max(fire, now), count)
 
     # -- writing ---------------------------------------------------------------
 

@@ -54,6 +54,9 @@ TERMINAL = frozenset(
         RunStatus.lost,
     }
 )
+# Finished without running (a fire missed, or refused while another ran): counted apart,
+# never a failure of the process.
+NEVER_RAN = frozenset({RunStatus.skipped, RunStatus.misfired})
 # Etendo's clean-up defaults: successes go after 15 days, other finished runs after 30,
 # complete requests 15 days after their last change.
 KEEP_SUCCESS = timedelta(days=15)
@@ -260,10 +263,15 @@ class ProcessStats:
         return sum(n for status, n in self.counts.items() if status in TERMINAL)
 
     @property
+    def ran(self) -> int:
+        """Finished runs that ran: success, error, killed or lost."""
+        return sum(n for status, n in self.counts.items() if status in TERMINAL - NEVER_RAN)
+
+    @property
     def success_rate(self) -> float | None:
-        """Successes among finished runs; None before any run finished."""
-        finished = self.finished
-        return self.counts.get(RunStatus.success.value, 0) / finished if finished else None
+        """Successes among the finished runs that ran; None before any did."""
+        ran = self.ran
+        return self.counts.get(RunStatus.success.value, 0) / ran if ran else None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -271,6 +279,7 @@ class ProcessStats:
             "total": self.total,
             "counts": self.counts,
             "finished": self.finished,
+            "ran": self.ran,
             "success_rate": self.success_rate,
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,

@@ -343,7 +343,11 @@ def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
 def stats(
     installation: Installation, process: str | None, since: str | None, as_json: bool
 ) -> None:
-    """Per process: runs by status, success rate, p50/p95/max duration, last run."""
+    """Per process: runs by status, success rate, p50/p95/max duration, last run.
+
+    The success rate is of the runs that ran (success, error, killed, lost): misfired and
+    skipped fires never ran, and are counted apart.
+    """
     zone = settings_zone(installation)
     start = _since(since, zone, datetime.now(UTC))
     rows = installation.runs.stats(process=_process(process), since=start)

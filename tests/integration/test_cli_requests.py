@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +14,9 @@ from sqlalchemy import func, select
 from bgproc.db import make_engine
 from bgproc.models import ProcessRequest
 from tests.integration.cli_harness import StoreCli, isolated
+from tests.waiting import wait_until
+
+ONE_SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -91,6 +95,24 @@ def test_no_schedule_then_schedule(cli: Cli) -> None:
     assert cli("request", "schedule", request_id).code == 4  # already scheduled
     shown = cli.ok("request", "show", request_id, "--json", "--next", "2").json()
     assert [f[11:16] for f in shown["next_runs"]] in (["02:30", "02:30"], ["03:00", "02:30"])
+
+
+def test_show_next_lists_only_the_fires_to_come(cli: Cli) -> None:
+    # Given a plan every 5 s, created with no beat running to fire it
+    created = cli.ok(
+        "request", "create", "sample.echo", "--timing", "scheduled", "--frequency", "seconds",
+        "--interval", "5", "--json",
+    ).json()  # fmt: skip
+    first = datetime.fromisoformat(created["next_runs"][0])
+    # When its first fire has passed, unfired
+    wait_until(lambda: datetime.now(UTC) >= first + ONE_SECOND, 5, 0.05, "the first fire to pass")
+    asked = datetime.now(UTC).replace(microsecond=0)
+    shown = cli.ok("request", "show", str(created["id"]), "--next", "3", "--json").json()
+    # Then only fires from now on are listed, on the plan's grid
+    fires = [datetime.fromisoformat(f) for f in shown["next_runs"]]
+    assert len(fires) == 3 and fires[0] >= asked, (asked, fires)
+    assert [b - a for a, b in itertools.pairwise(fires)] == [5 * ONE_SECOND] * 2
+    assert (fires[0] - first) % (5 * ONE_SECOND) == timedelta(0)
 
 
 def test_update_reschedules_in_one_step(cli: Cli) -> None:

@@ -361,8 +361,8 @@ def test_stats_agree_with_the_list(cli: Cli, store: RunStore) -> None:
                 cli.ids("--process", process, "--status", status.value, "--limit", "1000")
             )
         assert row["total"] == len(cli.ids("--process", process))
-    assert echo["counts"]["success"] == 10 and echo["finished"] == 13
-    assert echo["success_rate"] == pytest.approx(10 / 13)
+    assert echo["counts"]["success"] == 10 and echo["finished"] == 13 and echo["ran"] == 12
+    assert echo["success_rate"] == pytest.approx(10 / 12)  # the skipped one did not run
     # 100..1000, 5000, 7000: the median between 600 and 700, p95 between 5000 and 7000.
     assert echo["p50_ms"] == pytest.approx(650.0)
     assert echo["p95_ms"] == pytest.approx(5900.0)
@@ -385,8 +385,30 @@ def test_stats_agree_with_the_list(cli: Cli, store: RunStore) -> None:
     assert cli.ok("monitor", "stats", "--process", "nothing.here", "--json").json() == []
 
     table = cli.ok("monitor", "stats").out
-    assert "650 ms" in table and "5.9 s" in table and "7.0 s" in table and "76.9%" in table
+    assert "650 ms" in table and "5.9 s" in table and "7.0 s" in table and "83.3%" in table
     assert "processing" in table and "lost" not in table  # only the statuses that occur
+
+
+def test_success_rate_counts_only_the_runs_that_ran(cli: Cli, store: RunStore) -> None:
+    # Given a process that never failed, with fires that did not run beside its successes,
+    # and a process none of whose fires ran
+    for hour in range(6):
+        add(store, NOW - timedelta(hours=10 - hour), "sample.echo", RunStatus.success, 100)
+    add(store, NOW - timedelta(hours=3), "sample.echo", RunStatus.misfired)
+    add(store, NOW - timedelta(hours=2), "sample.echo", RunStatus.skipped)
+    add(store, NOW - timedelta(hours=1), "sample.sleep", RunStatus.misfired)
+
+    # Then its rate is 100 %: misfired and skipped are counts apart, not failures
+    stats = {row["process"]: row for row in cli.ok("monitor", "stats", "--json").json()}
+    echo, sleep = stats["sample.echo"], stats["sample.sleep"]
+    assert (echo["success_rate"], echo["ran"], echo["total"]) == (1.0, 6, 8)
+    assert (echo["counts"]["misfired"], echo["counts"]["skipped"]) == (1, 1)
+    # and with no run that ran there is no rate at all
+    assert (sleep["success_rate"], sleep["ran"], sleep["counts"]["misfired"]) == (None, 0, 1)
+    table = cli.ok("monitor", "stats").out.splitlines()
+    (echo_line,) = [line for line in table if "sample.echo" in line]
+    (sleep_line,) = [line for line in table if "sample.sleep" in line]
+    assert "100.0%" in echo_line and "%" not in sleep_line
 
 
 def days(n: int) -> datetime:

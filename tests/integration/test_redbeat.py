@@ -410,6 +410,67 @@ def test_misfire_fires_once_or_skips_then_follows_the_plan(
     assert (last["bgproc_scheduled_at"], last["bgproc_misfired_count"]) == (at(100).isoformat(), 0)
 
 
+@pytest.mark.parametrize("policy", ["run-once", "skip"])
+@pytest.mark.parametrize("beat_before", [False, True], ids=["no-beat-ever", "beat-stopped-before"])
+def test_a_plan_no_beat_watched_starts_when_a_beat_takes_it(
+    beat_before: bool,
+    policy: str,
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a plan every 10 s and a one-shot due at 10 s, scheduled while no beat ran
+    if beat_before:
+        clock.now = T0 - timedelta(seconds=5)
+        first = beat()
+        first.tick()
+        first.close()
+    plan = every_seconds(10)
+    later = Timing.build({"timing": "later", "start": at(10).isoformat()}, T0, "UTC")
+    put(store, 1, plan, misfire=policy)
+    put(store, 2, later, misfire=policy)
+    # When the first beat since comes 95 s later
+    clock.now = at(95)
+    scheduler = beat()
+    scheduler.tick()
+    # Then nothing was missed: the one-shot runs now, the plan starts from now
+    assert scheduler.misfires == []
+    headers = published(client, settings)
+    assert [(h["bgproc_request_id"], h["bgproc_scheduled_at"]) for h in headers] == [
+        (2, at(10).isoformat())
+    ]
+    assert headers[0]["bgproc_misfired_count"] == 0
+    assert store.next_fire(1) == at(100)
+    clock.now = at(100)
+    scheduler.tick()
+    last = published(client, settings)[-1]
+    assert (last["bgproc_scheduled_at"], last["bgproc_misfired_count"]) == (at(100).isoformat(), 0)
+
+
+def test_fires_missed_while_a_beat_that_watched_was_down_are_misfires(
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a plan from 50 s on that a beat watched (never due while it ran), then stopped
+    plan = every_seconds(10, start=at(50).isoformat())
+    put(store, 1, plan)
+    before = beat()
+    before.tick()
+    before.close()
+    # When beat comes back after its first fires
+    clock.now = at(95)
+    after = beat()
+    after.tick()
+    # Then they are reported missed and it runs once, as for any downtime
+    assert after.misfires == [(1, Occurrence(at(90), True, 4, at(50), at(100)))]
+    assert [h["bgproc_scheduled_at"] for h in published(client, settings)] == [at(90).isoformat()]
+
+
 def test_fires_a_little_late_are_caught_up_one_by_one_not_misfired(
     store: EntryStore,
     beat: Callable[[], RecordingScheduler],
