@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import click
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgproc.errors import InvalidInput
-from bgproc.timing import Timing
+from bgproc.timing import TIMING_FIELDS, TIMING_KEYS, Timing
 from bgproc.walltime import resolve_wall
+from cli.requests import create, preview, update
 from tests.unit.timing_oracle import DAYS, brute_fires
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
@@ -389,7 +393,73 @@ ROUND_TRIP = [
 def test_storage_round_trip(fields: dict[str, str]) -> None:
     timing = build(**fields)
     assert Timing.from_dict(timing.as_dict()) == timing
+    assert Timing.from_dict(json.loads(json.dumps(timing.as_dict()))) == timing
+    built = Timing.build({"tz": MADRID, **fields}, now=NOW, default_tz="UTC")
+    assert Timing.build(built.fields(), now=NOW, default_tz="UTC") == built
     assert timing.describe()
+
+
+def test_the_stored_document_is_tagged_and_holds_the_fields_set_under_their_keys() -> None:
+    timing = build(
+        timing="scheduled", frequency="weekly", days="fri,mon", at="07:15:30", start="2027-01-04"
+    )
+    assert timing.as_dict() == {
+        "v": 1,
+        "timing": "scheduled",
+        "start": "2027-01-03T23:00:00+00:00",
+        "tz": MADRID,
+        "frequency": "weekly",
+        "at": "07:15:30",
+        "days": ["mon", "fri"],
+    }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"kind": "immediate", "timezone": "UTC", "start": None},  # the shape before version 1
+        {"v": 2, "timing": "immediate", "tz": "UTC"},
+        {"v": 1, "tz": "UTC"},
+        {"v": 1, "timing": "immediate"},
+    ],
+)
+def test_a_document_of_another_version_or_without_kind_or_zone_is_refused(
+    document: dict[str, object],
+) -> None:
+    with pytest.raises(ValueError):
+        Timing.from_dict(document)
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [({"at": "25:00"}, "at"), ({"days": []}, "days"), ({"tz": "Mars/Olympus"}, "tz")],
+)
+def test_a_value_damaged_in_storage_is_refused_naming_its_field(
+    damage: dict[str, object], field: str
+) -> None:
+    document = build(timing="scheduled", frequency="weekly", days="mon", at="10:00").as_dict()
+    with pytest.raises(InvalidInput) as caught:
+        Timing.from_dict({**document, **damage})
+    assert caught.value.field == field
+
+
+def test_every_timing_attribute_is_declared_once_as_a_field() -> None:
+    assert sorted(f.attr for f in TIMING_FIELDS) == sorted(f.name for f in dataclass_fields(Timing))
+    assert len(TIMING_KEYS) == len(set(TIMING_KEYS)) == len(TIMING_FIELDS)
+
+
+@pytest.mark.parametrize("command", [create, update, preview], ids=lambda c: c.name)
+def test_every_timing_field_is_an_option_of_the_commands_that_take_a_timing(
+    command: click.Command,
+) -> None:
+    options = {p.name: p for p in command.params}
+    for field in TIMING_FIELDS:
+        option = options[field.key]
+        assert (option.opts, option.metavar, option.help) == (
+            [f"--{field.label}"],
+            field.metavar,
+            field.help,
+        )
 
 
 @pytest.mark.parametrize(
