@@ -45,6 +45,7 @@ class Frequency(StrEnum):
     DAILY = "daily"
     WEEKLY = "weekly"
     MONTHLY = "monthly"
+    YEARLY = "yearly"
     CRON = "cron"
 
 
@@ -73,6 +74,11 @@ INTERVAL_UNIT = {
     Frequency.HOURLY: timedelta(hours=1),
 }
 SEARCH_HORIZON_YEARS = 400  # one full Gregorian cycle: a plan silent that long never fires
+# Month lengths and weekdays repeat every 4800 months, so the months that any step visits
+# repeat within 4800 steps: a monthly or yearly plan silent for that many never fires.
+SEARCH_HORIZON_STEPS = SEARCH_HORIZON_YEARS * 12
+LAST_MONTH = 9999 * 12 + 11  # the calendar's last month, counted as year * 12 + month - 1
+LEAP_YEAR = 2000  # any leap year: where each month is at its longest
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -90,6 +96,7 @@ class Timing:
     daily_option: DailyOption | None = None
     at: time | None = None
     days: tuple[str, ...] = ()
+    month: int | None = None  # 1..12
     day: str | None = None  # "1".."31" or "last"
     ordinal: Ordinal | None = None
     weekday: str | None = None
@@ -194,10 +201,10 @@ class Timing:
         assert self.start is not None
         start_day = to_wall(self.start, self.zone).date()
         day = max(first, start_day)
-        last = date(min(day.year + SEARCH_HORIZON_YEARS, 9999), 12, 31)
-        if self.frequency is Frequency.MONTHLY:
-            yield from self._month_days(start_day, day, last)
+        if self.frequency in (Frequency.MONTHLY, Frequency.YEARLY):
+            yield from self._month_days(start_day, day)
             return
+        last = date(min(day.year + SEARCH_HORIZON_YEARS, 9999), 12, 31)
         every = self.interval or 1
         if self.frequency is Frequency.DAILY and self.daily_option is DailyOption.EVERY:
             day += timedelta(days=-(day - start_day).days % every)
@@ -220,17 +227,23 @@ class Timing:
             return frozenset({5, 6})
         return frozenset(range(5))
 
-    def _month_days(self, start_day: date, first: date, last: date) -> Iterator[date]:
+    def _month_days(self, start_day: date, first: date) -> Iterator[date]:
+        """The plan's days from ``first`` on: in every N-th month counted from the start's
+        month (monthly), or in its month of every N-th year counted from the start's (yearly)."""
         every = self.interval or 1
-        month_index = first.year * 12 + first.month - 1
-        start_index = start_day.year * 12 + start_day.month - 1
-        month_index += -(month_index - start_index) % every
-        while month_index <= last.year * 12 + last.month - 1:
+        if self.frequency is Frequency.YEARLY:
+            assert self.month is not None
+            step, phase = 12 * every, start_day.year * 12 + self.month - 1
+        else:
+            step, phase = every, start_day.year * 12 + start_day.month - 1
+        index = first.year * 12 + first.month - 1
+        index += -(index - phase) % step
+        end = min(index + step * SEARCH_HORIZON_STEPS, LAST_MONTH + 1)
+        for month_index in range(index, end, step):
             year, month = divmod(month_index, 12)
             day = self._day_in_month(year, month + 1)
             if day is not None and day >= first:
                 yield day
-            month_index += every
 
     def _day_in_month(self, year: int, month: int) -> date | None:
         length = calendar.monthrange(year, month)[1]
@@ -366,6 +379,18 @@ def _days(value: object, label: str, _: _Context) -> tuple[str, ...]:
     return tuple(d for d in WEEKDAYS if d in picked)
 
 
+def _month(value: object, label: str, _: _Context) -> int:
+    """1..12, or a month's name (``mar``, ``March``)."""
+    text = str(value).strip().lower()
+    for number in range(1, 13):
+        name = calendar.month_name[number].lower()
+        if text in (name, name[:3]):
+            return number
+    if not text.lstrip("-").isdigit():
+        raise InvalidInput(label, f"{value!r} is not a month (1..12 or jan..dec)")
+    return parse_int(text, label, 1, 12)
+
+
 def _day(value: object, label: str, _: _Context) -> str:
     text = str(value).strip().lower()
     return "last" if text == "last" else str(parse_int(text, label, 1, 31))
@@ -399,7 +424,7 @@ TIMING_FIELDS = (
     TimingField(
         "interval",
         "N",
-        "Every N seconds/minutes/hours/days/weeks/months (default 1).",
+        "Every N seconds/minutes/hours/days/weeks/months/years (default 1).",
         _whole(1, MAX_INTERVAL),
     ),
     TimingField(
@@ -417,21 +442,22 @@ TIMING_FIELDS = (
     TimingField(
         "at",
         "HH:MM[:SS]",
-        "Wall-clock time of day (daily, weekly, monthly).",
+        "Wall-clock time of day (daily, weekly, monthly, yearly).",
         lambda value, label, _: parse_time_of_day(value, label),
     ),
     TimingField("days", "DAYS", "Weekdays for weekly, e.g. mon,wed,fri.", _days),
-    TimingField("day", "N|last", "Day of month 1..31 or 'last' (monthly).", _day),
+    TimingField("month", "M", "Month 1..12 or jan..dec (yearly).", _month),
+    TimingField("day", "N|last", "Day of month 1..31 or 'last' (monthly, yearly).", _day),
     TimingField(
         "ordinal",
         "WHICH",
-        f"{' | '.join(Ordinal)} (monthly, with --weekday).",
+        f"{' | '.join(Ordinal)} (monthly, yearly; with --weekday).",
         _choice(Ordinal),
     ),
     TimingField(
         "weekday",
         "DAY",
-        "mon..sun (monthly, with --ordinal).",
+        "mon..sun (monthly, yearly; with --ordinal).",
         lambda value, label, _: parse_weekday(value, label),
     ),
     TimingField(
@@ -455,6 +481,7 @@ FIELDS_OF = {
     Frequency.DAILY: {"daily_option", "interval", "at"},
     Frequency.WEEKLY: {"days", "interval", "at"},
     Frequency.MONTHLY: {"day", "ordinal", "weekday", "interval", "at"},
+    Frequency.YEARLY: {"month", "day", "ordinal", "weekday", "interval", "at"},
     Frequency.CRON: {"cron"},
 }
 PLAN_FIELDS = frozenset().union(*FIELDS_OF.values())
@@ -535,11 +562,16 @@ class _TimingParser:
             plan["days"] = self._required("days", why)
         elif frequency is Frequency.MONTHLY:
             plan.update(self._month_day(frequency))
+        elif frequency is Frequency.YEARLY:
+            month = self._required("month", "is required for --frequency yearly (1..12)")
+            month_day = self._month_day(frequency)
+            self._refuse_missing_day(month, month_day.get("day"))
+            plan.update(month=month, **month_day)
         elif frequency is Frequency.CRON:
             plan["cron"] = self._required("cron", "is required for --frequency cron")
         return replace(timing, **plan)  # type: ignore[arg-type]
 
-    def _month_day(self, frequency: Frequency) -> dict[str, object]:
+    def _month_day(self, frequency: Frequency) -> dict[str, Any]:
         raw = self.raw
         if "day" in raw:
             if "ordinal" in raw or "weekday" in raw:
@@ -552,6 +584,14 @@ class _TimingParser:
             raise InvalidInput(missing, why)
         return {"ordinal": self._value("ordinal"), "weekday": self._value("weekday")}
 
+    @staticmethod
+    def _refuse_missing_day(month: int, day: str | None) -> None:
+        """A day that its month never has (30 February) would never fire."""
+        longest = calendar.monthrange(LEAP_YEAR, month)[1]
+        if day not in (None, "last") and int(day) > longest:
+            why = f"must be between 1 and {longest} in {calendar.month_name[month]} (got {day})"
+            raise InvalidInput("day", why)
+
     def _refuse_silent(self, timing: Timing) -> None:
         """A plan with no fire left is refused, naming the field that silences it."""
         if timing.kind is not TimingKind.SCHEDULED:
@@ -561,11 +601,14 @@ class _TimingParser:
             return
         if timing.finish is not None and replace(anchored, finish=None).upcoming(self.now, 1):
             raise InvalidInput("finish", "leaves no fire time: every fire would come after it")
-        field = {
-            Frequency.CRON: "cron",
-            Frequency.MONTHLY: "day" if timing.day else "interval",
-        }.get(timing.frequency, "repetitions")  # type: ignore[arg-type]
-        raise InvalidInput(field, "leaves no fire time from now on")
+        why = "leaves no fire time from now on"
+        if timing.frequency is Frequency.CRON:
+            raise InvalidInput("cron", why)
+        if timing.frequency not in (Frequency.MONTHLY, Frequency.YEARLY):
+            raise InvalidInput("repetitions", why)
+        if (timing.month, timing.day) == (2, "29"):
+            why += " (29 February is only in leap years)"
+        raise InvalidInput("day" if timing.day else "interval", why)
 
 
 # -- words --------------------------------------------------------------------
@@ -575,6 +618,10 @@ UNIT_WORDS = {Frequency.SECONDS: "second", Frequency.MINUTES: "minute", Frequenc
 
 def _every(count: int, unit: str) -> str:
     return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+
+
+def _nth_weekday(timing: Timing) -> str:
+    return f"the {timing.ordinal} {calendar.day_name[WEEKDAYS.index(timing.weekday or 'mon')]}"
 
 
 def _local(instant: datetime, zone: ZoneInfo) -> str:
@@ -613,11 +660,21 @@ def _describe(timing: Timing) -> str:
         elif timing.day:
             which = f"day {timing.day}"
         else:
-            weekday = calendar.day_name[WEEKDAYS.index(timing.weekday or "mon")]
-            which = f"the {timing.ordinal} {weekday}"
+            which = _nth_weekday(timing)
         words = f"{_every(interval, 'month')} on {which} at {at}"
         if timing.day and timing.day not in ("last", "1") and int(timing.day) > 28:
             words += f" (months without day {timing.day} are skipped)"
+    elif frequency is Frequency.YEARLY:
+        month = calendar.month_name[timing.month or 1]
+        if timing.day == "last":
+            which = f"the last day of {month}"
+        elif timing.day:
+            which = f"{timing.day} {month}"
+        else:
+            which = f"{_nth_weekday(timing)} of {month}"
+        words = f"{_every(interval, 'year')} on {which} at {at}"
+        if (timing.month, timing.day) == (2, "29"):
+            words += " (only in leap years)"
     else:
         expression = timing.cron_expression
         words = expression.describe() if expression else ""

@@ -119,6 +119,7 @@ ints = st.one_of(
     junk,
 )
 day_of_month = st.one_of(st.sampled_from(["last", "LAST", "31", "29", "0", "32"]), ints)
+month = st.one_of(_or_junk("1", "2", "12", "13", "0", "-1", "mar", "March", "MAR", "smarch"), ints)
 timing_kind = _or_junk("immediate", "later", "scheduled", "Scheduled", " later ")
 frequency = _or_junk(
     "seconds", "minutes", "hourly", "daily", "weekly", "monthly", "cron", "Daily", "yearly"
@@ -238,6 +239,7 @@ TEXT_OF = {
     "daily-option": daily_option,
     "at": time_of_day,
     "days": days,
+    "month": month,
     "day": day_of_month,
     "ordinal": ordinal,
     "weekday": weekday,

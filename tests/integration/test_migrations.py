@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bgproc.db import MIGRATIONS_DIR, make_engine, session_scope
 from bgproc.models import ALEMBIC_VERSION_TABLE, Base, ProcessRequest, ProcessRun
 from bgproc.requests import timing_of
+from bgproc.timing import Timing
 
 T = datetime(2027, 1, 1, 12, tzinfo=UTC)
 STAMP = {"params": {}, "created_at": T, "updated_at": T}
@@ -258,3 +259,57 @@ def test_0005_turns_every_timing_into_one_document_and_back(old_database: Engine
     # And upgrading again gives the same documents (the yearly ones now as cron)
     _migrate(engine, "0005")
     assert _documents(engine) == {**expected, 11: timing}
+
+
+def _yearly(fields: dict[str, str]) -> Timing:
+    start = {"timing": "scheduled", "frequency": "yearly", "start": "2027-01-01T12:00:00Z"}
+    return Timing.build({**start, **fields}, now=T, default_tz="UTC")
+
+
+def test_0005_downgrade_turns_a_yearly_plan_into_the_cron_that_fires_the_same(
+    blank_db_url: str,
+) -> None:
+    # Given yearly plans, which 0004 has no columns for
+    engine = make_engine(blank_db_url)
+    _migrate(engine, "0005")
+    yearly = {
+        1: _yearly({"month": "2", "day": "29", "at": "09:00", "tz": "Europe/Madrid"}),
+        2: _yearly({"month": "mar", "ordinal": "last", "weekday": "sun", "at": "02:30",
+                    "interval": "2", "tz": "Europe/Madrid"}),
+        3: _yearly({"month": "11", "ordinal": "fourth", "weekday": "thu", "at": "10:00:30"}),
+        4: _yearly({"month": "dec", "day": "last", "at": "23:59", "tz": "Pacific/Kiritimati"}),
+    }  # fmt: skip
+    with session_scope(engine) as session:
+        for plan in yearly.values():
+            session.add(ProcessRequest(process="sample.echo", params={}, timing=plan.as_dict()))
+    try:
+        # When the database is downgraded
+        _migrate(engine, "0004", down=True)
+
+        # Then each is the Quartz cron plan with the same start, zone and fires
+        with engine.connect() as connection:
+            rows = {r["id"]: r for r in connection.execute(select(_requests(engine))).mappings()}
+        assert {i: rows[i]["cron"] for i in yearly} == {
+            1: "0 0 9 29 2 ?",
+            2: "0 30 2 ? 3 1L 2027/2",
+            3: "30 0 10 ? 11 5#4",
+            4: "0 59 23 L 12 ?",
+        }
+        for request_id, plan in yearly.items():
+            row = rows[request_id]
+            start = row["start_at"]
+            start = start.astimezone(UTC) if start.tzinfo else start.replace(tzinfo=UTC)
+            assert (row["timing"], row["frequency"], row["timezone"], start) == (
+                "scheduled", "cron", plan.timezone, plan.start
+            )  # fmt: skip
+            assert [row[c] for c in ("interval", "at_time", "day", "ordinal", "weekday")] == [
+                None
+            ] * 5
+            as_cron = Timing.build(
+                {"timing": "scheduled", "frequency": "cron", "cron": row["cron"],
+                 "tz": row["timezone"], "start": start},
+                now=T, default_tz="UTC",
+            )  # fmt: skip
+            assert as_cron.upcoming(T, 12) == plan.upcoming(T, 12)
+    finally:
+        engine.dispose()

@@ -10,7 +10,8 @@ options are and holding only the fields that are set, so that a new frequency or
 no migration. The conversion both ways is written out here, frozen: later changes to the
 timing code cannot change what this revision does.
 
-Downgrade writes the columns back.
+Downgrade writes the columns back. A yearly plan, which 0004 cannot hold, becomes the Quartz
+cron expression that fires on the same days (Quartz years end in 2099; so do its fires).
 
 SQLite alters a table by copying it: as in 0002, the run-to-request links and the id counter
 that the copy would clear are saved first and put back after it.
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import op
@@ -51,6 +53,8 @@ COLUMNS = {  # 0004's timing columns: type, and the key of the field in the docu
 }
 DOCUMENT = "timing_document"  # the new column, until the old ``timing`` is gone
 KIND = "timing_kind"  # the old ``timing`` column on the way back, while the document has its name
+QUARTZ_DAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"), 1)}
+ORDINALS = ("first", "second", "third", "fourth")
 SAVED_LINKS = "bgproc_0005_run_request"  # a TEMP table: it vanishes with the connection
 
 
@@ -99,6 +103,8 @@ def _document(row: Any) -> dict[str, Any]:
 
 def _columns(document: dict[str, Any]) -> dict[str, Any]:
     """0004's columns, from version 1 of the timing document."""
+    if document.get("frequency") == "yearly":
+        document = _yearly_as_cron(document)
     values: dict[str, Any] = {}
     for name, (_, key) in COLUMNS.items():
         value = document.get(key)
@@ -108,6 +114,26 @@ def _columns(document: dict[str, Any]) -> dict[str, Any]:
             value = ",".join(value)
         values[KIND if name == "timing" else name] = value
     return values
+
+
+def _yearly_as_cron(document: dict[str, Any]) -> dict[str, Any]:
+    """The Quartz cron plan of a yearly one: same days, same time, same start and DST rules."""
+    hour, minute, second = document["at"].split(":")
+    day = document.get("day")
+    if day:
+        day_of_month, day_of_week = ("L" if day == "last" else day), "?"
+    else:
+        which = document["ordinal"]
+        nth = "L" if which == "last" else f"#{ORDINALS.index(which) + 1}"
+        day_of_month, day_of_week = "?", f"{QUARTZ_DAYS[document['weekday']]}{nth}"
+    fields = [int(second), int(minute), int(hour), day_of_month, document["month"], day_of_week]
+    every = document.get("interval") or 1
+    if every > 1:  # counted from the start's year, as yearly counts them
+        start = datetime.fromisoformat(document["start"]).astimezone(ZoneInfo(document["tz"]))
+        fields.append(f"{start.year}/{every}")
+    plan = ("frequency", "interval", "at", "month", "day", "ordinal", "weekday")
+    kept = {key: value for key, value in document.items() if key not in plan}
+    return {**kept, "frequency": "cron", "cron": " ".join(map(str, fields))}
 
 
 def _table(*columns: tuple[str, Any]) -> sa.TableClause:
