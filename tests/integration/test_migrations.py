@@ -24,6 +24,7 @@ from bgproc.timing import Timing
 
 T = datetime(2027, 1, 1, 12, tzinfo=UTC)
 STAMP = {"params": {}, "created_at": T, "updated_at": T}
+OLD_DOCUMENT = {"v": 1, "timing": "immediate", "tz": "UTC"}  # what 0004 could hold too
 # (0004's timing columns of a request, the document 0005 makes of them)
 OLD_ROWS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"timing": "immediate", "timezone": "UTC"}, {"timing": "immediate", "tz": "UTC"}),
@@ -232,7 +233,7 @@ def test_0005_turns_every_timing_into_one_document_and_back(old_database: Engine
         assert compare_metadata(context, Base.metadata) == []
         assert context.get_current_revision() == "0005"
     expected = {i: {"v": 1, **doc} for i, (_, doc) in enumerate(OLD_ROWS, start=1)}
-    expected[9] = {"v": 1, "timing": "immediate", "tz": "UTC"}
+    expected[9] = OLD_DOCUMENT
     assert _documents(engine) == expected
     with session_scope(engine) as session:
         for row in session.scalars(select(ProcessRequest)):
@@ -240,7 +241,7 @@ def test_0005_turns_every_timing_into_one_document_and_back(old_database: Engine
         # And the runs keep their requests, the check stays, no id comes back
         runs = session.execute(select(ProcessRun.id, ProcessRun.request_id)).all()
         assert sorted(runs) == [(1, 1), (2, 9), (3, None)]
-        timing = {"v": 1, "timing": "immediate", "tz": "UTC"}
+        timing = OLD_DOCUMENT
         session.add(later := ProcessRequest(process="sample.echo", params={}, timing=timing))
     assert later.id == 11
     with pytest.raises(IntegrityError), session_scope(engine) as session:
@@ -311,5 +312,26 @@ def test_0005_downgrade_turns_a_yearly_plan_into_the_cron_that_fires_the_same(
                 now=T, default_tz="UTC",
             )  # fmt: skip
             assert as_cron.upcoming(T, 12) == plan.upcoming(T, 12)
+    finally:
+        engine.dispose()
+
+
+def test_0005_downgrade_refuses_a_timing_0004_cannot_hold_and_changes_nothing(
+    blank_db_url: str,
+) -> None:
+    # Given a document of a later release beside one of this release
+    engine = make_engine(blank_db_url)
+    _migrate(engine, "0005")
+    later = {"v": 1, "timing": "scheduled", "tz": "UTC", "frequency": "quarterly"}
+    with session_scope(engine) as session:
+        session.add(ProcessRequest(process="sample.echo", params={}, timing=OLD_DOCUMENT))
+        session.add(ProcessRequest(process="sample.echo", params={}, timing=later))
+    try:
+        # When the database is downgraded, then it is refused, naming the timing
+        with pytest.raises(ValueError, match="0004 has no columns for the timing"):
+            _migrate(engine, "0004", down=True)
+        # And the database is as it was
+        assert _schema(engine)["columns"]["timing"][0] == "JSON"
+        assert _documents(engine) == {1: OLD_DOCUMENT, 2: later}
     finally:
         engine.dispose()

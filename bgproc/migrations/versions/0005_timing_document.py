@@ -53,6 +53,7 @@ COLUMNS = {  # 0004's timing columns: type, and the key of the field in the docu
 }
 DOCUMENT = "timing_document"  # the new column, until the old ``timing`` is gone
 KIND = "timing_kind"  # the old ``timing`` column on the way back, while the document has its name
+FREQUENCIES = (None, "seconds", "minutes", "hourly", "daily", "weekly", "monthly", "cron")  # 0004's
 QUARTZ_DAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"), 1)}
 ORDINALS = ("first", "second", "third", "fourth")
 SAVED_LINKS = "bgproc_0005_run_request"  # a TEMP table: it vanishes with the connection
@@ -102,9 +103,13 @@ def _document(row: Any) -> dict[str, Any]:
 
 
 def _columns(document: dict[str, Any]) -> dict[str, Any]:
-    """0004's columns, from version 1 of the timing document."""
+    """0004's columns, from version 1 of the timing document; refused when they cannot
+    hold it (a later release's document), so that the downgrade leaves nothing half done."""
     if document.get("frequency") == "yearly":
         document = _yearly_as_cron(document)
+    unknown = set(document) - {key for _, key in COLUMNS.values()} - {"v"}
+    if document.get("v") != 1 or unknown or document.get("frequency") not in FREQUENCIES:
+        raise ValueError(f"revision 0004 has no columns for the timing {document}")
     values: dict[str, Any] = {}
     for name, (_, key) in COLUMNS.items():
         value = document.get(key)
