@@ -64,7 +64,7 @@ def parse_int(value: object, field: str, low: int, high: int) -> int:
     if isinstance(value, bool):
         raise InvalidInput(field, "must be a whole number")
     text = str(value).strip()
-    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 12:
+    if not (text.isascii() and text.removeprefix("-").isdigit()) or len(text) > 12:
         raise InvalidInput(field, f"{text!r} is not a whole number")
     number = int(text)
     if not low <= number <= high:

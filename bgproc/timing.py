@@ -386,7 +386,7 @@ def _month(value: object, label: str, _: _Context) -> int:
         name = calendar.month_name[number].lower()
         if text in (name, name[:3]):
             return number
-    if not text.lstrip("-").isdigit():
+    if not text.removeprefix("-").isdigit():
         raise InvalidInput(label, f"{value!r} is not a month (1..12 or jan..dec)")
     return parse_int(text, label, 1, 12)
 

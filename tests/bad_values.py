@@ -115,7 +115,7 @@ def _or_junk(*plausible: str) -> st.SearchStrategy[str]:
 ints = st.one_of(
     st.integers(-3, 40).map(str),
     st.integers(-(10**35), 10**35).map(str),
-    st.sampled_from(["1", "5", "100000", "100001", "1000000000", "1000000001", "٣", "²"]),
+    st.sampled_from(["1", "5", "100000", "100001", "1000000000", "1000000001", "٣", "²", "--5"]),
     junk,
 )
 day_of_month = st.one_of(st.sampled_from(["last", "LAST", "31", "29", "0", "32"]), ints)

@@ -137,6 +137,13 @@ def test_any_instant_parses_or_names_its_field(value: object, zone: str) -> None
     assert instant.tzinfo is not None and instant.utcoffset() == UTC.utcoffset(None)
 
 
+@pytest.mark.parametrize("text", ["--5", "-", "5-", "-+5", "+5", " ", "1_000", "--"])
+def test_text_that_only_looks_like_a_number_is_refused_naming_its_field(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_int(text, "interval", 1, 10)
+    assert caught.value.field == "interval"
+
+
 @bad.examples(120)
 @given(value=st.one_of(bad.ints, bad.python_values))
 def test_any_typed_input_parses_or_names_its_field(value: object) -> None:
