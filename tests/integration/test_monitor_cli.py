@@ -112,8 +112,7 @@ def add_request(engine: Engine, status: RequestStatus, updated: datetime) -> int
         row = ProcessRequest(
             process="sample.echo",
             params={},
-            timing="immediate",
-            timezone="UTC",
+            timing={"v": 1, "timing": "immediate", "tz": "UTC"},
             status=status,
             created_at=updated,
             updated_at=updated,
