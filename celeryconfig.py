@@ -3,7 +3,7 @@
 Everything comes from :mod:`bgproc.settings`; edit the environment, not this file.
 """
 
-from bgproc.app import celery_config
+from bgproc.runtime.app import celery_config
 from bgproc.settings import Settings
 
 globals().update(celery_config(Settings.from_env()))

@@ -27,11 +27,11 @@ from pathlib import Path
 import redis
 
 from bench.machine import REDIS_URL, machine_line
-from bgproc.db import session_scope
 from bgproc.installation import Installation
-from bgproc.models import ProcessRun
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.db import session_scope
+from bgproc.store.models import ProcessRun
 
 BIN = Path(sys.executable).parent
 PREVIEW = ("preview", "--timing", "scheduled", "--frequency", "cron", "--cron", "0 15 10 ? * 6#3")

@@ -8,7 +8,7 @@ one beat process and one worker process (prefork, ``--concurrency 2``), and the 
 loop and lock settings (``beat_max_loop_interval`` 1 s, lock timeout 10 s, late acks,
 prefetch 1):
 
-- **bgproc**: ``bgproc beat`` (``bgproc.beat:Scheduler``) and ``bgproc worker``, SQLite in a
+- **bgproc**: ``bgproc beat`` (``bgproc.runtime.beat:Scheduler``) and ``bgproc worker``, SQLite in a
   temporary directory, one request ``sample.echo`` every 1 s created through
   ``Installation(settings).requests.create``. Lateness of a fire = ``bgproc_run.started_at``
   − ``bgproc_run.scheduled_at``: the run's recorded start (taken by the runner after it read
@@ -57,10 +57,10 @@ from sqlalchemy import func, select
 
 from bench import plain_redbeat_app as plain
 from bench.machine import REDIS_URL, delete_prefix, exit_on_sigterm, machine_line, percentile
-from bgproc.db import upgrade
 from bgproc.installation import Installation
-from bgproc.models import ProcessRun
 from bgproc.settings import Settings
+from bgproc.store.db import upgrade
+from bgproc.store.models import ProcessRun
 
 REPO = Path(__file__).resolve().parents[1]
 BGPROC_CLI = "import sys; from cli.main import run; sys.argv[0] = 'bgproc'; run()"

@@ -34,10 +34,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, insert, text
 
 from bench.machine import database, exit_on_sigterm
-from bgproc.db import make_engine, upgrade
-from bgproc.models import ProcessRequest
-from bgproc.runs import PRUNE_BATCH, RunStore
 from bgproc.statuses import RunStatus
+from bgproc.store.db import make_engine, upgrade
+from bgproc.store.models import ProcessRequest
+from bgproc.store.runs import PRUNE_BATCH, RunStore
 from cli.main import main as cli_main
 
 SPAN_S = 90 * 86400

@@ -44,13 +44,13 @@ from sqlalchemy import func, insert, select
 from bench import plain_redbeat_app as plain
 from bench.bench_lateness import Processes, child_env
 from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
-from bgproc.adhoc import message_headers
-from bgproc.app import RUN_ID_HEADER, RUN_TASK
-from bgproc.db import upgrade
 from bgproc.installation import Installation
-from bgproc.models import ProcessRun
+from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK
+from bgproc.services.adhoc import message_headers
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.db import upgrade
+from bgproc.store.models import ProcessRun
 
 BGPROC_CLI = "import sys; from cli.main import run; sys.argv[0] = 'bgproc'; run()"
 WORKER_OPTIONS = [

@@ -48,11 +48,11 @@ from redbeat.schedulers import (
 
 from bench.machine import REDIS_URL, delete_prefix, exit_on_sigterm, machine_line, percentile
 from bench.plain_redbeat_app import make_app as make_plain_app
-from bgproc.app import create_app
-from bgproc.beat import EntryScheduler
-from bgproc.entries import EntryStore
+from bgproc.runtime.app import create_app
+from bgproc.runtime.beat import EntryScheduler
 from bgproc.settings import Settings
-from bgproc.timing import Timing
+from bgproc.store.entries import EntryStore
+from bgproc.timing.plan import Timing
 
 SIZES = (1_000, 10_000, 100_000)
 PLAIN_SIZES = (1_000, 10_000, 100_000)

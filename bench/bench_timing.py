@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy import create_engine
 
-from bgproc.db import make_engine, upgrade
 from bgproc.installation import Installation
 from bgproc.settings import Settings
-from bgproc.timing import Timing
+from bgproc.store.db import make_engine, upgrade
+from bgproc.timing.plan import Timing
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 TIMINGS = {

@@ -20,7 +20,7 @@ from types import FrameType
 import redis
 from sqlalchemy import create_engine
 
-from bgproc.db import normalise_url
+from bgproc.store.db import normalise_url
 
 REDIS_URL = os.environ.get("BGPROC_BROKER_URL") or "redis://127.0.0.1:6379/0"
 PG_ADMIN_URL = os.environ.get(

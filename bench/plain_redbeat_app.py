@@ -3,7 +3,7 @@
 Not run by hand: the benchmark starts ``celery -A bench.plain_redbeat_app beat -S
 redbeat.RedBeatScheduler`` and ``celery -A bench.plain_redbeat_app worker`` with
 ``BENCH_PLAIN_PREFIX`` set. No bgproc import here: this is RedBeat as anyone would use it,
-with the same broker, lock and loop settings as bgproc (``bgproc.app.celery_config``).
+with the same broker, lock and loop settings as bgproc (``bgproc.runtime.app.celery_config``).
 
 What it records, both into Redis lists under the prefix:
 
@@ -30,8 +30,8 @@ REDIS_URL_ENV = "BENCH_PLAIN_REDIS_URL"
 TASK_NAME = "bench.plain.noop"
 IDLE_TASK = "bench.plain.idle"  # bench_throughput: bare Celery's cost per task
 ENTRY_NAME = "bench-plain-every-second"
-LOOP_S = 1.0  # bgproc.app.BEAT_LOOP_S
-LOCK_TIMEOUT_S = 10  # bgproc.app.BEAT_LOCK_TIMEOUT_S
+LOOP_S = 1.0  # bgproc.runtime.app.BEAT_LOOP_S
+LOCK_TIMEOUT_S = 10  # bgproc.runtime.app.BEAT_LOCK_TIMEOUT_S
 
 
 def make_app(prefix: str, redis_url: str) -> Celery:

@@ -20,15 +20,15 @@ if TYPE_CHECKING:
     from redis import Redis
     from sqlalchemy import Engine
 
-    from bgproc.control import Control
-    from bgproc.entries import EntryStore
-    from bgproc.grouprun import GroupRuns
-    from bgproc.groups import GroupService
-    from bgproc.kills import Killer
-    from bgproc.recorder import RunRecorder
-    from bgproc.redelivery import Redelivery
-    from bgproc.requests import RequestService
-    from bgproc.runs import RunStore
+    from bgproc.runtime.grouprun import GroupRuns
+    from bgproc.runtime.recorder import RunRecorder
+    from bgproc.runtime.redelivery import Redelivery
+    from bgproc.services.control import Control
+    from bgproc.services.groups import GroupService
+    from bgproc.services.kills import Killer
+    from bgproc.services.requests import RequestService
+    from bgproc.store.entries import EntryStore
+    from bgproc.store.runs import RunStore
 
 _BUILT: list[Installation] = []  # every installation_of() result in this process
 
@@ -74,32 +74,32 @@ class Installation:
     def queues(self) -> list[str]:
         """Every queue a run can be sent to: the default one (group runs) and each
         registered process's; a plain ``bgproc worker`` consumes them all."""
-        from bgproc.app import DEFAULT_QUEUE
+        from bgproc.runtime.app import DEFAULT_QUEUE
 
         return sorted({DEFAULT_QUEUE, *(spec.queue for spec in self.registry.all())})
 
     @cached_property
     def engine(self) -> Engine:
-        from bgproc.db import PG_CONNECT_TIMEOUT_S, make_engine
+        from bgproc.store.db import PG_CONNECT_TIMEOUT_S, make_engine
 
         timeout_s = CLI_PG_CONNECT_TIMEOUT_S if self.interactive else PG_CONNECT_TIMEOUT_S
         return make_engine(self.settings.database_url, timeout_s)
 
     @cached_property
     def app(self) -> Celery:
-        from bgproc.app import create_app
+        from bgproc.runtime.app import create_app
 
         return create_app(self.settings, self.interactive)
 
     @cached_property
     def entries(self) -> EntryStore:
-        from bgproc.entries import EntryStore
+        from bgproc.store.entries import EntryStore
 
         return EntryStore(self.app)
 
     @cached_property
     def requests(self) -> RequestService:
-        from bgproc.requests import RequestService
+        from bgproc.services.requests import RequestService
 
         return RequestService(
             self.engine, lambda: self.entries, self.registry, self.settings.timezone
@@ -107,27 +107,27 @@ class Installation:
 
     @cached_property
     def groups(self) -> GroupService:
-        from bgproc.groups import GroupService
+        from bgproc.services.groups import GroupService
 
         return GroupService(self.engine, self.registry)
 
     @cached_property
     def runs(self) -> RunStore:
-        from bgproc.runs import RunStore
+        from bgproc.store.runs import RunStore
 
         return RunStore(self.engine)
 
     @cached_property
     def group_runs(self) -> GroupRuns:
         """Starts and advances group runs (workers only)."""
-        from bgproc.grouprun import GroupRuns
+        from bgproc.runtime.grouprun import GroupRuns
 
         return GroupRuns(self.engine, self.registry, self.app)
 
     @cached_property
     def recorder(self) -> RunRecorder:
         """This process's writer of run records (workers only)."""
-        from bgproc.recorder import RunRecorder
+        from bgproc.runtime.recorder import RunRecorder
 
         settings = self.settings
         return RunRecorder(
@@ -141,7 +141,7 @@ class Installation:
     @cached_property
     def control(self) -> Control:
         """Live workers, queue depths and kill requests (Redis only)."""
-        from bgproc.control import Control
+        from bgproc.services.control import Control
 
         broker = self._redis_client(self.settings.broker_url)
         return Control(self.redis, broker, self.settings)
@@ -149,14 +149,14 @@ class Installation:
     @cached_property
     def killer(self) -> Killer:
         """Kills runs (SQL and Redis)."""
-        from bgproc.kills import Killer
+        from bgproc.services.kills import Killer
 
         return Killer(self.runs, self.control, self.registry)
 
     @cached_property
     def redelivery(self) -> Redelivery:
         """What workers hold, and the giving back of what a dead one held (Redis only)."""
-        from bgproc.redelivery import Redelivery
+        from bgproc.runtime.redelivery import Redelivery
 
         return Redelivery(self.control.broker, self.control, self.settings)
 
@@ -168,6 +168,6 @@ class Installation:
     def _redis_client(self, url: str) -> Redis:
         from redis import Redis
 
-        from bgproc.app import redis_client_options
+        from bgproc.runtime.app import redis_client_options
 
         return Redis.from_url(url, **redis_client_options(self.interactive))

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
-from bgproc.inputs import parse_text
+from bgproc.timing.inputs import parse_text
 
 SECRET_MASK = "***"
 MAX_PARAM_CHARS = 10_000  # a parameter is a value, not a payload

@@ -29,7 +29,7 @@ CLI_CONNECT_TIMEOUT_S = 0.5  # a server that is up accepts a connection within m
 CLI_REPLY_TIMEOUT_S = 1.0  # one reply of a live Redis; the CLI sends no blocking command
 CLI_PG_CONNECT_TIMEOUT_S = 2  # libpq's and psycopg's floor (they read 1 as 2)
 # A message held by a worker that has not said what it holds for this long goes back to
-# its queue (bgproc.redelivery): two missed announcements (every 5 s at most), so a busy
+# its queue (bgproc.runtime.redelivery): two missed announcements (every 5 s at most), so a busy
 # machine does not look dead, and a dead worker's prefetched runs wait seconds, not an hour.
 DEFAULT_REDELIVER_AFTER_S = 10.0
 MIN_REDELIVER_AFTER_S = 4.0  # a worker speaks every third of it; hosts' clocks differ by ~2 s

@@ -1,7 +1,7 @@
 """The words requests and runs are told by: their statuses, how a run was started, and how
 a group is named where a process would be.
 
-Apart from the tables (:mod:`bgproc.models`) so that a command can speak them without
+Apart from the tables (:mod:`bgproc.store.models`) so that a command can speak them without
 loading SQLAlchemy.
 """
 

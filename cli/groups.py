@@ -13,7 +13,7 @@ from cli.options import json_option, parse_params, settings_zone
 from cli.output import flags, local_time, print_fields, print_json, print_table
 
 if TYPE_CHECKING:
-    from bgproc.groups import GroupView, StepView
+    from bgproc.services.groups import GroupView, StepView
 
 
 def parse_step(text: str, position: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def health(installation: Installation, as_json: bool) -> None:
     and at least one worker is live. Each line says what was found. Meant for a container
     health check or a cron alarm: `bgproc health --json || alert`.
     """
-    from bgproc.health import check
+    from bgproc.services.health import check
 
     checks = check(installation, datetime.now(UTC))
     healthy = all(c.ok for c in checks)

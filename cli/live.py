@@ -1,6 +1,6 @@
 """``bgproc monitor workers|beats|queues|kill|watch``: what is going on right now.
 
-Live workers and queue depths come from Redis (:class:`bgproc.control.Control`); what
+Live workers and queue depths come from Redis (:class:`bgproc.services.control.Control`); what
 each worker runs comes from the monitor database. Parsing and printing only.
 """
 
@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from bgproc.inputs import parse_int
 from bgproc.installation import Installation
 from bgproc.statuses import RunStatus
+from bgproc.timing.inputs import parse_int
 from cli.monitor import RUN_ID, human_duration, short_time
 from cli.options import json_option, settings_zone
 from cli.output import console, new_table, print_json
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Group
     from rich.table import Table
 
-    from bgproc.control import BeatInfo, QueueDepth, WorkerInfo
-    from bgproc.runs import RunView
+    from bgproc.services.control import BeatInfo, QueueDepth, WorkerInfo
+    from bgproc.store.runs import RunView
 
 RUNNING_SHOWN = 1000  # ``workers`` reads at most this many running runs
 WATCH_RUNS = 15
@@ -105,7 +105,7 @@ def _warn_unless_scheduling(
     installation: Installation, found: list[BeatInfo], now: datetime
 ) -> None:
     """A red line under the table when no beat holds the lock and ticks."""
-    from bgproc.health import scheduler_check
+    from bgproc.services.health import scheduler_check
 
     lock_held = bool(installation.redis.exists(installation.entries.conf.lock_key))
     scheduler = scheduler_check(found, lock_held, now)

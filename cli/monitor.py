@@ -1,6 +1,6 @@
 """``bgproc monitor …``: Etendo's Process Monitor — every run, its log, statistics, clean-up.
 
-Parsing and printing only: the queries are :class:`bgproc.runs.RunStore`'s. Every run
+Parsing and printing only: the queries are :class:`bgproc.store.runs.RunStore`'s. Every run
 shown goes through the registry's mask first, so a secret parameter never reaches output.
 """
 
@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import MAX_REQUEST_ID, parse_choice, parse_instant, parse_int, parse_text
 from bgproc.installation import Installation
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus, group_label
+from bgproc.timing.inputs import MAX_REQUEST_ID, parse_choice, parse_instant, parse_int, parse_text
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 
 if TYPE_CHECKING:
-    from bgproc.redelivery import Whereabouts
-    from bgproc.runs import ProcessStats, RunView
+    from bgproc.runtime.redelivery import Whereabouts
+    from bgproc.store.runs import ProcessStats, RunView
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for

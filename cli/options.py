@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_int
 from bgproc.installation import Installation
-from bgproc.timing import TIMING_FIELDS, TIMING_KEYS
+from bgproc.timing.inputs import parse_int
+from bgproc.timing.plan import TIMING_FIELDS, TIMING_KEYS
 
 F = Callable[..., Any]
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bgproc.inputs import MAX_REQUEST_ID, parse_int
 from bgproc.installation import Installation
-from bgproc.timing import Timing
+from bgproc.timing.inputs import MAX_REQUEST_ID, parse_int
+from bgproc.timing.plan import Timing
 from cli.options import (
     WholeNumber,
     json_option,
@@ -21,7 +21,7 @@ from cli.options import (
 from cli.output import local_time, print_fields, print_json, print_table
 
 if TYPE_CHECKING:
-    from bgproc.requests import RequestView
+    from bgproc.services.requests import RequestView
 
 MAX_NEXT = 1000
 REQUEST_ID = WholeNumber("request id", MAX_REQUEST_ID)

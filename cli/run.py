@@ -33,7 +33,7 @@ def run(
     timeout: float | None,
 ) -> None:
     """Run PROCESS once, now, on a worker; prints the run id."""
-    from bgproc.adhoc import launch
+    from bgproc.services.adhoc import launch
 
     run_id = launch(installation, process, parse_params(params))
     click.echo(run_id)

@@ -27,8 +27,8 @@ def _schema_checked(command: Installation) -> Installation:
     run later: under a supervisor, the restarts then wait for ``bgproc db upgrade``.
     The connection is closed at once: none may cross the fork into pool children (SQLite's
     locks and shared memory break when a child inherits and closes one)."""
-    from bgproc.db import ensure_schema
     from bgproc.outages import outage_of
+    from bgproc.store.db import ensure_schema
 
     installation = command.as_service()
     waiting = False
@@ -108,7 +108,7 @@ def beat(ctx: click.Context, **_: object) -> None:
     within the lock timeout. Each reconciles Redis with the database when it starts.
     """
     installation = _schema_checked(ctx.obj)
-    options = {**ctx.params, "scheduler": "bgproc.beat:Scheduler"}
+    options = {**ctx.params, "scheduler": "bgproc.runtime.beat:Scheduler"}
     installation.app.start(celery_argv("beat", options, ctx.args))
 
 
@@ -122,7 +122,7 @@ def up(ctx: click.Context, **_: object) -> None:
     The worker watches its beat and starts it again if it exits; if the beat keeps dying,
     the worker stops and `up` exits 1 with one line saying why.
     """
-    from bgproc.embedded import BeatSupervisor, SupervisedBeat
+    from bgproc.runtime.embedded import BeatSupervisor, SupervisedBeat
 
     installation = _schema_checked(ctx.obj)
     installation.app.steps["worker"].add(SupervisedBeat)
@@ -141,7 +141,7 @@ def sync(installation: Installation, as_json: bool) -> None:
 
     Safe at any time: nothing fires twice (a rebuilt entry counts from the last recorded run).
     """
-    from bgproc.sync import sync as reconcile
+    from bgproc.services.sync import sync as reconcile
 
     report = reconcile(installation, datetime.now(UTC))
     if as_json:

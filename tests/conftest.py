@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bgproc.db import normalise_url
+from bgproc.store.db import normalise_url
 from tests.bad_values import TALLY
 
 PG_ADMIN_URL = os.environ.get(

@@ -32,9 +32,9 @@ import redis
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
-from bgproc.db import make_engine, normalise_url, upgrade
-from bgproc.models import ProcessRequest, ProcessRun
 from bgproc.statuses import RequestStatus, RunStatus
+from bgproc.store.db import make_engine, normalise_url, upgrade
+from bgproc.store.models import ProcessRequest, ProcessRun
 from tests.conftest import PgServer
 from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries
 from tests.waiting import wait_until

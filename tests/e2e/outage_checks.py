@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from bgproc.models import ProcessRun
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import Proc, Stack
 from tests.waiting import wait_until
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bgproc.app import BEAT_LOCK_TIMEOUT_S
-from bgproc.models import ProcessRun
+from bgproc.runtime.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import Stack, iso
 from tests.waiting import wait_until
 

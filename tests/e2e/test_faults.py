@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bgproc.models import ProcessRun
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import Stack
 from tests.e2e.outage_checks import (
     assert_no_traceback,

@@ -20,11 +20,11 @@ from types import FrameType
 
 import pytest
 
-from bgproc.app import BEAT_LOCK_TIMEOUT_S
-from bgproc.db import make_engine, upgrade
-from bgproc.models import ProcessRun
+from bgproc.runtime.app import BEAT_LOCK_TIMEOUT_S
+from bgproc.runtime.sweeper import UNSENT
 from bgproc.statuses import RunStatus
-from bgproc.sweeper import UNSENT
+from bgproc.store.db import make_engine, upgrade
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, _stack
 from tests.e2e.netns import Host, Lab, LabError, why_not
 from tests.waiting import wait_until

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bgproc.control import BEAT_STALE_S
+from bgproc.services.control import BEAT_STALE_S
 from tests.e2e.conftest import Stack
 from tests.e2e.outage_checks import (
     EVERY_SECOND,

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from bgproc.app import BEAT_LOCK_TIMEOUT_S
+from bgproc.runtime.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.statuses import RunStatus
 from tests.e2e.conftest import WORKER_OPTIONS, Stack
 from tests.e2e.outage_checks import (

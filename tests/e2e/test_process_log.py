@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bgproc.adhoc import launch
 from bgproc.installation import Installation
-from bgproc.logcapture import MAX_LOG_CHARS
-from bgproc.models import ProcessRun
+from bgproc.runtime.logcapture import MAX_LOG_CHARS
+from bgproc.services.adhoc import launch
 from bgproc.settings import Settings
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack
 from tests.waiting import wait_until
 

@@ -1,7 +1,7 @@
 """A dead worker's messages come back within seconds, and nothing runs twice (issue 18).
 
 Whole workers are SIGKILLed (their process group) or frozen (SIGSTOP) while holding
-messages they received; other workers give those back (``bgproc.redelivery``). A worker
+messages they received; other workers give those back (``bgproc.runtime.redelivery``). A worker
 started with ``--prefetch-multiplier 2`` and its slots busy holds messages it received
 but cannot start: the case that used to wait an hour (kombu's visibility timeout).
 """
@@ -17,8 +17,8 @@ from collections import Counter
 
 import pytest
 
-from bgproc.models import ProcessRun
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack
 from tests.e2e.services import wait_s
 from tests.waiting import wait_until

@@ -8,8 +8,8 @@ for ad-hoc runs (``bgproc run``) and for runs published by beat alike.
 
 from __future__ import annotations
 
-from bgproc.models import ProcessRun
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import WORKER_OPTIONS, Stack
 from tests.waiting import wait_until
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bgproc.models import ProcessRun
 from bgproc.statuses import RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import Proc, Stack
 from tests.waiting import wait_until
 

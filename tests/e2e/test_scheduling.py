@@ -14,8 +14,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bgproc.models import ProcessRun
 from bgproc.statuses import RequestStatus, RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import ZONE, Stack, iso
 from tests.waiting import wait_until
 

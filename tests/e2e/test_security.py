@@ -28,11 +28,11 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from bgproc.app import RUN_ID_HEADER, RUN_TASK, create_app
 from bgproc.installation import Installation
-from bgproc.models import ProcessRun
+from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK, create_app
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import BROKER, Stack, _sqlite_url, _stack
 from tests.integration.cli_harness import Cli
 from tests.waiting import wait_until

@@ -5,7 +5,7 @@ The test sets ``BGPROC_KEY_PREFIX`` and the broker in the environment of the bea
 
 from __future__ import annotations
 
-from bgproc.app import create_app
+from bgproc.runtime.app import create_app
 from bgproc.settings import Settings
 
 app = create_app(Settings.from_env())

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from bgproc.db import ensure_schema, make_engine, upgrade
-from bgproc.models import Base, InstallationKey
+from bgproc.store.db import ensure_schema, make_engine, upgrade
+from bgproc.store.models import Base, InstallationKey
 from tests.conftest import PgServer
 
 BACKENDS = ("sqlite", "postgresql")

@@ -21,13 +21,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect, text
 
-from bgproc.db import make_engine
 from bgproc.errors import Conflict, InvalidInput, NotFound
-from bgproc.inputs import field_label
 from bgproc.installation import Installation
-from bgproc.models import Base, InstallationKey
-from bgproc.requests import TIMING_KEYS
+from bgproc.services.requests import TIMING_KEYS
 from bgproc.settings import Settings
+from bgproc.store.db import make_engine
+from bgproc.store.models import Base, InstallationKey
+from bgproc.timing.inputs import field_label
 from tests import bad_values as bad
 from tests.integration.cli_harness import BROKER, Cli, delete_prefix, isolate
 

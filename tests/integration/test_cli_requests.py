@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bgproc.db import make_engine
-from bgproc.models import ProcessRequest
+from bgproc.store.db import make_engine
+from bgproc.store.models import ProcessRequest
 from tests.integration.cli_harness import StoreCli, isolated
 from tests.waiting import wait_until
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select
 
-from bgproc.db import make_engine
 from bgproc.installation import Installation
-from bgproc.models import ProcessGroup, ProcessGroupStep, ProcessRequest
 from bgproc.settings import Settings
+from bgproc.store.db import make_engine
+from bgproc.store.models import ProcessGroup, ProcessGroupStep, ProcessRequest
 from tests.integration.cli_harness import Run, StoreCli, isolated
 
 DAILY = ["--timing", "scheduled", "--frequency", "daily", "--at", "03:00"]

@@ -17,10 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from bgproc.db import MIGRATIONS_DIR, make_engine, session_scope
-from bgproc.models import ALEMBIC_VERSION_TABLE, Base, ProcessRequest, ProcessRun
-from bgproc.requests import timing_of
-from bgproc.timing import Timing
+from bgproc.services.requests import timing_of
+from bgproc.store.db import MIGRATIONS_DIR, make_engine, session_scope
+from bgproc.store.models import ALEMBIC_VERSION_TABLE, Base, ProcessRequest, ProcessRun
+from bgproc.timing.plan import Timing
 
 T = datetime(2027, 1, 1, 12, tzinfo=UTC)
 STAMP = {"params": {}, "created_at": T, "updated_at": T}

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import make_url
 
-from bgproc.db import session_scope
-from bgproc.models import ProcessRequest, ProcessRun
-from bgproc.runs import TERMINAL, LogChunk, RunStore, RunView
 from bgproc.statuses import Channel, RequestStatus, RunStatus
+from bgproc.store.db import session_scope
+from bgproc.store.models import ProcessRequest, ProcessRun
+from bgproc.store.runs import TERMINAL, LogChunk, RunStore, RunView
 from cli import monitor, output
 from tests.integration.cli_harness import Cli as CliHarness
 

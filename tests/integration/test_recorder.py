@@ -17,13 +17,13 @@ import pytest
 import redis
 from sqlalchemy import Engine, update
 
-from bgproc.control import Control
-from bgproc.models import ProcessRun
-from bgproc.recorder import RunRecorder
-from bgproc.runs import RunStore
+from bgproc.runtime.recorder import RunRecorder
+from bgproc.runtime.sweeper import sweep, sweep_unsent
+from bgproc.services.control import Control
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
-from bgproc.sweeper import sweep, sweep_unsent
+from bgproc.store.models import ProcessRun
+from bgproc.store.runs import RunStore
 
 BROKER = "redis://127.0.0.1:6379/0"
 LEASE_S = 3.0

@@ -28,12 +28,12 @@ from celery.apps.beat import Beat as BeatCommand
 from celery.beat import Service as BeatService
 from redbeat.schedulers import acquire_distributed_beat_lock
 
-from bgproc.app import RUN_TASK, create_app
-from bgproc.beat import EntryScheduler as Scheduler
-from bgproc.entries import EntryStore
-from bgproc.schedules import SCHEDULE_TYPE, Occurrence, TimingSchedule
+from bgproc.runtime.app import RUN_TASK, create_app
+from bgproc.runtime.beat import EntryScheduler as Scheduler
 from bgproc.settings import Settings
-from bgproc.timing import Misfire, Timing
+from bgproc.store.entries import EntryStore
+from bgproc.store.schedules import SCHEDULE_TYPE, Occurrence, TimingSchedule
+from bgproc.timing.plan import Misfire, Timing
 from tests.waiting import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -651,7 +651,7 @@ def start_beat(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "tests.integration.beat_app",
         "beat",
         "-S",
-        "bgproc.beat:EntryScheduler",
+        "bgproc.runtime.beat:EntryScheduler",
         "--loglevel",
         "INFO",
         "-s",

@@ -20,12 +20,12 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from bgproc.app import DEFAULT_QUEUE, RUN_TASK, create_app
-from bgproc.control import Control
-from bgproc.redelivery import SLACK_S, Redelivery, may_be_given_back
-from bgproc.runs import RunStore
+from bgproc.runtime.app import DEFAULT_QUEUE, RUN_TASK, create_app
+from bgproc.runtime.redelivery import SLACK_S, Redelivery, may_be_given_back
+from bgproc.services.control import Control
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.runs import RunStore
 
 BROKER = "redis://127.0.0.1:6379/0"
 AFTER_S = 3.0

@@ -22,7 +22,11 @@ from celery import Celery
 from sqlalchemy import Engine, bindparam, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from bgproc.db import (
+from bgproc.errors import InvalidInput, Unavailable
+from bgproc.registry import Registry
+from bgproc.runtime.grouprun import GroupRuns
+from bgproc.statuses import Channel, RequestStatus, RunStatus
+from bgproc.store.db import (
     MIGRATIONS_DIR,
     ensure_schema,
     execute_many,
@@ -31,9 +35,7 @@ from bgproc.db import (
     session_scope,
     upgrade,
 )
-from bgproc.errors import InvalidInput, Unavailable
-from bgproc.grouprun import GroupRuns
-from bgproc.models import (
+from bgproc.store.models import (
     ALEMBIC_VERSION_TABLE,
     Base,
     ProcessGroup,
@@ -41,9 +43,7 @@ from bgproc.models import (
     ProcessRequest,
     ProcessRun,
 )
-from bgproc.registry import Registry
-from bgproc.runs import RunStore, aggregate_query
-from bgproc.statuses import Channel, RequestStatus, RunStatus
+from bgproc.store.runs import RunStore, aggregate_query
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bgproc import sync as sync_module
-from bgproc.db import session_scope
 from bgproc.errors import Unavailable
 from bgproc.installation import Installation
-from bgproc.models import ProcessRequest, ProcessRun
+from bgproc.services import sync as sync_module
+from bgproc.services.sync import SyncReport, sync
 from bgproc.settings import Settings
 from bgproc.statuses import RequestStatus, RunStatus
-from bgproc.sync import SyncReport, sync
+from bgproc.store.db import session_scope
+from bgproc.store.models import ProcessRequest, ProcessRun
 
 BROKER = "redis://127.0.0.1:6379/0"
 EVERY_5S = {

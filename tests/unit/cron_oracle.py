@@ -1,9 +1,9 @@
-"""An independent, deliberately naive cron evaluator used only to check bgproc.cron.
+"""An independent, deliberately naive cron evaluator used only to check bgproc.timing.cron.
 
-It decides by the plain meaning of each field, one timestamp at a time, and shares no code with
-bgproc.cron: ``matches`` looks at a single wall time, ``brute_next`` walks forward day by day and
-then through hours, minutes and seconds in order. It assumes the expression is valid (the tests
-only feed it expressions that bgproc.cron accepted).
+It decides by the plain meaning of each field, one timestamp at a time, and shares no code
+with bgproc.timing.cron: ``matches`` looks at a single wall time, ``brute_next`` walks forward
+day by day and then through hours, minutes and seconds in order. It assumes the expression is
+valid (the tests only feed it expressions that bgproc.timing.cron accepted).
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 import tasks  # noqa: F401  (registers the sample processes)
 from bgproc.errors import InvalidInput
-from bgproc.inputs import (
+from bgproc.registry import REGISTRY, ProcessContext, Registry, Secret, process
+from bgproc.services.requests import TIMING_KEYS
+from bgproc.timing.inputs import (
     field_label,
     parse_choice,
     parse_instant,
@@ -27,9 +29,7 @@ from bgproc.inputs import (
     parse_weekday,
     parse_zone,
 )
-from bgproc.registry import REGISTRY, ProcessContext, Registry, Secret, process
-from bgproc.requests import TIMING_KEYS
-from bgproc.timing import Frequency, Timing
+from bgproc.timing.plan import Frequency, Timing
 from tests import bad_values as bad
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""bgproc.cron: table tests per feature, property tests against an independent brute-force
+"""bgproc.timing.cron: table tests per feature, property tests against an independent brute-force
 oracle (tests/unit/cron_oracle.py), robustness against arbitrary text, and describe()."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bgproc.cron import CronExpression
 from bgproc.errors import InvalidInput
+from bgproc.timing.cron import CronExpression
 from tests.unit import cron_oracle
 
 

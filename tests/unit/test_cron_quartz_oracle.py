@@ -1,4 +1,4 @@
-"""Cross-check bgproc.cron against the real Quartz 2.3.2 CronExpression.
+"""Cross-check bgproc.timing.cron against the real Quartz 2.3.2 CronExpression.
 
 Needs Java (java + javac) and Debian's libquartz2-java (/usr/share/java/quartz2.jar); skipped
 cleanly otherwise. The oracle program is compiled from
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from bgproc.cron import CronExpression
 from bgproc.errors import InvalidInput
+from bgproc.timing.cron import CronExpression
 
 pytestmark = pytest.mark.oracle
 

@@ -3,8 +3,8 @@ they had, to ride out an outage (tests/integration/test_unreachable.py times the
 
 from __future__ import annotations
 
-from bgproc.app import celery_config
 from bgproc.installation import Installation
+from bgproc.runtime.app import celery_config
 from bgproc.settings import CLI_REPLY_TIMEOUT_S, Settings
 
 SETTINGS = Settings(broker_url="redis://127.0.0.1:1/0")  # never connected to

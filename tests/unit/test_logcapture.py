@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from bgproc.logcapture import FLUSH_INTERVAL_S, LogCapture, stamp
 from bgproc.registry import Redaction
+from bgproc.runtime.logcapture import FLUSH_INTERVAL_S, LogCapture, stamp
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 (?P<rest>.*)$")
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bgproc.adhoc import message_headers
-from bgproc.app import RUN_ID_HEADER, TICKET_HEADER
 from bgproc.registry import ProcessContext, Registry, Secret, process
-from bgproc.runs import Ticket
+from bgproc.runtime.app import RUN_ID_HEADER, TICKET_HEADER
+from bgproc.services.adhoc import message_headers
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.runs import Ticket
 
 KEY = "k" * 64
 

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 import pytest
 
 from bgproc.errors import InvalidInput
-from bgproc.inputs import parse_int
 from bgproc.registry import ProcessContext, Registry, process
-from bgproc.timing import Timing
+from bgproc.timing.inputs import parse_int
+from bgproc.timing.plan import Timing
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""A brute-force evaluator of SPEC §2, written apart from bgproc.timing to judge it.
+"""A brute-force evaluator of SPEC §2, written apart from bgproc.timing.plan to judge it.
 
 It walks the time line minute by minute in UTC, reads the wall clock of the
 request's zone at each minute, and decides by the plain words of the SPEC:

@@ -1,1 +1,0 @@
-"""Schema revisions, applied in order by ``bgproc.db.upgrade``."""

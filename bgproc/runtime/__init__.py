@@ -1,0 +1,6 @@
+"""What runs in the long-lived processes: the Celery app, beat, the worker and its parts.
+
+``app`` (the one Celery configuration), ``beat`` (the scheduler), ``worker`` (connection
+and housekeeping), ``runner`` (the task that runs a process), ``recorder``, ``logcapture``,
+``leases``, ``sweeper``, ``redelivery``, ``grouprun``, ``embedded`` (``up``'s beat).
+"""

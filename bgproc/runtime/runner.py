@@ -1,0 +1,440 @@
+"""The one Celery task: run a registered process, with its context, and record the run.
+
+Every run's row exists before its message is published (queued by beat or ``bgproc
+run``), and the message carries its ids: the run is read from the database when it
+starts, so secrets never sit in Redis, and only processes in the registry can ever run.
+An ad-hoc run's message also carries its ticket (process and parameters, when none is
+secret): its first delivery starts without a read. A message of an older bgproc (a
+request id only) gets its row when it starts.
+
+On the hot path a run costs one read (ad hoc: none, and one Redis round trip if its
+process is killable, for a kill asked while it was queued); its changes go
+through the process's :class:`~bgproc.runtime.recorder.RunRecorder`. What a pool child cannot
+report — a hard time limit, its own death — the worker's main process records
+(:class:`RunRequest`); a worker that dies whole is found by the sweeper
+(:mod:`bgproc.runtime.sweeper`), and the messages it held go back to their queues
+(:mod:`bgproc.runtime.redelivery`). A message that may have a twin — redelivered, or held by a
+worker that fell silent long enough for others to give it back — claims its start in
+the database first (one commit): of two copies, one starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import WorkerLostError
+from celery import Task, shared_task
+from celery.exceptions import Reject
+from celery.worker.request import Request
+
+from bgproc.errors import NotFound, Unavailable
+from bgproc.installation import Installation, installation_of
+from bgproc.registry import ProcessContext, ProcessSpec
+from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
+from bgproc.runtime.leases import Lease
+from bgproc.runtime.logcapture import LogCapture
+from bgproc.runtime.redelivery import SAFE_UNTIL, may_be_given_back
+from bgproc.statuses import Channel, RequestStatus, RunStatus
+from bgproc.store.runs import Ticket, bounded_result
+
+logger = logging.getLogger("bgproc.runner")
+RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
+# A run found in one of these was started before: this delivery is its next attempt.
+RESTARTABLE = frozenset({RunStatus.processing, RunStatus.lost})
+MAX_ATTEMPTS = 3  # a run whose worker died this many times is not tried again
+UNAVAILABLE_RETRY_S = 1.0  # a message that found the database away waits this long
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Fire:
+    """What one message asks for, read from its headers."""
+
+    task_id: str
+    request_id: int | None
+    run_id: int | None
+    scheduled_at: datetime | None
+    worker: str
+    redelivered: bool
+    carried: Any = None  # an ad-hoc run's ticket, as its message carries it
+    safe_until: float | None = None  # its worker's word: no twin of it can exist before
+
+    def may_have_a_twin(self) -> bool:
+        """Whether another copy of this message may start too: this one was given back
+        (by kombu or by :mod:`bgproc.runtime.redelivery`), or its worker was silent for long enough
+        that it may have been given back from under it."""
+        return self.redelivered or may_be_given_back(self.safe_until, time.time())
+
+    @classmethod
+    def of(cls, task: Task) -> Fire:
+        request = task.request
+
+        def header(name: str) -> Any:
+            return getattr(request, name, None) or (request.headers or {}).get(name)
+
+        scheduled = header("bgproc_scheduled_at")
+        run_id = _int(header(RUN_ID_HEADER))
+        return cls(
+            task_id=str(request.id),
+            request_id=_int(header("bgproc_request_id")),
+            run_id=run_id,
+            scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
+            worker=str(request.hostname or ""),
+            redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
+            carried=header(TICKET_HEADER),
+            safe_until=_float(getattr(request, SAFE_UNTIL, None)),
+        )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class RunRequest(Request):
+    """Celery's request, in the worker's main process: records what the pool child cannot.
+
+    A hard time limit kills the child before it can write anything, and a child that
+    dies (SIGKILL, out of memory) reports nothing; the main process sees both.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._received_at = time.time()
+
+    @property
+    def request_dict(self) -> dict[str, Any]:
+        """What the pool child is sent (Celery's worker reads it here at dispatch), with
+        until when its message cannot have been given back: see :meth:`Fire.may_have_a_twin`."""
+        request: dict[str, Any] = self._request_dict
+        redelivery = installation_of(self.task.app).redelivery
+        request[SAFE_UNTIL] = redelivery.safe_until(self._received_at)
+        return request
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft:
+            self._close(
+                RunStatus.error, f"hard time limit exceeded ({timeout} s): the process was killed"
+            )
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        error = exc_info.exception
+        if isinstance(error, ExceptionWithTraceback):
+            error = error.exc
+        if isinstance(error, WorkerLostError):
+            self._close(RunStatus.lost, f"lost: the worker process running it died ({error})")
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _close(self, status: RunStatus, why: str) -> None:
+        run_id = _int(self._request_dict.get(RUN_ID_HEADER))
+        try:
+            installation = installation_of(self.task.app)
+            now = utc_now()
+            installation.runs.close_open(run_id, self.id, status, now, why)
+            installation.redis.zrem(installation.settings.run_leases_key, str(run_id))
+            if run_id is not None:
+                installation.group_runs.after_step(run_id, now)
+        except Exception:
+            logger.exception("could not record %s of task %s (the sweeper will)", status, self.id)
+
+
+@shared_task(
+    name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=RunRequest
+)
+def run_process(task: Task, **_ignored: Any) -> None:
+    """Celery's entry point; everything else happens in :class:`Runner`.
+
+    With the database away, nothing can be checked or recorded: the message goes back
+    to its queue (late acks) and is tried again, at most once a second per worker slot.
+    """
+    try:
+        Runner(installation_of(task.app), Fire.of(task)).run()
+    except Unavailable as error:
+        logger.warning("%s; message %s goes back to the queue", error, task.request.id)
+        time.sleep(UNAVAILABLE_RETRY_S)
+        raise Reject(str(error), requeue=True) from None
+
+
+class Runner:
+    """Runs one fire: checks, lease, the process itself, and the run record."""
+
+    def __init__(self, installation: Installation, fire: Fire) -> None:
+        self.installation = installation
+        self.fire = fire
+        self.recorder = installation.recorder
+
+    def run(self) -> None:
+        ticket = self._ticket()
+        if ticket is None:
+            return
+        if ticket.is_group_run:
+            self._start_group(ticket)
+            return
+        try:
+            self._run_one(ticket)
+        finally:
+            if ticket.group_run_id is not None:
+                self._advance_group(ticket.group_run_id)
+
+    def _run_one(self, ticket: Ticket) -> None:
+        attempt = self._attempt(ticket)
+        if attempt is None or not self._claimed(ticket, attempt):
+            return
+        spec, refusal = self._check(ticket)
+        if spec is None or refusal is not None:
+            status, why = refusal or (RunStatus.error, "unreachable")
+            self._refuse(ticket, attempt, status, why)
+            return
+        lease_key = self._lease_key(ticket, spec)
+        lease = Lease(self.installation.redis, lease_key) if lease_key else None
+        if lease is not None and not lease.acquire():
+            self._refuse(
+                ticket,
+                attempt,
+                RunStatus.skipped,
+                "skipped: a run of this process is still going (prevent concurrent executions)",
+            )
+            return
+        try:
+            self._execute(ticket, attempt, spec)
+        finally:
+            if lease is not None:
+                lease.release()
+
+    def _ticket(self) -> Ticket | None:
+        """The run's row as the runner needs it (created here for a message without one).
+
+        An ad-hoc run's first delivery starts on the ticket its message carries: nothing
+        else can have changed its row but ``monitor kill``, which Redis also knows of (and
+        which refuses a process that is not killable: its run needs no look in Redis). A
+        redelivered message may be a run that already went: its row is read.
+        """
+        fire, runs = self.fire, self.installation.runs
+        run_id = fire.run_id
+        if run_id is not None and fire.carried is not None and not fire.redelivered:
+            carried = Ticket.of_ad_hoc(run_id, fire.carried, runs.ticket_key)
+            if carried is None:
+                logger.warning("run %s: its message's ticket is not this installation's: "
+                               "the run is read instead", run_id)  # fmt: skip
+            elif self._killable(carried.process) and self.installation.control.take_kill(run_id):
+                logger.info("run %s was killed before it started: dropped", run_id)
+                return None
+            else:
+                return carried
+        if run_id is None and fire.request_id is not None:
+            run_id = self._open_for_request(fire.request_id)
+        if run_id is None:
+            logger.error("message %s names no request and no run: refused", fire.task_id)
+            return None
+        ticket = runs.ticket(run_id)
+        if ticket is None and fire.run_id is not None and fire.request_id is not None:
+            # Beat's row of the fire is gone: PostgreSQL lost its asynchronous commit in a
+            # crash (RunStore.queue_fire). The message names its request: the row is made again.
+            logger.warning("run %s of message %s is gone: made again from request %s",
+                           run_id, fire.task_id, fire.request_id)  # fmt: skip
+            run_id = self._open_for_request(fire.request_id)
+            ticket = runs.ticket(run_id) if run_id is not None else None
+        if ticket is None:
+            logger.warning("run %s of message %s is gone (deleted): dropped", run_id, fire.task_id)
+        return ticket
+
+    def _killable(self, process: str) -> bool:
+        """Whether ``monitor kill`` may have been asked for a run of ``process``."""
+        try:
+            return self.installation.registry.get(process).killable
+        except NotFound:  # refused later; no kill was asked for it either
+            return False
+
+    def _open_for_request(self, request_id: int) -> int | None:
+        """The run of this message's fire of ``request_id``, found by its task id or made."""
+        fire = self.fire
+        return self.installation.runs.open_for_request(
+            fire.task_id, request_id, fire.scheduled_at, utc_now()
+        )
+
+    def _start_group(self, ticket: Ticket) -> None:
+        """A group fire: its parent run starts the group's first step (or is refused)."""
+        now = utc_now()
+        refusal = self._refusal(ticket)
+        if refusal is not None:
+            status, why = refusal
+            self.installation.runs.close_open(ticket.run_id, "", status, now, why)
+            return
+        self.installation.group_runs.start(ticket.run_id, now, self.fire.worker, ticket.attempt)
+
+    def _advance_group(self, group_run_id: int) -> None:
+        """A step ended: once its end is stored, the group starts its next step or ends."""
+        try:
+            self.recorder.flush()
+            self.installation.group_runs.advance(group_run_id, utc_now())
+        except Exception:
+            logger.exception("group run %s not advanced now (the sweep will)", group_run_id)
+
+    def _attempt(self, ticket: Ticket) -> int | None:
+        """This delivery's attempt number, or None if it must not run (a duplicate)."""
+        if ticket.status == RunStatus.queued:
+            return ticket.attempt + 1 if self.fire.redelivered else ticket.attempt
+        if ticket.status is RunStatus.lost and ticket.group_run_id is not None:
+            logger.warning("run %s, a step of a group, was lost: it counts as failed, not "
+                           "run again", ticket.run_id)  # fmt: skip
+            return None
+        if ticket.status in RESTARTABLE:
+            if ticket.status == RunStatus.processing and self._still_running(ticket.run_id):
+                logger.warning(
+                    "run %s is still running elsewhere: duplicate delivery of %s dropped",
+                    ticket.run_id,
+                    self.fire.task_id,
+                )
+                return None
+            if ticket.attempt >= MAX_ATTEMPTS:
+                logger.error(
+                    "run %s was %s in each of %d attempts: not tried again",
+                    ticket.run_id,
+                    ticket.status.value,
+                    ticket.attempt,
+                )
+                # A run left processing without a lease (its worker died between the two)
+                # would otherwise stay so: nothing else will come for it.
+                self.installation.runs.close_open(
+                    ticket.run_id, "", RunStatus.lost, utc_now(),
+                    f"lost: its worker died in each of {ticket.attempt} attempts; not tried again",
+                    (RunStatus.processing,),
+                )  # fmt: skip
+                return None
+            attempt = ticket.attempt + 1
+            self.recorder.append_log(
+                ticket.run_id,
+                f"… attempt {ticket.attempt} was {ticket.status.value}; attempt {attempt} starts\n",
+            )
+            return attempt
+        logger.warning(
+            "run %s already ended (%s): duplicate delivery of %s dropped",
+            ticket.run_id,
+            ticket.status.value,
+            self.fire.task_id,
+        )
+        return None
+
+    def _claimed(self, ticket: Ticket, attempt: int) -> bool:
+        """Whether this delivery may go on: a message that may have a twin claims its start
+        in the database first (one commit), so of two copies only one starts."""
+        if not self.fire.may_have_a_twin():
+            return True
+        if self.installation.runs.claim_start(
+            ticket.run_id, ticket.status, ticket.attempt, attempt, self.fire.worker
+        ):
+            return True
+        logger.warning("run %s was started by another copy of message %s: this one dropped",
+                       ticket.run_id, self.fire.task_id)  # fmt: skip
+        return False
+
+    def _still_running(self, run_id: int) -> bool:
+        """Whether the run's lease is alive: its worker is still renewing it."""
+        key = self.installation.settings.run_leases_key
+        expiry = self.installation.redis.zscore(key, str(run_id))
+        return expiry is not None and expiry > utc_now().timestamp()
+
+    @staticmethod
+    def _refusal(ticket: Ticket) -> tuple[RunStatus, str] | None:
+        """Why a planned run must not start: its request is gone or no longer scheduled."""
+        if ticket.channel != Channel.scheduler:
+            return None
+        if ticket.request_status is None:
+            return RunStatus.skipped, "skipped: its request was deleted"
+        if ticket.request_status not in RUNNABLE_REQUEST:
+            return (
+                RunStatus.skipped,
+                f"skipped: request {ticket.request_id} is {ticket.request_status.value}",
+            )
+        return None
+
+    def _check(self, ticket: Ticket) -> tuple[ProcessSpec | None, tuple[RunStatus, str] | None]:
+        """The process to run, or why the fire must not run."""
+        refusal = self._refusal(ticket)
+        if refusal is not None:
+            return None, refusal
+        try:
+            return self.installation.registry.get(ticket.process), None
+        except NotFound:
+            return None, (RunStatus.error, f"{ticket.process} is not a registered process: refused")
+
+    def _lease_key(self, ticket: Ticket, spec: ProcessSpec) -> str | None:
+        key = self.installation.settings.key
+        if spec.prevent_concurrent:
+            return key("lease", "process", spec.name)
+        if ticket.request_prevent_concurrent and ticket.group_run_id is None:
+            return key("lease", "request", str(ticket.request_id))  # a group holds its own
+        return None
+
+    def _refuse(self, ticket: Ticket, attempt: int, status: RunStatus, why: str) -> None:
+        self.recorder.ended(
+            ticket.run_id,
+            attempt,
+            status=status,
+            ended_at=utc_now(),
+            worker=self.fire.worker,
+            error=why,
+        )
+
+    def _execute(self, ticket: Ticket, attempt: int, spec: ProcessSpec) -> None:
+        run_id = ticket.run_id
+        started = utc_now()
+        stop = self.recorder.started(
+            run_id,
+            attempt,
+            spec.killable,
+            status=RunStatus.processing,
+            started_at=started,
+            worker=self.fire.worker,
+        )
+        log = spec.logger
+        context = ProcessContext(
+            log=log, run_id=run_id, request_id=ticket.request_id, stop_event=stop
+        )
+        status, result, error, trace = RunStatus.success, None, None, None
+        redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
+        # The capture ends (its last lines handed over) before the run's end is reported:
+        # the recorder stores them first, so an ended run's log is complete.
+        redact = redaction.text if redaction else None
+        with LogCapture(run_id, self.recorder.append_log, context_logger=log, redact=redact):
+            try:
+                result = spec.func(context, **spec.call_kwargs(ticket.params))
+            except Exception as failure:
+                status, error = RunStatus.error, f"{type(failure).__name__}: {failure}"
+                trace = traceback.format_exc()
+                logger.error("run failed: %s", error)
+        if stop is not None and stop.is_set():
+            status = RunStatus.killed
+            error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
+        ended = utc_now()
+        self.recorder.ended(
+            run_id,
+            attempt,
+            status=status,
+            ended_at=ended,
+            duration_ms=int((ended - started).total_seconds() * 1000),
+            result=redaction.value(bounded_result(result)),
+            error=error and redaction.text(error),
+            traceback=trace and redaction.text(trace),
+        )

@@ -1,0 +1,406 @@
+"""The request service: a request's SQL row and its RedBeat entry change together (SPEC §3).
+
+Order of writes, so that a failure never leaves a live entry the database
+does not know as scheduled: the SQL change is flushed first (inside a
+transaction), then Redis is written, then SQL commits; if Redis fails the SQL
+transaction rolls back, and if the commit fails the Redis write is undone.
+Removing an entry happens before the SQL change, for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+
+from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
+from bgproc.services.groups import GROUP_QUEUE, check_schedulable, find_group
+from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, group_label
+from bgproc.store.db import read_session, session_scope
+from bgproc.store.models import ProcessGroup, ProcessRequest
+from bgproc.timing.inputs import MAX_REQUEST_ID, parse_choice, parse_text
+from bgproc.timing.plan import PLAN_KEYS, TIMING_KEYS, Misfire, Timing, TimingKind
+
+if TYPE_CHECKING:
+    from bgproc.store.entries import EntryStore
+
+MAX_NAME_CHARS = 200
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as callers see it: typed timing, secrets masked.
+
+    It runs ``process`` with ``params``, or the group ``group`` (id ``group_id``),
+    whose steps carry their own parameters (``GroupService.get(group_id)``).
+    """
+
+    id: int
+    name: str | None
+    process: str | None
+    group: str | None
+    group_id: int | None
+    params: dict[str, Any]
+    timing: Timing
+    status: RequestStatus
+    prevent_concurrent: bool
+    misfire: Misfire
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def label(self) -> str:
+        """What runs, in one word: the process name, or ``group:NAME``."""
+        return self.process if self.process is not None else group_label(self.group or "")
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object of ``request show --json`` (without next runs)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "process": self.process,
+            "group": self.group,
+            "params": self.params,
+            "status": self.status.value,
+            "timing": self.timing.as_dict(),
+            "description": self.timing.describe(),
+            "prevent_concurrent": self.prevent_concurrent,
+            "misfire": self.misfire.value,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+# -- row <-> value -------------------------------------------------------------
+
+
+def timing_of(row: ProcessRequest) -> Timing:
+    """The row's timing value, read from its stored document."""
+    return Timing.from_dict(row.timing)
+
+
+def label_of(row: ProcessRequest) -> str:
+    """What the row runs, in one word: its process, or ``group:NAME``."""
+    return group_label(row.group.name) if row.group is not None else row.process or ""
+
+
+def placement(row: ProcessRequest, registry: Registry) -> tuple[str, int | None]:
+    """The queue and time limit of the row's entry: its process's, or a group's default.
+
+    Raises NotFound for a process that is no longer registered.
+    """
+    if row.group is not None:
+        return GROUP_QUEUE, None
+    spec = registry.get(row.process or "")
+    return spec.queue, spec.time_limit_s
+
+
+# -- the service ---------------------------------------------------------------
+
+
+class RequestService:
+    """Create, change, plan and delete process requests; SQL and Redis kept in step."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        entries: Callable[[], EntryStore],
+        registry: Registry,
+        default_tz: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.engine = engine
+        self._entries = entries
+        self.registry = registry
+        self.default_tz = default_tz
+        self.clock = clock
+
+    @cached_property
+    def entries(self) -> EntryStore:
+        """The schedule entries, built when first used: reading requests needs no Celery."""
+        return self._entries()
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, request_id: int, *, reveal: bool = False) -> RequestView:
+        """One request; ``reveal`` keeps secret parameters (for the runner only)."""
+        with read_session(self.engine) as session:
+            return self._view(self._row(session, request_id), reveal=reveal)
+
+    def list(self, status: str | None = None, process: str | None = None) -> list[RequestView]:
+        query = select(ProcessRequest).order_by(ProcessRequest.id)
+        if status:
+            query = query.where(
+                ProcessRequest.status == parse_choice(status, "status", RequestStatus)
+            )
+        if process:
+            name = parse_text(process, "process", MAX_PROCESS_NAME_CHARS)
+            if name.startswith(GROUP_LABEL_PREFIX):
+                group = name.removeprefix(GROUP_LABEL_PREFIX)
+                query = query.join(ProcessRequest.group).where(ProcessGroup.name == group)
+            else:
+                query = query.where(ProcessRequest.process == name)
+        with read_session(self.engine) as session:
+            return [self._view(row) for row in session.scalars(query)]
+
+    def next_runs(self, request_id: int, count: int) -> list[datetime]:
+        """The next fires from now on (the current second included, as ``preview``): a
+        scheduled request's from its entry, whose pending fire may have passed (no beat
+        fired it yet); an unscheduled one's as if scheduled now; none for a complete one."""
+        view = self.get(request_id)
+        if view.status is RequestStatus.complete or count <= 0:
+            return []
+        now = self.clock()
+        timing = view.timing
+        if timing.kind is TimingKind.IMMEDIATE:
+            timing = replace(timing, start=now.replace(microsecond=0))
+        fire = self.entries.next_fire(view.id) if view.status is RequestStatus.scheduled else None
+        if fire is None:
+            return timing.anchored(now).upcoming(now, count)
+        return timing.upcoming(max(fire, now), count)
+
+    # -- writing ---------------------------------------------------------------
+
+    def create(self, fields: Mapping[str, Any], schedule: bool = True) -> RequestView:
+        """Store a new request from loose fields (CLI strings are fine); schedule it unless told."""
+        now = self.clock()
+        with self._session() as session:
+            row = ProcessRequest(status=RequestStatus.unscheduled, created_at=now, updated_at=now)
+            self._set_target(session, row, fields)
+            timing = Timing.build(_timing_fields(fields), now=now, default_tz=self.default_tz)
+            row.name = _name(fields.get("name"))
+            row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
+            row.misfire = self._misfire(fields).value
+            anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
+            row.timing = anchored.as_dict()
+            session.add(row)
+            session.flush()
+            if schedule:
+                self._plan(session, row, now)
+            return self._view(row)
+
+    def update(self, request_id: int, fields: Mapping[str, Any]) -> RequestView:
+        """Change the given fields; a scheduled request is rescheduled in the same step."""
+        now = self.clock()
+        with self._session() as session:
+            row = self._row(session, request_id)
+            stored = self._fields_of(row)
+            if fields.get("timing") or fields.get("frequency"):
+                stored = {k: v for k, v in stored.items() if k not in PLAN_KEYS}
+            merged = {**stored, **{k: v for k, v in fields.items() if v is not None}}
+            new_process, new_group = fields.get("process"), fields.get("group")
+            if new_group and not new_process:  # to a group: its steps have the params
+                merged["process"] = None
+                merged["params"] = fields.get("params") or {}
+            elif new_process and not new_group:
+                merged["group"] = None
+                if new_process != row.process:
+                    merged["params"] = fields.get("params") or {}
+            self._set_target(session, row, merged)
+            timing = Timing.build(_timing_fields(merged), now=now, default_tz=self.default_tz)
+            row.name = _name(merged.get("name"))
+            row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
+            row.misfire = self._misfire(merged).value
+            row.updated_at = now
+            anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
+            row.timing = anchored.as_dict()
+            if row.status is RequestStatus.scheduled:
+                self._plan(session, row, now)
+            return self._view(row)
+
+    def schedule(self, request_id: int) -> RequestView:
+        """Write the entry (Etendo's Schedule button); refused when already scheduled."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            if row.status is RequestStatus.scheduled:
+                raise Conflict(f"request {request_id} is already scheduled (use reschedule)")
+            self._plan(session, row, self.clock())
+            return self._view(row)
+
+    def reschedule(self, request_id: int) -> RequestView:
+        """Write the entry afresh, the next fire counted from now."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            self._plan(session, row, self.clock())
+            return self._view(row)
+
+    def unschedule(self, request_id: int) -> RequestView:
+        """Remove the entry, then mark the request unscheduled."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            self._redis(lambda: self.entries.remove(row.id))
+            row.status = RequestStatus.unscheduled
+            row.updated_at = self.clock()
+            return self._view(row)
+
+    def complete(self, request_id: int) -> None:
+        """Beat found no fire left: a scheduled request becomes complete (idempotent)."""
+        with self._session() as session:
+            row = session.get(ProcessRequest, request_id)
+            if row is not None and row.status is RequestStatus.scheduled:
+                row.status = RequestStatus.complete
+                row.updated_at = self.clock()
+
+    def delete(self, request_id: int) -> None:
+        """Delete an unscheduled or complete request; a scheduled one is refused (SPEC §3)."""
+        with self._session() as session:
+            row = self._row(session, request_id)
+            if row.status is RequestStatus.scheduled:
+                raise Conflict(f"request {request_id} is scheduled; unschedule it first")
+            self._redis(lambda: self.entries.remove(row.id))
+            session.delete(row)
+
+    # -- inner workings ----------------------------------------------------------
+
+    def _plan(self, session: Session, row: ProcessRequest, now: datetime) -> None:
+        """Put the entry for ``row`` (or mark it complete when nothing is left to fire)."""
+        if row.group is not None:
+            check_schedulable(row.group)
+        queue, time_limit_s = placement(row, self.registry)
+        timing = timing_of(row)
+        if timing.kind is TimingKind.IMMEDIATE:
+            timing = replace(timing, start=now.replace(microsecond=0))
+        if not timing.anchored(now).upcoming(now, 1):
+            self._redis(lambda: self.entries.remove(row.id))
+            row.status = RequestStatus.complete
+            return
+        row.status = RequestStatus.scheduled
+        row.updated_at = now
+        flag_modified(row, "updated_at")  # else the model's onupdate stamps a later time
+        session.flush()
+        self._redis(
+            lambda: self.entries.put(
+                row.id,
+                timing.anchored(now),
+                scheduled_from=now,
+                misfire=row.misfire,
+                queue=queue,
+                time_limit_s=time_limit_s,
+            )
+        )
+        session.info.setdefault("on_rollback", []).append(lambda: self.entries.remove(row.id))
+
+    def _set_target(self, session: Session, row: ProcessRequest, fields: Mapping[str, Any]) -> None:
+        """Point ``row`` at the process (with its params) or the group that ``fields`` name."""
+        process = str(fields.get("process") or "").strip()
+        group = str(fields.get("group") or "").strip()
+        if process and group:
+            raise InvalidInput("group", "give a process or --group, not both")
+        if not group:
+            spec, row.params = self._process_and_params(fields)
+            row.process, row.group = spec.name, None
+            return
+        if fields.get("params"):
+            raise InvalidInput("param", "a group request takes none: each step has its own")
+        try:
+            found = find_group(session, group)
+        except NotFound:
+            raise InvalidInput("group", f"{group!r} is not a process group") from None
+        row.process, row.group, row.params = None, found, {}
+
+    def _process_and_params(self, fields: Mapping[str, Any]) -> tuple[ProcessSpec, dict[str, Any]]:
+        name = str(fields.get("process") or "").strip()
+        if not name:
+            raise InvalidInput("process", "is required (or give --group NAME)")
+        try:
+            spec = self.registry.get(name)
+        except NotFound:
+            raise InvalidInput("process", f"{name!r} is not a registered process") from None
+        return spec, spec.validate_params(fields.get("params") or {})
+
+    @staticmethod
+    def _misfire(fields: Mapping[str, Any]) -> Misfire:
+        value = parse_choice(fields.get("misfire") or Misfire.RUN_ONCE.value, "misfire", Misfire)
+        assert isinstance(value, Misfire)
+        return value
+
+    def _fields_of(self, row: ProcessRequest) -> dict[str, Any]:
+        """The stored request as loose fields, so an update can change just a few."""
+        fields: dict[str, Any] = timing_of(row).fields()
+        fields.update(
+            process=row.process,
+            group=str(row.group_id) if row.group_id is not None else None,  # by id: renames
+            params=row.params,
+            name=row.name,
+            prevent_concurrent=row.prevent_concurrent,
+            misfire=row.misfire,
+        )
+        return fields
+
+    def _row(self, session: Session, request_id: int) -> ProcessRequest:
+        if not 0 < request_id <= MAX_REQUEST_ID:
+            raise NotFound("request", request_id)
+        row = session.get(ProcessRequest, request_id)
+        if row is None:
+            raise NotFound("request", request_id)
+        return row
+
+    def _view(self, row: ProcessRequest, reveal: bool = False) -> RequestView:
+        try:
+            spec = self.registry.get(row.process or "")
+            masked = dict(row.params) if reveal else spec.masked(row.params)
+        except NotFound:
+            masked = dict(row.params)
+        return RequestView(
+            id=row.id,
+            name=row.name,
+            process=row.process,
+            group=row.group.name if row.group is not None else None,
+            group_id=row.group.id if row.group is not None else None,
+            params=masked,
+            timing=timing_of(row),
+            status=RequestStatus(row.status),
+            prevent_concurrent=row.prevent_concurrent,
+            misfire=Misfire(row.misfire),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @staticmethod
+    def _redis(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except _redis_errors() as error:
+            raise Unavailable.of_redis(error) from None
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A transaction; Redis writes made inside it are undone if it does not commit."""
+        session: Session | None = None
+        try:
+            with session_scope(self.engine) as session:
+                yield session
+        except BaseException:
+            for undo in session.info.get("on_rollback", []) if session else []:
+                with suppress(*_redis_errors()):  # `bgproc sync` repairs it later
+                    undo()
+            raise
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    """What a failing Redis raises, imported once Redis is used: reading requests never is."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
+
+
+def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:
+    return {k: fields.get(k) for k in TIMING_KEYS if fields.get(k) is not None}
+
+
+def _name(value: object) -> str | None:
+    if value is None:
+        return None
+    return parse_text(str(value).strip(), "name", MAX_NAME_CHARS) or None

@@ -1,0 +1,517 @@
+"""Engines, sessions and schema migrations for SQLite and PostgreSQL.
+
+SQLite is the embedded default, shared by the CLI, beat and workers as separate
+processes on one file; PostgreSQL serves several machines. Connection failures
+become ``Unavailable`` with the password redacted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from bgproc.errors import InvalidInput, SchemaMismatch, Unavailable
+from bgproc.settings import redact_url
+from bgproc.store.models import ALEMBIC_VERSION_TABLE, SCHEMA_REVISION
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+URL_FIELD = "BGPROC_DATABASE_URL"  # how the user names the URL in messages
+URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's write lock
+FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_MS / 1000  # a fork waits this long for SQLite work to end
+PG_CONNECT_TIMEOUT_S = 5  # a service's connection to a silent server gives up, and is retried
+MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
+READ_ONLY = "bgproc_read_only"  # execution option: a SQLite transaction that only reads
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+logger = logging.getLogger("bgproc.db")
+_schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def normalise_url(url: str) -> str:
+    """Point bare PostgreSQL URLs at psycopg 3, the driver we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, connect_timeout_s: int = PG_CONNECT_TIMEOUT_S) -> Engine:
+    """An engine for ``url`` (sqlite or postgresql), tuned for several processes; no I/O yet.
+
+    ``connect_timeout_s``: how long PostgreSQL may stay silent before a connection fails
+    (the CLI's is shorter, see ``CLI_PG_CONNECT_TIMEOUT_S``)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError):
+        # Neither the URL nor SQLAlchemy's message (which repeats it) is shown: a password
+        # in a malformed URL cannot be found to be redacted.
+        raise InvalidInput(URL_FIELD, f"not a database URL; expected {URL_FORMS}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        # No pre-ping: it would double the round trips of the worker's one read per run.
+        # A connection that died with its server fails once; SQLAlchemy then discards the
+        # whole pool, the run's message is requeued and the recorder retries its writes.
+        engine = create_engine(
+            parsed,
+            connect_args={"connect_timeout": connect_timeout_s, "application_name": "bgproc"},
+        )
+        _guard_against_fork(engine)
+        return engine
+    raise InvalidInput(URL_FIELD, f"{backend} is not supported; expected {URL_FORMS}")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """SQLite with WAL (readers never block the writer) and BEGIN IMMEDIATE transactions.
+
+    A deferred transaction that reads and then writes cannot wait for another process's
+    lock (SQLite fails it at once); taking the write lock at BEGIN makes every writer
+    queue behind ``busy_timeout`` instead.
+    """
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+    _guard_against_fork(engine)
+    _FORK_GATE.add(engine)
+    return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """WAL mode, once per file: switching ignores busy_timeout, so a race on a new file retries."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _guard_against_fork(engine: Engine) -> None:
+    """A forked child (Celery prefork) never reuses its parent's pooled connections.
+
+    Sharing one socket or SQLite handle between two processes corrupts both sides.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _check_pid(_dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        if record.info.get("pid") != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise DisconnectionError("connection was opened by the parent process")
+
+
+class _ForkGate:
+    """No SQLite connection crosses a fork (Celery's prefork pool forks the worker).
+
+    SQLite keeps its lock bookkeeping in the process: a child that inherits a connection
+    caught in another thread's write transaction takes that write lock for one held by
+    itself, for ever, and each write it tries fails with "database is locked" (CI: a pool
+    child forked while housekeeping wrote). So a fork waits until the other threads' SQLite
+    work ends, holds new work back while it forks, and first closes every SQLite connection:
+    the child starts with none. Work costs two dict writes: forks are rare, work is not.
+    """
+
+    def __init__(self) -> None:
+        self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._reset()
+        os.register_at_fork(
+            before=self._before_fork, after_in_parent=self._after_fork, after_in_child=self._reset
+        )
+
+    def _reset(self) -> None:
+        self._working: dict[int, int] = {}  # thread → nesting of its SQLite work
+        self._no_fork = threading.Event()
+        self._no_fork.set()
+        self._forks = 0  # forks under way, changed under _fork_lock
+        self._fork_lock = threading.Lock()
+
+    def add(self, engine: Engine) -> None:
+        self._engines.add(engine)
+
+    def work(self, engine: Engine) -> AbstractContextManager[Any]:
+        """SQLite work on ``engine`` (anything that holds a connection); nests freely."""
+        return self if engine in self._engines else nullcontext()
+
+    def __enter__(self) -> None:
+        thread = threading.get_ident()
+        depth = self._working.get(thread, 0)
+        self._working[thread] = depth + 1
+        # Registered first, then looked: a fork either sees this work or is seen by it
+        while not depth and not self._no_fork.is_set():
+            del self._working[thread]
+            self._no_fork.wait()
+            self._working[thread] = 1
+
+    def __exit__(self, *_: object) -> None:
+        thread = threading.get_ident()
+        depth = self._working.get(thread, 0) - 1
+        if depth > 0:
+            self._working[thread] = depth
+        else:
+            self._working.pop(thread, None)  # gone already: this thread forked inside work
+
+    def _before_fork(self) -> None:
+        with self._fork_lock:
+            self._forks += 1
+            self._no_fork.clear()
+        forking = threading.get_ident()
+        deadline = time.monotonic() + FORK_WAIT_S
+        while any(thread != forking for thread in self._working.copy()):
+            if time.monotonic() > deadline:
+                logger.warning("forking while SQLite work goes on in another thread")
+                break
+            time.sleep(0.001)
+        for engine in list(self._engines):
+            engine.dispose()  # its idle connections, and the threads' held read connections
+
+    def _after_fork(self) -> None:
+        with self._fork_lock:
+            self._forks -= 1
+            if not self._forks:
+                self._no_fork.set()
+
+
+_FORK_GATE = _ForkGate()
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only: on SQLite it never waits for (or holds) the write lock;
+    on PostgreSQL it sends no BEGIN and ROLLBACK around the read (autocommit)."""
+    ensure_schema(engine)
+    with _in_use(engine), engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            yield connection.execution_options(**{READ_ONLY: True})
+
+
+def ping(engine: Engine) -> None:
+    """Raise ``Unavailable`` unless the database answers a trivial query now."""
+    with reading(engine) as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+
+def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The first row of a prebuilt SELECT, on this thread's held DBAPI connection.
+
+    The runner's one read per run, made cheap: no pool checkout and return, no events,
+    no result objects (a pool round costs more than the read). The values come as the
+    driver gives them (JSON as text on SQLite, booleans as 0/1). One statement, so no
+    transaction: SQLite reads it as one snapshot; on PostgreSQL, autocommit.
+    """
+    ensure_schema(engine)
+    driver = _driver_statement(query, engine.dialect)
+    dbapi = engine.dialect.loaded_dbapi
+    with _in_use(engine):
+        connection = _READERS.connection(engine)
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(driver.sql, driver.parameters(params))
+                return cursor.fetchone()
+            finally:
+                cursor.close()  # ends SQLite's read snapshot
+        except (dbapi.OperationalError, dbapi.InterfaceError) as error:
+            _READERS.drop(engine)  # a broken connection is closed; the next read opens anew
+            raise OperationalError(driver.sql, params, error) from error
+
+
+class _HeldReaders:
+    """Each thread's read connection per engine, kept open for :func:`read_row`.
+
+    Detached from the pool, so threads that hold one never starve it; closed when their
+    engine is disposed (or their thread is gone and another thread opens one). A forked
+    child never uses nor closes its parent's: closing would end the parent's session too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: weakref.WeakKeyDictionary[Engine, dict[int, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._inherited: list[Any] = []  # the parent's, kept from the garbage collector
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def connection(self, engine: Engine) -> Any:
+        """This thread's connection to ``engine`` (a pool connection, detached)."""
+        thread = threading.get_ident()
+        held = self._held.get(engine)
+        if held is not None and thread in held:
+            return held[thread]
+        pooled = engine.raw_connection()
+        if engine.dialect.name == "postgresql":
+            pooled.driver_connection.autocommit = True  # type: ignore[union-attr]
+        pooled.detach()
+        with self._lock:
+            if engine not in self._held:
+                self._held[engine] = {}
+                event.listen(engine, "engine_disposed", self._close_all)
+            held = self._held[engine]
+            alive = {t.ident for t in threading.enumerate()}
+            for gone in [t for t in held if t not in alive]:
+                _close_quietly(held.pop(gone))
+            held[thread] = pooled
+        return pooled
+
+    def drop(self, engine: Engine) -> None:
+        """Close this thread's connection to ``engine``."""
+        with self._lock:
+            pooled = self._held.get(engine, {}).pop(threading.get_ident(), None)
+        if pooled is not None:
+            _close_quietly(pooled)
+
+    def _close_all(self, engine: Engine) -> None:
+        with self._lock:
+            held = self._held.pop(engine, {})
+        for pooled in held.values():
+            _close_quietly(pooled)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        for held in self._held.values():
+            self._inherited.extend(held.values())
+        self._held = weakref.WeakKeyDictionary()
+
+
+def _close_quietly(pooled: Any) -> None:
+    """Close a held connection at the driver: the pool's close would first ROLLBACK, which
+    on a connection that died fails, and is logged as an error with its traceback."""
+    with suppress(Exception):
+        pooled.dbapi_connection.close()
+
+
+_READERS = _HeldReaders()
+
+
+def execute_many(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """``statement`` once per row, handed to the driver as one executemany.
+
+    Its SQL and its columns' bind processors are built once: SQLAlchemy's own per-row
+    parameter processing costs more than SQLite's write of the row (the run recorder's
+    batches). The values go through the same processors, so they are stored as the ORM
+    stores them.
+    """
+    driver = _driver_statement(statement, connection.dialect)
+    connection.exec_driver_sql(driver.sql, [driver.parameters(row) for row in rows])
+
+
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A statement compiled for one dialect: its SQL, parameter order and bind processors."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional drivers (SQLite): the parameters' order
+    processors: dict[str, Callable[[Any], Any] | None]
+    fixed: dict[str, Any]  # the values written into the statement (``status == 'queued'``)
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's parameters for ``values`` (a value for each bind the statement left
+        open), processed as SQLAlchemy would."""
+        given = {**self.fixed, **values}
+        process = self.processors
+        if self.order is not None:
+            return tuple(_processed(process[name], given[name]) for name in self.order)
+        return {name: _processed(process[name], given[name]) for name in process}
+
+
+def _processed(processor: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if processor is None else processor(value)
+
+
+@cache
+def _driver_statement(statement: Executable, dialect: Dialect) -> _DriverStatement:
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    named = compiled.bind_names.items()  # each bind as the SQL names it
+    processors = {
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, name in named
+    }
+    fixed = {name: bind.value for bind, name in named if not bind.required}
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return _DriverStatement(compiled.string, order, processors, fixed)
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """One Core transaction: commit on success, rollback on error."""
+    ensure_schema(engine)
+    with _in_use(engine), engine.begin() as connection:
+        yield connection
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, rollback on error; rows stay readable after it."""
+    ensure_schema(engine)
+    with (
+        _in_use(engine),
+        Session(engine, expire_on_commit=False) as session,
+        session.begin(),
+    ):
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reads only, on a :func:`reading` connection: a monitor query over a
+    million runs never holds SQLite's write lock, which every worker and beat wait for."""
+    with reading(engine) as connection, Session(connection, expire_on_commit=False) as session:
+        yield session
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make sure the schema is at head before first use (checked once per engine).
+
+    SQLite is embedded, so it is migrated on the spot (only then taking the write lock); a
+    shared PostgreSQL is only migrated on purpose, by ``bgproc db upgrade``.
+    """
+    if engine in _schema_ready:
+        return
+    with _in_use(engine), engine.connect() as connection:
+        current = _current_revisions(connection.execution_options(**{READ_ONLY: True}))
+    if current == {SCHEMA_REVISION}:
+        _schema_ready.add(engine)
+    elif engine.dialect.name == "sqlite":
+        upgrade(engine)  # checked again under the write lock: another process may be at it
+    else:
+        raise SchemaMismatch(_outdated(current), _redacted(engine))
+
+
+def _current_revisions(connection: Connection) -> set[str]:
+    """The schema's revisions, read with plain SQL: a command at head loads no Alembic."""
+    if not inspect(connection).has_table(ALEMBIC_VERSION_TABLE):
+        return set()
+    rows = connection.execute(text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}"))
+    return {row[0] for row in rows}
+
+
+def upgrade(engine: Engine) -> None:
+    """Migrate to head; safe to run again, or from several processes at once."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    with _in_use(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until commit; on SQLite, BEGIN IMMEDIATE already serialises upgrades.
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        try:
+            with _alembic_quiet():
+                command.upgrade(config, "head")
+        except CommandError as exc:
+            raise SchemaMismatch(str(exc), _redacted(engine)) from exc
+    _schema_ready.add(engine)
+
+
+def _alembic_config() -> Config:
+    """Alembic's configuration, built in code: the scripts ship inside the package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
+
+
+def head_revisions() -> frozenset[str]:
+    """The heads of the migration scripts (:data:`SCHEMA_REVISION` must be the one)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+def _known_revisions() -> frozenset[str]:
+    """Every revision this bgproc ships, to tell an old schema from a newer one."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.") under bgproc's own schema checks
+    and upgrades: noise in a worker's console, where Celery logs INFO from every logger."""
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        alembic.setLevel(level)
+
+
+def _outdated(current: set[str]) -> str:
+    """Why the schema is refused, and what to do about it."""
+    if not current:
+        return f"no bgproc schema yet (need revision {SCHEMA_REVISION}); run `bgproc db upgrade`"
+    found = ", ".join(sorted(current))
+    if current - _known_revisions():
+        return f"schema revision {found} is newer than this bgproc's ({SCHEMA_REVISION})"
+    return f"schema is at revision {found}, not {SCHEMA_REVISION}; run `bgproc db upgrade`"
+
+
+@contextmanager
+def _in_use(engine: Engine) -> Iterator[None]:
+    """Work on ``engine``: never cut by a fork (SQLite, :class:`_ForkGate`), and its
+    connection-level failures become one ``Unavailable`` line, never a password."""
+    with _FORK_GATE.work(engine):
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            where = _redacted(engine)
+            raise Unavailable("database", _reason(exc, engine.url), where) from exc
+
+
+def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
+    """The driver's first line of complaint, scrubbed of the password just in case."""
+    lines = [line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc.orig or exc).__name__
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return reason
+
+
+def _redacted(engine: Engine) -> str:
+    """The database's URL as messages name it: password redacted."""
+    return redact_url(engine.url.render_as_string(hide_password=False))
