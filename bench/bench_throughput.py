@@ -45,9 +45,8 @@ from bench import plain_redbeat_app as plain
 from bench.bench_lateness import Processes, child_env
 from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
 from bgproc.installation import Installation
-from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK
 from bgproc.services.adhoc import message_headers
-from bgproc.settings import Settings
+from bgproc.settings import RUN_ID_HEADER, RUN_TASK, Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.db import upgrade
 from bgproc.store.models import ProcessRun

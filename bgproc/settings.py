@@ -34,6 +34,16 @@ CLI_PG_CONNECT_TIMEOUT_S = 2  # libpq's and psycopg's floor (they read 1 as 2)
 DEFAULT_REDELIVER_AFTER_S = 10.0
 MIN_REDELIVER_AFTER_S = 4.0  # a worker speaks every third of it; hosts' clocks differ by ~2 s
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+# The names a run's message carries, read by beat, workers and the CLI alike.
+RUN_TASK = "bgproc.run"  # the one task that runs a registered process
+RUN_ID_HEADER = "bgproc_run_id"  # a message's run (its row is written before it is sent)
+TICKET_HEADER = "bgproc_ticket"  # an ad-hoc run's ticket: its first delivery reads nothing
+DEFAULT_QUEUE = "celery"  # Celery's default: group runs, and processes that name no queue
+
+# Limits of what is stored: beyond them a value is a typo, and the columns hold no more.
+MAX_NAME_CHARS = 200  # a request's or a group's name
+MAX_REQUEST_ID = MAX_GROUP_ID = 2**31 - 1  # their id columns are 32-bit INTEGER on PostgreSQL
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
 
@@ -158,6 +168,16 @@ class Settings:
     def kill_requests_key(self) -> str:
         """Set of the run ids ``monitor kill`` asked to stop."""
         return self.key("runs", "kills")
+
+    @property
+    def schedule_key_prefix(self) -> str:
+        """RedBeat's key prefix: entries, its schedule index and the beat lock under it."""
+        return self.key("redbeat:")
+
+    @property
+    def beat_lock_key(self) -> str:
+        """The lock one beat holds while it fires (RedBeat's own name for it, made explicit)."""
+        return self.schedule_key_prefix + ":lock"
 
     @property
     def beats_key(self) -> str:

@@ -23,7 +23,7 @@ def health(installation: Installation, as_json: bool) -> None:
     """
     from bgproc.services.health import check
 
-    checks = check(installation, datetime.now(UTC))
+    checks = check(installation.control, installation.engine, datetime.now(UTC))
     healthy = all(c.ok for c in checks)
     if as_json:
         print_json({"healthy": healthy, "checks": [c.as_json() for c in checks]})

@@ -107,8 +107,7 @@ def _warn_unless_scheduling(
     """A red line under the table when no beat holds the lock and ticks."""
     from bgproc.services.health import scheduler_check
 
-    lock_held = bool(installation.redis.exists(installation.entries.conf.lock_key))
-    scheduler = scheduler_check(found, lock_held, now)
+    scheduler = scheduler_check(found, installation.control.lock_held(), now)
     if not scheduler.ok:
         console().print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
 

@@ -17,8 +17,9 @@ import click
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
+from bgproc.settings import MAX_REQUEST_ID
 from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus, group_label
-from bgproc.timing.inputs import MAX_REQUEST_ID, parse_choice, parse_instant, parse_int, parse_text
+from bgproc.timing.inputs import parse_choice, parse_instant, parse_int, parse_text
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 

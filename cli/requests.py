@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bgproc.installation import Installation
-from bgproc.timing.inputs import MAX_REQUEST_ID, parse_int
+from bgproc.settings import MAX_REQUEST_ID
+from bgproc.timing.inputs import parse_int
 from bgproc.timing.plan import Timing
 from cli.options import (
     WholeNumber,

@@ -35,7 +35,9 @@ def run(
     """Run PROCESS once, now, on a worker; prints the run id."""
     from bgproc.services.adhoc import launch
 
-    run_id = launch(installation, process, parse_params(params))
+    run_id = launch(
+        installation.registry, installation.runs, installation.app, process, parse_params(params)
+    )
     click.echo(run_id)
     if not wait:
         return

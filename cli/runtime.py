@@ -143,7 +143,9 @@ def sync(installation: Installation, as_json: bool) -> None:
     """
     from bgproc.services.sync import sync as reconcile
 
-    report = reconcile(installation, datetime.now(UTC))
+    report = reconcile(
+        installation.engine, installation.entries, installation.registry, datetime.now(UTC)
+    )
     if as_json:
         print_json(report.as_json())
     else:

@@ -9,12 +9,8 @@ from __future__ import annotations
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from bgproc.settings import CLI_CONNECT_TIMEOUT_S, CLI_REPLY_TIMEOUT_S, Settings
+from bgproc.settings import CLI_CONNECT_TIMEOUT_S, CLI_REPLY_TIMEOUT_S, DEFAULT_QUEUE, Settings
 
-RUN_TASK = "bgproc.run"  # the one task that runs a registered process
-RUN_ID_HEADER = "bgproc_run_id"  # a message's run (its row is written before it is sent)
-TICKET_HEADER = "bgproc_ticket"  # an ad-hoc run's ticket: its first delivery reads nothing
-DEFAULT_QUEUE = "celery"  # Celery's default: group runs, and processes that name no queue
 BEAT_LOOP_S = 1.0  # new and edited requests are picked up within about a second
 BEAT_LOCK_TIMEOUT_S = 10  # a standby beat takes over this long after the holder dies
 # kombu must never give an unacknowledged message back by its age: a run may last longer
@@ -81,7 +77,8 @@ def celery_config(settings: Settings, interactive: bool = False) -> dict[str, An
         # One quick retry (a reconnect after a restart), no backoff: beat's own loop is
         # the retry, so a Redis that is back is seen within a second.
         "redbeat_redis_options": {"retry": Retry(NoBackoff(), 1)},
-        "redbeat_key_prefix": settings.key("redbeat:"),
+        "redbeat_key_prefix": settings.schedule_key_prefix,
+        "redbeat_lock_key": settings.beat_lock_key,
         "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT_S,
         "imports": ["bgproc.runtime.runner", "bgproc.runtime.worker", *settings.imports],
     }

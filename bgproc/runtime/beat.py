@@ -30,9 +30,9 @@ from redis.exceptions import LockNotOwnedError
 
 from bgproc.installation import Installation
 from bgproc.outages import DATABASE, REDIS, Outages, outage_of
-from bgproc.runtime.app import RUN_ID_HEADER
 from bgproc.services.control import BeatInfo
 from bgproc.services.sync import sync
+from bgproc.settings import RUN_ID_HEADER
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.db import ping
 from bgproc.store.entries import TimingEntry
@@ -353,7 +353,10 @@ class Scheduler(EntryScheduler):
             self.outages.back(DATABASE)
         if not self._synced:
             try:
-                report = sync(self.installation, self.clock())
+                installation = self.installation
+                report = sync(
+                    installation.engine, installation.entries, installation.registry, self.clock()
+                )
                 logger.info("beat: sync %s", report.summary())
             except Exception as error:
                 if outage_of(error) is not None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from bgproc.errors import NotFound
 from bgproc.registry import Registry
-from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK
+from bgproc.settings import RUN_ID_HEADER, RUN_TASK
 from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun

@@ -24,7 +24,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
@@ -36,12 +36,13 @@ from celery.worker.request import Request
 from bgproc.errors import NotFound, Unavailable
 from bgproc.installation import Installation, installation_of
 from bgproc.registry import ProcessContext, ProcessSpec
-from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.runtime.leases import Lease
 from bgproc.runtime.logcapture import LogCapture
 from bgproc.runtime.redelivery import SAFE_UNTIL, may_be_given_back
+from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.store.runs import Ticket, bounded_result
+from bgproc.timing.walltime import utc_now
 
 logger = logging.getLogger("bgproc.runner")
 RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
@@ -49,10 +50,6 @@ RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
 RESTARTABLE = frozenset({RunStatus.processing, RunStatus.lost})
 MAX_ATTEMPTS = 3  # a run whose worker died this many times is not tried again
 UNAVAILABLE_RETRY_S = 1.0  # a message that found the database away waits this long
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -12,30 +12,29 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from celery import Celery
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
-from sqlalchemy import delete
 
 from bgproc.errors import InvalidInput, NotFound, Unavailable
-from bgproc.installation import Installation
-from bgproc.registry import ProcessSpec
-from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
+from bgproc.registry import ProcessSpec, Registry
+from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.statuses import Channel, RunStatus
-from bgproc.store.db import session_scope
-from bgproc.store.models import ProcessRun
-from bgproc.store.runs import ad_hoc_ticket
+from bgproc.store.runs import RunStore, ad_hoc_ticket
 
 
-def launch(installation: Installation, process: str, params: Mapping[str, str]) -> int:
+def launch(
+    registry: Registry, runs: RunStore, app: Celery, process: str, params: Mapping[str, str]
+) -> int:
     """Queue one run of ``process`` now; its run id."""
     try:
-        spec = installation.registry.get(process)
+        spec = registry.get(process)
     except NotFound:
         raise InvalidInput("process", f"{process!r} is not a registered process") from None
     stored = spec.validate_params(params)
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
-    run_id = installation.runs.record(
+    run_id = runs.record(
         process=spec.name,
         params=stored,
         status=RunStatus.queued,
@@ -45,16 +44,15 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
         task_id=task_id,
     )
     try:
-        installation.app.send_task(
+        app.send_task(
             RUN_TASK,
             task_id=task_id,
-            headers=message_headers(spec, run_id, stored, installation.runs.ticket_key),
+            headers=message_headers(spec, run_id, stored, runs.ticket_key),
             retry=False,
             **spec.send_options(),
         )
     except (OperationalError, RedisError, OSError) as error:
-        with session_scope(installation.engine) as session:
-            session.execute(delete(ProcessRun).where(ProcessRun.id == run_id))
+        runs.forget(run_id)
         raise Unavailable.of_redis(error) from None
     return run_id
 

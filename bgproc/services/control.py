@@ -163,6 +163,11 @@ class Control:
         self._workers = _Roster(redis, settings.workers_key, WORKER_GONE_S)
         self._beats = _Roster(redis, settings.beats_key, BEAT_GONE_S)
         self.kills_key = settings.kill_requests_key
+        self.settings = settings
+
+    def lock_held(self) -> bool:
+        """Whether some beat holds the scheduling lock now."""
+        return bool(self.redis.exists(self.settings.beat_lock_key))
 
     # -- workers ----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -19,23 +19,18 @@ from sqlalchemy.orm import Session
 
 from bgproc.errors import Conflict, InvalidInput, NotFound
 from bgproc.registry import ProcessSpec, Registry
-from bgproc.runtime.app import DEFAULT_QUEUE
+from bgproc.settings import DEFAULT_QUEUE, MAX_GROUP_ID, MAX_NAME_CHARS
 from bgproc.statuses import RequestStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessGroupStep, ProcessRequest
+from bgproc.timing.walltime import utc_now
 
 # A group's own run is a parent that starts its steps: it goes to the default queue,
 # which every plain `bgproc worker` consumes (steps keep their own process's queue).
 GROUP_QUEUE = DEFAULT_QUEUE
-MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2000
 MAX_STEPS = 100  # a group is a short list of processes, not a program
-MAX_ID = 2**31 - 1
 MAX_LISTED_REQUESTS = 10  # a refusal names this many requests at most
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -86,8 +81,9 @@ def find_group(session: Session, ident: object) -> ProcessGroup:
     """The group named ``ident``, or with that id when it is all digits; else NotFound."""
     text = str(ident).strip()
     if text.isascii() and text.isdigit():
-        number = int(text) if len(text) <= len(str(MAX_ID)) else 0  # int() of 5000 digits fails
-        row = session.get(ProcessGroup, number) if 0 < number <= MAX_ID else None
+        fits = len(text) <= len(str(MAX_GROUP_ID))  # int() of 5000 digits fails
+        number = int(text) if fits else 0
+        row = session.get(ProcessGroup, number) if 0 < number <= MAX_GROUP_ID else None
     else:
         row = session.scalar(select(ProcessGroup).where(ProcessGroup.name == text))
     if row is None:

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Engine
+
 from bgproc.errors import first_line
-from bgproc.installation import Installation
 from bgproc.outages import outage_of
-from bgproc.services.control import BEAT_STALE_S, BeatInfo
+from bgproc.services.control import BEAT_STALE_S, BeatInfo, Control
 from bgproc.settings import redact_url
 from bgproc.store.db import ping
 
@@ -46,20 +47,19 @@ def scheduler_check(beats: list[BeatInfo], lock_held: bool, now: datetime) -> Ch
     return Check("scheduler", False, detail)
 
 
-def check(installation: Installation, now: datetime) -> list[Check]:
+def check(control: Control, engine: Engine, now: datetime) -> list[Check]:
     """Every check, each independent of the others' failure."""
     checks: list[Check] = []
-    redis_ok = _answers(installation.redis.ping)
+    settings = control.settings
+    redis_ok = _answers(control.redis.ping)
     checks.append(Check("redis", redis_ok is None,
-                        redis_ok or f"answers at {installation.settings.redis_urls}"))  # fmt: skip
-    db_ok = _answers(lambda: ping(installation.engine))
-    url = redact_url(installation.settings.database_url)
+                        redis_ok or f"answers at {settings.redis_urls}"))  # fmt: skip
+    db_ok = _answers(lambda: ping(engine))
+    url = redact_url(settings.database_url)
     checks.append(Check("database", db_ok is None, db_ok or f"answers at {url}"))
     if redis_ok is not None:
         return checks
-    control = installation.control
-    lock_held = bool(installation.redis.exists(installation.entries.conf.lock_key))
-    checks.append(scheduler_check(control.beats(), lock_held, now))
+    checks.append(scheduler_check(control.beats(), control.lock_held(), now))
     workers = control.workers()
     checks.append(Check("workers", bool(workers),
                         f"{len(workers)} live: {', '.join(w.name for w in workers)}" if workers

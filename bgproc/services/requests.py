@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,20 +23,16 @@ from sqlalchemy.orm.attributes import flag_modified
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.services.groups import GROUP_QUEUE, check_schedulable, find_group
+from bgproc.settings import MAX_NAME_CHARS, MAX_REQUEST_ID
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, group_label
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest
-from bgproc.timing.inputs import MAX_REQUEST_ID, parse_choice, parse_text
+from bgproc.timing.inputs import parse_choice, parse_text
 from bgproc.timing.plan import PLAN_KEYS, TIMING_KEYS, Misfire, Timing, TimingKind
+from bgproc.timing.walltime import utc_now
 
 if TYPE_CHECKING:
     from bgproc.store.entries import EntryStore
-
-MAX_NAME_CHARS = 200
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

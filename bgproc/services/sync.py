@@ -36,11 +36,11 @@ from typing import Any, TypeVar
 from celery import Celery
 from celery.utils.log import get_logger
 from redis.exceptions import RedisError
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from bgproc.errors import BgprocError, NotFound, Unavailable
-from bgproc.installation import Installation
+from bgproc.registry import Registry
 from bgproc.services.requests import placement, timing_of
 from bgproc.statuses import RequestStatus
 from bgproc.store.db import session_scope
@@ -113,10 +113,9 @@ class _Plan:
     reindex: list[TimingEntry] = field(default_factory=list)
 
 
-def sync(installation: Installation, now: datetime) -> SyncReport:
+def sync(engine: Engine, entries: EntryStore, registry: Registry, now: datetime) -> SyncReport:
     """Make Redis match the database without ever firing a run twice (see the module doc)."""
-    entries = installation.entries
-    with session_scope(installation.engine) as session:
+    with session_scope(engine) as session:
         session.connection()  # the transaction (SQLite: the write lock) before Redis is read
         with _redis_errors():
             stored = _read(entries, sorted(entries.ids()))
@@ -126,7 +125,7 @@ def sync(installation: Installation, now: datetime) -> SyncReport:
         ).all()
         with _redis_errors():
             stored |= _read(entries, [row.id for row in rows if row.id not in indexed])
-        plan = _decide(installation, session, rows, indexed, stored, now)
+        plan = _decide(entries, registry, session, rows, indexed, stored, now)
         orphans = sorted(indexed - {row.id for row in rows})
         with _redis_errors():
             raced = _write(entries, plan, [(i, stored[i][1] or "") for i in orphans])
@@ -145,7 +144,8 @@ def sync(installation: Installation, now: datetime) -> SyncReport:
 
 
 def _decide(
-    installation: Installation,
+    entries: EntryStore,
+    registry: Registry,
     session: Session,
     rows: Sequence[ProcessRequest],
     indexed: set[int],
@@ -156,7 +156,7 @@ def _decide(
     plan = _Plan()
     lost: list[ProcessRequest] = []
     for row in rows:
-        entry = _loaded(installation.app, *stored[row.id])
+        entry = _loaded(entries.app, *stored[row.id])
         if entry is None:
             lost.append(row)
         elif row.id in indexed:
@@ -169,12 +169,13 @@ def _decide(
         meta = stored[row.id][1]
         recorded = (last_dues.get(row.id), _last_run_at(meta))
         last_due = max((due for due in recorded if due is not None), default=None)
-        _rebuild(installation, plan, row, meta or "", last_due, now)
+        _rebuild(entries, registry, plan, row, meta or "", last_due, now)
     return plan
 
 
 def _rebuild(
-    installation: Installation,
+    entries: EntryStore,
+    registry: Registry,
     plan: _Plan,
     row: ProcessRequest,
     meta: str,
@@ -183,7 +184,7 @@ def _rebuild(
 ) -> None:
     """Plan the entry of a scheduled request that has none, or end the request."""
     try:
-        queue, time_limit_s = placement(row, installation.registry)
+        queue, time_limit_s = placement(row, registry)
     except NotFound:
         plan.skipped[row.id] = f"process {row.process!r} is not registered"
         return
@@ -200,7 +201,7 @@ def _rebuild(
         _end(row, now)
         plan.completed.append(row.id)
     else:
-        entry = installation.entries.build(
+        entry = entries.build(
             row.id, timing, scheduled_from=point, misfire=row.misfire, queue=queue,
             time_limit_s=time_limit_s,
         )

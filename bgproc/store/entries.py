@@ -17,7 +17,7 @@ from celery import Celery
 from celery.utils.log import get_logger
 from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
-from bgproc.runtime.app import RUN_TASK
+from bgproc.settings import RUN_TASK
 from bgproc.store.schedules import Occurrence, ScheduleDecoder, ScheduleEncoder, TimingSchedule
 from bgproc.timing.plan import Misfire, Timing
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from bgproc.statuses import Channel, RequestStatus, RunStatus
+from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
 SCHEMA_REVISION = "0005"  # the migration these tables match (a test holds it to Alembic's head)
@@ -84,11 +85,6 @@ def _str_enum(enum_class: type[StrEnum]) -> Enum:
         length=16,
         values_callable=lambda members: [member.value for member in members],
     )
-
-
-def utc_now() -> datetime:
-    """Default for the bookkeeping timestamps."""
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

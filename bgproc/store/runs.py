@@ -506,6 +506,11 @@ class RunStore:
             session.flush()
             return row.id
 
+    def forget(self, run_id: int) -> None:
+        """Delete a run that was never sent (its publish failed): nothing half-done is left."""
+        with session_scope(self.engine) as session:
+            session.execute(delete(ProcessRun).where(ProcessRun.id == run_id))
+
     def queue_fire(
         self, request_id: int, task_id: str, scheduled_at: datetime | None, now: datetime
     ) -> int | None:

@@ -17,7 +17,6 @@ from bgproc.timing.walltime import resolve_wall
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.weekday()
 YEAR_RANGE = (1970, 2199)  # beyond these, plans are typos, and date arithmetic stays in range
 RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_REQUEST_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
 INSTANT = "a date-time (use 2027-01-31T09:30, now or +10m)"
 MAX_DIGITS_SHOWN = 40  # a longer number is out of every range: said by its length
 

@@ -11,6 +11,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 
+def utc_now() -> datetime:
+    """The present as every bgproc timestamp is kept: aware, in UTC (the one clock)."""
+    return datetime.now(UTC)
+
+
 def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:
     """The UTC instant at which a wall-clock time fires in ``zone`` (SPEC §2 DST rules).
 

@@ -148,7 +148,8 @@ def test_concurrent_runs_on_a_threads_pool_keep_their_own_lines(
     _worker(stack, "threads")
     markers = ["ALPHA", "BRAVO", "CHARLIE", "DELTA"]
     params = {"rounds": "10", "pause": "0.1"}
-    run_ids = {m: launch(installation, "logtest.mixed", {"marker": m, **params}) for m in markers}
+    parts = (installation.registry, installation.runs, installation.app)
+    run_ids = {m: launch(*parts, "logtest.mixed", {"marker": m, **params}) for m in markers}
     runs = {m: _finished(stack, run_id) for m, run_id in run_ids.items()}
     for marker, run in runs.items():
         assert run.status is RunStatus.success, run.error

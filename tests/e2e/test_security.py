@@ -29,8 +29,8 @@ import pytest
 import redis
 
 from bgproc.installation import Installation
-from bgproc.runtime.app import RUN_ID_HEADER, RUN_TASK, create_app
-from bgproc.settings import Settings
+from bgproc.runtime.app import create_app
+from bgproc.settings import RUN_ID_HEADER, RUN_TASK, Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import BROKER, Stack, _sqlite_url, _stack

@@ -28,9 +28,9 @@ from celery.apps.beat import Beat as BeatCommand
 from celery.beat import Service as BeatService
 from redbeat.schedulers import acquire_distributed_beat_lock
 
-from bgproc.runtime.app import RUN_TASK, create_app
+from bgproc.runtime.app import create_app
 from bgproc.runtime.beat import EntryScheduler as Scheduler
-from bgproc.settings import Settings
+from bgproc.settings import RUN_TASK, Settings
 from bgproc.store.entries import EntryStore
 from bgproc.store.schedules import SCHEDULE_TYPE, Occurrence, TimingSchedule
 from bgproc.timing.plan import Misfire, Timing

@@ -20,10 +20,10 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from bgproc.runtime.app import DEFAULT_QUEUE, RUN_TASK, create_app
+from bgproc.runtime.app import create_app
 from bgproc.runtime.redelivery import SLACK_S, Redelivery, may_be_given_back
 from bgproc.services.control import Control
-from bgproc.settings import Settings
+from bgproc.settings import DEFAULT_QUEUE, RUN_TASK, Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.runs import RunStore
 

@@ -31,6 +31,11 @@ EVERY_5S = {
 }
 
 
+def synced(inst: Installation) -> SyncReport:
+    """One sync of the installation's SQL and Redis, now."""
+    return sync(inst.engine, inst.entries, inst.registry, now())
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -110,7 +115,7 @@ def test_wiped_redis_is_rebuilt_for_the_scheduled_requests_only(inst: Installati
     before = {i: inst.entries.next_fire(i) for i in [*scheduled, later]}
     wipe(inst)
 
-    report = sync(inst, now())
+    report = synced(inst)
 
     assert report == SyncReport(rebuilt=[*scheduled, later])
     assert inst.entries.ids() == {*scheduled, later}
@@ -137,7 +142,7 @@ def test_a_rebuilt_plan_goes_on_after_its_last_recorded_fire(inst: Installation)
     inst.entries.remove(long_ago)
     inst.entries.remove(rescheduled)
 
-    report = sync(inst, now())
+    report = synced(inst)
 
     assert report.rebuilt == [long_ago, rescheduled, unreadable]
     assert inst.entries.next_fire(long_ago) == start + timedelta(minutes=40)
@@ -155,7 +160,7 @@ def test_orphans_are_removed(inst: Installation) -> None:
     for request_id in (never, deleted, 999_999):
         inst.entries.put(request_id, timing, scheduled_from=now(), misfire="run-once", queue="q")
 
-    report = sync(inst, now())
+    report = synced(inst)
 
     assert report == SyncReport(removed=[never, deleted, 999_999], kept=1)
     assert inst.entries.ids() == {kept}
@@ -173,7 +178,7 @@ def test_readable_entries_are_kept_untouched(inst: Installation) -> None:
     assert inst.entries.next_fire(tombstone) is None
     before = {i: raw(inst, i) for i in (fired, fresh, tombstone)}
 
-    assert sync(inst, now()) == SyncReport(kept=3)
+    assert synced(inst) == SyncReport(kept=3)
     assert {i: raw(inst, i) for i in (fired, fresh, tombstone)} == before
     assert status(inst, tombstone) is RequestStatus.scheduled  # beat ends it, not sync
 
@@ -183,7 +188,7 @@ def test_an_entry_that_lost_its_place_in_the_schedule_gets_it_back(inst: Install
     before = raw(inst, request_id)
     inst.entries.redis.zrem(inst.entries.conf.schedule_key, inst.entries.key(request_id))
 
-    assert sync(inst, now()) == SyncReport(reindexed=[request_id])
+    assert synced(inst) == SyncReport(reindexed=[request_id])
     assert raw(inst, request_id) == before
 
 
@@ -195,7 +200,7 @@ def test_what_has_no_fire_left_is_completed_and_a_lost_one_shot_fires_once_on_re
     immediate = create(inst, {"process": "sample.echo", "timing": "immediate"})
     wipe(inst)
 
-    report = sync(inst, now())
+    report = synced(inst)
 
     # No run of the immediate is on record (beat records each fire before sending it), so
     # it never fired: its entry comes back, and beat fires it once (or per its misfire policy)
@@ -211,7 +216,7 @@ def test_a_one_shot_whose_fire_is_on_record_is_not_fired_again(inst: Installatio
     record_run(inst, immediate, inst.entries.next_fire(immediate))  # type: ignore[arg-type]
     wipe(inst)
 
-    assert sync(inst, now()) == SyncReport(completed=[immediate])
+    assert synced(inst) == SyncReport(completed=[immediate])
     assert inst.entries.ids() == set()
 
 
@@ -224,7 +229,7 @@ def test_group_requests_are_rebuilt_on_the_default_queue_and_recorded_by_label(
     before = inst.entries.next_fire(plan)
     wipe(inst)
 
-    report = sync(inst, now())
+    report = synced(inst)
 
     assert report == SyncReport(rebuilt=[plan, immediate])
     assert inst.entries.next_fire(plan) == before
@@ -240,10 +245,10 @@ def test_a_second_sync_changes_nothing(inst: Installation) -> None:
     )
     wipe_one = ids[0]
     inst.entries.remove(wipe_one)
-    first = sync(inst, now())
+    first = synced(inst)
     after_first = {i: raw(inst, i) for i in ids}
 
-    second = sync(inst, now())
+    second = synced(inst)
 
     assert first == SyncReport(rebuilt=[wipe_one], removed=[orphan], kept=3)
     assert second == SyncReport(kept=4)
@@ -257,7 +262,7 @@ def test_an_unknown_process_is_reported_and_skipped(inst: Installation) -> None:
     inst.entries.remove(gone)
     inst.entries.remove(fine)
 
-    report = sync(inst, now())
+    report = synced(inst)
 
     assert report.rebuilt == [fine]
     assert report.kept == 1
@@ -273,7 +278,7 @@ def test_redis_down_is_unavailable(db_url: str) -> None:
     installation = Installation(Settings(database_url=db_url, broker_url="redis://127.0.0.1:1/0"))
     try:
         with pytest.raises(Unavailable) as caught:
-            sync(installation, now())
+            synced(installation)
         assert caught.value.service == "redis"
     finally:
         installation.engine.dispose()
@@ -296,7 +301,7 @@ def test_entries_written_meanwhile_are_left_to_their_writer(
 
     monkeypatch.setattr(sync_module, "_decide", and_another_writer)
 
-    assert sync(inst, now()) == SyncReport(kept=1)
+    assert synced(inst) == SyncReport(kept=1)
     for request_id in (lost, orphan):
         entry = inst.entries.get(request_id)
         assert entry is not None and entry.options["queue"] == "new"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bgproc.registry import ProcessContext, Registry, Secret, process
-from bgproc.runtime.app import RUN_ID_HEADER, TICKET_HEADER
 from bgproc.services.adhoc import message_headers
+from bgproc.settings import RUN_ID_HEADER, TICKET_HEADER
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.runs import Ticket
 
