@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from bgproc.documents import preview_document, request_document
 from bgproc.inputs import MAX_REQUEST_ID, parse_int
 from bgproc.installation import Installation
-from bgproc.timing import Timing
+from bgproc.preview import MAX_FIRES
+from bgproc.preview import preview as preview_fires
 from cli.options import (
     WholeNumber,
     json_option,
@@ -23,7 +25,7 @@ from cli.output import local_time, print_fields, print_json, print_table
 if TYPE_CHECKING:
     from bgproc.requests import RequestView
 
-MAX_NEXT = 1000
+MAX_NEXT = MAX_FIRES
 REQUEST_ID = WholeNumber("request id", MAX_REQUEST_ID)
 
 
@@ -67,11 +69,10 @@ def _next_count(value: str | None) -> int:
 
 
 def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
-    zone = view.timing.zone
     if as_json:
-        print_json({**view.as_json(), "next_runs": [f.astimezone(zone) for f in next_runs]})
+        print_json(request_document(view, next_runs))
         return
-    timing = view.timing
+    timing, zone = view.timing, view.timing.zone
     print_fields(
         f"Request {view.id}",
         [
@@ -119,7 +120,7 @@ def create(
         _fields({**options, "process": process}), schedule=not no_schedule
     )
     if as_json:
-        print_json({**view.as_json(), "next_runs": installation.requests.next_runs(view.id, 5)})
+        print_json(request_document(view, installation.requests.next_runs(view.id, 5)))
     else:
         click.echo(view.id)
 
@@ -218,20 +219,11 @@ def delete(installation: Installation, request_id: int) -> None:
 def preview(installation: Installation, count: str, as_json: bool, **options: Any) -> None:
     """Show the next fire times of a timing; nothing is saved."""
     number = parse_int(count, "count", 1, MAX_NEXT)
-    now = datetime.now(UTC)
-    timing = Timing.build(
-        timing_fields(options), now=now, default_tz=installation.settings.timezone
-    ).anchored(now)
-    fires = [f.astimezone(timing.zone) for f in timing.upcoming(now, number)]
+    timing, fires = preview_fires(
+        timing_fields(options), number, datetime.now(UTC), installation.settings.timezone
+    )
     if as_json:
-        print_json(
-            {
-                "description": timing.describe(),
-                "timezone": timing.timezone,
-                "timing": timing.as_dict(),
-                "next_runs": fires,
-            }
-        )
+        print_json(preview_document(timing, fires))
         return
     click.echo(timing.describe())
     print_table(
