@@ -56,8 +56,8 @@ class Web:
         return self.installation.runs.record(**{**values, **fields})
 
 
-@pytest.fixture
-def web(
+@pytest.fixture(name="web")
+def web_app(
     db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Web]:
     for harness in isolated(
