@@ -157,10 +157,13 @@ def fill(engine: Engine, total: int, now: datetime) -> float:
                 {
                     "process": "sample.echo",
                     "params": {},
-                    "timing": "scheduled",
-                    "timezone": "UTC",
-                    "frequency": "minutes",
-                    "interval": 5,
+                    "timing": {
+                        "v": 1,
+                        "timing": "scheduled",
+                        "tz": "UTC",
+                        "frequency": "minutes",
+                        "interval": 5,
+                    },
                     "status": "scheduled",
                     "created_at": now - timedelta(seconds=SPAN_S),
                     "updated_at": now - timedelta(seconds=SPAN_S),

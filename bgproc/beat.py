@@ -25,6 +25,7 @@ from typing import Any
 from celery import Celery
 from celery.utils.log import get_logger
 from redbeat.schedulers import LUA_EXTEND_TO_SCRIPT, RedBeatScheduler, get_redis
+from redis import Redis
 from redis.exceptions import LockNotOwnedError
 
 from bgproc.app import RUN_ID_HEADER
@@ -33,7 +34,7 @@ from bgproc.db import ping
 from bgproc.entries import TimingEntry
 from bgproc.installation import Installation
 from bgproc.outages import DATABASE, REDIS, Outages, outage_of
-from bgproc.schedules import Occurrence
+from bgproc.schedules import MISFIRE_THRESHOLD, Occurrence
 from bgproc.statuses import Channel, RunStatus
 from bgproc.sync import sync
 
@@ -92,9 +93,13 @@ class EntryScheduler(RedBeatScheduler):
         self.clock = clock or app.now
         self.outages = Outages(logger, "beat")
         self._standing_by = False
+        self._took_lock_at: datetime | None = None  # until the plans no beat watched start
         super().__init__(app, **kwargs)
         self.lock_name: str = self.lock_key
         self.lock_key = None  # RedBeat's own lock handling (beat_init, tick, close) stays out
+        # When a lock holder last ticked: a request scheduled after that, before the lock
+        # was taken again, was watched by no beat (RedBeat's own keys sit beside, "::").
+        self.watch_key = self.app.redbeat_conf.key_prefix + ":watched"
 
     # -- hooks (never SQL here) ---------------------------------------------------
 
@@ -129,7 +134,11 @@ class EntryScheduler(RedBeatScheduler):
         began = time.monotonic()
         with _stop_signals_deferred():
             try:
-                interval = self._tick_held() if self._holds_lock() else self.max_interval
+                if self._holds_lock():
+                    self._watch()
+                    interval = self._tick_held()
+                else:
+                    interval = self.max_interval
             except Exception as error:
                 service = outage_of(error)
                 if service is None:
@@ -165,9 +174,39 @@ class EntryScheduler(RedBeatScheduler):
                 self._standing_by = True
             return False
         self.lock, self._standing_by = lock, False
+        self._took_lock_at = self.clock()
         logger.info("beat: Acquired lock")
         self.on_entries_in_doubt()
         return True
+
+    def _watch(self) -> None:
+        """Mark the entries watched now; first, once after the lock was taken, start the
+        plans that no beat watched since they were scheduled (until done: Redis may fail)."""
+        client = get_redis(self.app)
+        if self._took_lock_at is not None:
+            self._start_unwatched(client, self._took_lock_at)
+            self._took_lock_at = None
+        client.set(self.watch_key, self.clock().timestamp())
+
+    def _start_unwatched(self, client: Redis, took_at: datetime) -> None:
+        """Requests scheduled after the last lock holder's last tick (or before any beat ran)
+        whose first fire would count as missed start their plan at ``took_at``: no beat was
+        there to miss it. Only entries whose first fire is that late can be such, and those
+        are the due ones; entries sync rebuilds next are not (they come after)."""
+        mark = client.get(self.watch_key)
+        watched_until = None if mark is None else datetime.fromtimestamp(float(mark), UTC)
+        late = (took_at - MISFIRE_THRESHOLD).timestamp()
+        keys = client.zrangebyscore(self.app.redbeat_conf.schedule_key, "-inf", f"({late}")
+        started = [
+            entry.request_id
+            for entry in self.Entry.load_many(self.app, keys)
+            if entry.last_run_at is None
+            and (watched_until is None or entry.schedule.scheduled_from > watched_until)
+            and entry.start_plan_at(took_at)
+        ]
+        if started:
+            logger.info("beat: requests %s were scheduled while no beat ran: their plans "
+                        "start now, nothing missed", started)  # fmt: skip
 
     def _tick_held(self) -> float:
         """RedBeat's pass over the due entries, for the lock holder."""

@@ -437,7 +437,8 @@ def upgrade(engine: Engine) -> None:
         config = _alembic_config()
         config.attributes["connection"] = connection
         try:
-            command.upgrade(config, "head")
+            with _alembic_quiet():
+                command.upgrade(config, "head")
         except CommandError as exc:
             raise SchemaMismatch(str(exc), _redacted(engine)) from exc
     _schema_ready.add(engine)
@@ -465,6 +466,19 @@ def _known_revisions() -> frozenset[str]:
 
     script = ScriptDirectory.from_config(_alembic_config())
     return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+@contextmanager
+def _alembic_quiet() -> Iterator[None]:
+    """Alembic's INFO lines ("Context impl SQLiteImpl.") under bgproc's own schema checks
+    and upgrades: noise in a worker's console, where Celery logs INFO from every logger."""
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        alembic.setLevel(level)
 
 
 def _outdated(current: set[str]) -> str:

@@ -32,6 +32,13 @@ redis.call('HSET', KEYS[1], 'meta', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
 return 1
 """
+# KEYS: entry, schedule set. ARGV: meta read ("" for none), definition, meta, score.
+PUT_IF_UNCHANGED_LUA = """
+if (redis.call('HGET', KEYS[1], 'meta') or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'meta', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+return 1
+"""
 # KEYS: entry, schedule set. ARGV: meta beat read.
 FINISH_LUA = """
 if redis.call('HGET', KEYS[1], 'meta') ~= ARGV[1] then return 0 end
@@ -209,19 +216,29 @@ class TimingEntry(RedBeatSchedulerEntry):
                 occurrence.first_missed.isoformat() if occurrence.first_missed else None
             ),
         }
-        return type(self)(
-            name=self.name,
-            task=self.task,
-            schedule=self.schedule,
-            args=self.args,
-            kwargs=self.kwargs,
-            enabled=self.enabled,
+        return self._but(
             options={**self.options, "headers": headers},
             last_run_at=occurrence.due,
             total_run_count=self.total_run_count + int(occurrence.run),
-            generation=self.generation,
-            app=self.app,
         )
+
+    def _but(self, **changes: Any) -> TimingEntry:
+        """A copy of this entry with ``changes`` (keywords of the constructor), not yet read
+        from Redis (no meta)."""
+        fields = {
+            "name": self.name,
+            "task": self.task,
+            "schedule": self.schedule,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "enabled": self.enabled,
+            "options": self.options,
+            "last_run_at": self.last_run_at,
+            "total_run_count": self.total_run_count,
+            "generation": self.generation,
+            "app": self.app,
+        }
+        return type(self)(**{**fields, **changes})
 
     def advance(self, occurrence: Occurrence) -> TimingEntry | None:
         """Record ``occurrence`` before anything is published; None if the entry changed."""
@@ -233,6 +250,16 @@ class TimingEntry(RedBeatSchedulerEntry):
             return None
         after.meta_raw = meta
         return after
+
+    def start_plan_at(self, at: datetime) -> bool:
+        """Plan from ``at`` as if scheduled then, unless the entry changed since it was read:
+        for a request no beat watched until ``at``, what fell due before was missed by none."""
+        schedule = self.schedule
+        planned = self._but(schedule=TimingSchedule(schedule.timing, at, schedule.misfire))
+        script = get_redis(self.app).register_script(PUT_IF_UNCHANGED_LUA)
+        keys = [self.key, self.app.redbeat_conf.schedule_key]
+        meta = self.meta_raw or ""
+        return bool(script(keys=keys, args=[meta, planned.definition_json(), meta, planned.score]))
 
     def finish(self) -> bool:
         """Remove this entry, unless it was re-put or removed since it was read."""

@@ -233,4 +233,6 @@ def _finish(parent: ProcessRun, now: datetime, failed: list[ProcessRun], total: 
     if ran < total:
         why += f"; stop on error: {total - ran} step(s) not started"
     _close(parent, RunStatus.error, now, why)
-    _log(parent, now, why)
+    # The log told each step's end as it came: its last line counts them, naming none again.
+    stopped = f"; stop on error: {total - ran} not started" if ran < total else ""
+    _log(parent, now, f"error: {len(failed)} of {total} steps failed{stopped}")

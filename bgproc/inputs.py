@@ -18,6 +18,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.wee
 YEAR_RANGE = (1970, 2199)  # beyond these, plans are typos, and date arithmetic stays in range
 RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_REQUEST_ID = 2**31 - 1  # the id column is a 32-bit INTEGER on PostgreSQL
+INSTANT = "a date-time (use 2027-01-31T09:30, now or +10m)"
+MAX_DIGITS_SHOWN = 40  # a longer number is out of every range: said by its length
 
 
 def field_label(key: str) -> str:
@@ -25,8 +27,11 @@ def field_label(key: str) -> str:
     return key.replace("_", "-")
 
 
-def parse_instant(text: object, zone: ZoneInfo, now: datetime, field: str) -> datetime:
-    """An aware UTC instant from ISO 8601, ``now`` or ``+N[smhd]``; a naive time is in ``zone``."""
+def parse_instant(
+    text: object, zone: ZoneInfo, now: datetime, field: str, expected: str = INSTANT
+) -> datetime:
+    """An aware UTC instant from ISO 8601, ``now`` or ``+N[smhd]``; a naive time is in ``zone``.
+    ``expected`` is what a refusal says the field takes."""
     if isinstance(text, datetime):
         value = text
     else:
@@ -46,9 +51,7 @@ def parse_instant(text: object, zone: ZoneInfo, now: datetime, field: str) -> da
             try:
                 value = datetime.fromisoformat(raw)
             except ValueError:
-                raise InvalidInput(
-                    field, f"{raw!r} is not a date-time (use 2027-01-31T09:30, now or +10m)"
-                ) from None
+                raise InvalidInput(field, f"{raw!r} is not {expected}") from None
     if not YEAR_RANGE[0] <= value.year <= YEAR_RANGE[1]:
         raise _outside_years(field)
     if value.tzinfo is None:
@@ -56,21 +59,33 @@ def parse_instant(text: object, zone: ZoneInfo, now: datetime, field: str) -> da
     return value.astimezone(UTC)
 
 
+def typed_instant(instant: datetime, zone: ZoneInfo) -> str:
+    """An instant as a user types one, in ``zone``: ``2027-01-31T09:30+01:00``."""
+    shown = instant.astimezone(zone)
+    return shown.isoformat(timespec="seconds" if shown.second else "minutes")
+
+
 def _outside_years(field: str) -> InvalidInput:
     return InvalidInput(field, f"year must be between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}")
 
 
 def parse_int(value: object, field: str, low: int, high: int) -> int:
-    """A whole number within bounds, or an error naming the field."""
+    """A whole number within bounds, or an error naming the field and, when the number is
+    out of range, the bounds: a huge number is not "not a number"."""
     if isinstance(value, bool):
         raise InvalidInput(field, "must be a whole number")
     text = str(value).strip()
-    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 12:
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
         raise InvalidInput(field, f"{text!r} is not a whole number")
-    number = int(text)
-    if not low <= number <= high:
-        raise InvalidInput(field, f"must be between {low} and {high} (got {number})")
-    return number
+    if len(digits) > MAX_DIGITS_SHOWN:  # int() refuses thousands of digits; none fits a bound
+        got = f"a {len(digits)}-digit number"
+    else:
+        number = int(text)
+        if low <= number <= high:
+            return number
+        got = str(number)
+    raise InvalidInput(field, f"must be between {low} and {high} (got {got})")
 
 
 def parse_text(value: object, field: str, max_chars: int) -> str:

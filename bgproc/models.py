@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeDecorator
 from bgproc.statuses import Channel, RequestStatus, RunStatus
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0004"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0005"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -169,20 +169,9 @@ class ProcessRequest(Base):
     )
     group: Mapped[ProcessGroup | None] = relationship(lazy="joined")
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    timing: Mapped[str] = mapped_column(String(16))
-    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finish_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    timezone: Mapped[str] = mapped_column(String(64))
-    frequency: Mapped[str | None] = mapped_column(String(16))
-    interval: Mapped[int | None] = mapped_column(Integer)
-    repetitions: Mapped[int | None] = mapped_column(Integer)
-    daily_option: Mapped[str | None] = mapped_column(String(16))
-    at_time: Mapped[str | None] = mapped_column(String(8))
-    days: Mapped[str | None] = mapped_column(String(64))
-    day: Mapped[str | None] = mapped_column(String(8))
-    ordinal: Mapped[str | None] = mapped_column(String(8))
-    weekday: Mapped[str | None] = mapped_column(String(3))
-    cron: Mapped[str | None] = mapped_column(String(200))
+    # One document, ``Timing.as_dict()``: tagged with its version, only the fields set, so a
+    # new frequency or field needs no migration (read it with ``Timing.from_dict``).
+    timing: Mapped[dict[str, Any]] = mapped_column(JSON)
     prevent_concurrent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     misfire: Mapped[str] = mapped_column(String(16), default="run-once", server_default="run-once")
     status: Mapped[RequestStatus] = mapped_column(

@@ -29,6 +29,12 @@ MAX_PROCESS_NAME_CHARS = 200  # what the process columns hold
 PROCESS_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
+NOT_A = {  # what a value its type's parser refused is not, with an example it takes
+    "int": "is not a whole number",
+    "float": "is not a number",
+    "date": "is not a date (use 2027-01-31)",
+    "datetime": "is not a date-time (use 2027-01-31T09:30)",
+}
 
 
 class Secret(str):
@@ -167,9 +173,11 @@ class ProcessSpec:
             if isinstance(value, str):
                 parse_text(value, label, MAX_PARAM_CHARS)
             stored[name] = coerce(value, param.type_name if param else "str", label)
-        for param in self.params:
-            if param.required and param.name not in stored:
-                raise InvalidInput(f"param {param.name}", f"required by {self.name}")
+        missing = [p.name for p in self.params if p.required and p.name not in stored]
+        if len(missing) == 1:
+            raise InvalidInput(f"param {missing[0]}", f"required by {self.name}")
+        if missing:  # all of them at once: one try per missing parameter helps no one
+            raise InvalidInput("param", f"missing {', '.join(missing)} (required by {self.name})")
         return {k: _storable(v) for k, v in stored.items()}
 
     def call_kwargs(self, stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,8 +249,8 @@ def coerce(value: object, type_name: str, label: str) -> Any:
         if type_name == "datetime":
             return datetime.fromisoformat(str(value).strip())
     except ValueError as error:
-        reason = str(error) if str(error).startswith(("must", "is ")) else f"not a {type_name}"
-        raise InvalidInput(label, f"{value!r} {reason}") from None
+        ours = str(error).startswith(("must", "is "))  # else the parser's own words
+        raise InvalidInput(label, f"{value!r} {error if ours else NOT_A[type_name]}") from None
     raise InvalidInput(label, f"unsupported parameter type {type_name}")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from bgproc.inputs import MAX_REQUEST_ID, parse_choice, parse_text
 from bgproc.models import ProcessGroup, ProcessRequest
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, group_label
-from bgproc.timing import Misfire, Timing, TimingKind
+from bgproc.timing import PLAN_KEYS, TIMING_KEYS, Misfire, Timing, TimingKind
 
 if TYPE_CHECKING:
     from bgproc.entries import EntryStore
@@ -87,43 +87,8 @@ class RequestView:
 
 
 def timing_of(row: ProcessRequest) -> Timing:
-    """The row's timing value (the one place that reads the timing columns)."""
-    return Timing.from_dict(
-        {
-            "kind": row.timing,
-            "timezone": row.timezone,
-            "start": row.start_at.isoformat() if row.start_at else None,
-            "finish": row.finish_at.isoformat() if row.finish_at else None,
-            "frequency": row.frequency,
-            "interval": row.interval,
-            "repetitions": row.repetitions,
-            "daily_option": row.daily_option,
-            "at": row.at_time,
-            "days": row.days.split(",") if row.days else [],
-            "day": row.day,
-            "ordinal": row.ordinal,
-            "weekday": row.weekday,
-            "cron": row.cron,
-        }
-    )
-
-
-def write_timing(row: ProcessRequest, timing: Timing) -> None:
-    """Store a timing value in the row's columns (the one place that writes them)."""
-    row.timing = timing.kind.value
-    row.timezone = timing.timezone
-    row.start_at = timing.start
-    row.finish_at = timing.finish
-    row.frequency = timing.frequency.value if timing.frequency else None
-    row.interval = timing.interval
-    row.repetitions = timing.repetitions
-    row.daily_option = timing.daily_option.value if timing.daily_option else None
-    row.at_time = timing.at.isoformat() if isinstance(timing.at, time) else None
-    row.days = ",".join(timing.days) or None
-    row.day = timing.day
-    row.ordinal = timing.ordinal.value if timing.ordinal else None
-    row.weekday = timing.weekday
-    row.cron = timing.cron
+    """The row's timing value, read from its stored document."""
+    return Timing.from_dict(row.timing)
 
 
 def label_of(row: ProcessRequest) -> str:
@@ -143,20 +108,6 @@ def placement(row: ProcessRequest, registry: Registry) -> tuple[str, int | None]
 
 
 # -- the service ---------------------------------------------------------------
-
-PLAN_KEYS = (
-    "frequency",
-    "interval",
-    "repetitions",
-    "daily_option",
-    "at",
-    "days",
-    "day",
-    "ordinal",
-    "weekday",
-    "cron",
-)
-TIMING_KEYS = ("timing", "start", "finish", "tz", *PLAN_KEYS)
 
 
 class RequestService:
@@ -205,8 +156,9 @@ class RequestService:
             return [self._view(row) for row in session.scalars(query)]
 
     def next_runs(self, request_id: int, count: int) -> list[datetime]:
-        """The next fires: a scheduled request's from its entry; an unscheduled one's as if
-        scheduled now; none for a complete one."""
+        """The next fires from now on (the current second included, as ``preview``): a
+        scheduled request's from its entry, whose pending fire may have passed (no beat
+        fired it yet); an unscheduled one's as if scheduled now; none for a complete one."""
         view = self.get(request_id)
         if view.status is RequestStatus.complete or count <= 0:
             return []
@@ -217,11 +169,7 @@ class RequestService:
         fire = self.entries.next_fire(view.id) if view.status is RequestStatus.scheduled else None
         if fire is None:
             return timing.anchored(now).upcoming(now, count)
-        fires: list[datetime] = []
-        while fire is not None and len(fires) < count:
-            fires.append(fire)
-            fire = timing.next_fire(fire)
-        return fires
+        return timing.upcoming(max(fire, now), count)
 
     # -- writing ---------------------------------------------------------------
 
@@ -236,7 +184,7 @@ class RequestService:
             row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
             row.misfire = self._misfire(fields).value
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
-            write_timing(row, anchored)
+            row.timing = anchored.as_dict()
             session.add(row)
             session.flush()
             if schedule:
@@ -267,7 +215,7 @@ class RequestService:
             row.misfire = self._misfire(merged).value
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
-            write_timing(row, anchored)
+            row.timing = anchored.as_dict()
             if row.status is RequestStatus.scheduled:
                 self._plan(session, row, now)
             return self._view(row)
@@ -380,11 +328,7 @@ class RequestService:
 
     def _fields_of(self, row: ProcessRequest) -> dict[str, Any]:
         """The stored request as loose fields, so an update can change just a few."""
-        timing = timing_of(row).as_dict()
-        fields: dict[str, Any] = {k: v for k, v in timing.items() if k != "kind"}
-        fields["timing"] = timing["kind"]
-        fields["tz"] = fields.pop("timezone")
-        fields["days"] = ",".join(timing["days"]) or None  # type: ignore[arg-type]
+        fields: dict[str, Any] = timing_of(row).fields()
         fields.update(
             process=row.process,
             group=str(row.group_id) if row.group_id is not None else None,  # by id: renames

@@ -18,10 +18,11 @@ from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.statuses import RunStatus, group_label
 
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
-MAX_ID = 10**12 - 1  # parse_int reads at most 12 digits
+MAX_ID = 10**12 - 1  # a run id past this is a typo
 DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
+PAST_INSTANT = "a date-time or a duration back from now (use 2h, 30m or 2027-01-31T09:30)"
 
 
 def parse_duration(text: str, field: str) -> timedelta:
@@ -41,7 +42,19 @@ def instant_or_ago(text: str | None, field: str, zone: ZoneInfo, now: datetime) 
         return None
     if DURATION.match(text.strip().lower()):
         return now - parse_duration(text, field)
-    return parse_instant(text, zone, now, field)
+    return parse_instant(text, zone, now, field, PAST_INSTANT)
+
+
+def since_filter(text: str | None, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """``since``: a time still to come (``+10m`` is one) would match no run: refused."""
+    start = instant_or_ago(text, "since", zone, now)
+    if start is not None and start > now:
+        shown = start.astimezone(zone).isoformat(sep=" ")
+        raise InvalidInput(
+            "since",
+            f"{text!r} is in the future ({shown}); look back with a duration like 2h or 30m",
+        )
+    return start
 
 
 def process_filter(text: str | None) -> str | None:
@@ -64,7 +77,7 @@ def run_filters(
 ) -> dict[str, Any]:
     """The keyword arguments of :meth:`bgproc.runs.RunStore.list` for these words."""
     count = parse_int(limit, "limit", 1, MAX_LIMIT)
-    start = instant_or_ago(since, "since", zone, now)
+    start = since_filter(since, zone, now)
     end = instant_or_ago(until, "until", zone, now)
     if start is not None and end is not None and end <= start:
         raise InvalidInput("until", "must be later than --since")

@@ -12,9 +12,10 @@ import hashlib
 import hmac
 import json
 import math
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -53,6 +54,9 @@ TERMINAL = frozenset(
         RunStatus.lost,
     }
 )
+# Finished without running (a fire missed, or refused while another ran): counted apart,
+# never a failure of the process.
+NEVER_RAN = frozenset({RunStatus.skipped, RunStatus.misfired})
 # Etendo's clean-up defaults: successes go after 15 days, other finished runs after 30,
 # complete requests 15 days after their last change.
 KEEP_SUCCESS = timedelta(days=15)
@@ -67,16 +71,23 @@ PERCENTILES = (0.5, 0.95)
 
 
 def bounded_result(result: Any) -> Any:
-    """The result as stored: JSON-able and at most ``MAX_RESULT_CHARS`` of JSON."""
+    """The result as stored: JSON-able and at most ``MAX_RESULT_CHARS`` of JSON. A value
+    JSON has no type for is its text; a result JSON cannot hold at all, its repr."""
     if result is None:  # most processes return nothing
         return None
     try:
-        text = json.dumps(result, default=str)
-    except (TypeError, ValueError):
+        text = json.dumps(result, default=_as_text)
+    except (TypeError, ValueError):  # keys JSON cannot hold, or a cycle
         text = json.dumps(repr(result))
     if len(text) <= MAX_RESULT_CHARS:
         return json.loads(text)
     return {"truncated": True, "chars": len(text), "head": text[:MAX_RESULT_CHARS]}
+
+
+def _as_text(value: Any) -> str:
+    """A value inside a result that JSON has no type for: dates and times as ISO 8601 (as
+    every --json shows them), anything else as its text."""
+    return value.isoformat() if isinstance(value, date | time) else str(value)
 
 
 def _iso(instant: datetime | None) -> str | None:
@@ -110,6 +121,11 @@ class RunView:
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def result_json(self) -> str | None:
+        """The result as JSON text, as ``monitor show`` prints it."""
+        return None if self.result is None else json.dumps(self.result, ensure_ascii=False)
 
     @property
     def when(self) -> datetime | None:
@@ -247,10 +263,15 @@ class ProcessStats:
         return sum(n for status, n in self.counts.items() if status in TERMINAL)
 
     @property
+    def ran(self) -> int:
+        """Finished runs that ran: success, error, killed or lost."""
+        return sum(n for status, n in self.counts.items() if status in TERMINAL - NEVER_RAN)
+
+    @property
     def success_rate(self) -> float | None:
-        """Successes among finished runs; None before any run finished."""
-        finished = self.finished
-        return self.counts.get(RunStatus.success.value, 0) / finished if finished else None
+        """Successes among the finished runs that ran; None before any did."""
+        ran = self.ran
+        return self.counts.get(RunStatus.success.value, 0) / ran if ran else None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -258,6 +279,7 @@ class ProcessStats:
             "total": self.total,
             "counts": self.counts,
             "finished": self.finished,
+            "ran": self.ran,
             "success_rate": self.success_rate,
             "p50_ms": self.p50_ms,
             "p95_ms": self.p95_ms,
@@ -279,19 +301,29 @@ class LogChunk:
 
 @dataclass(frozen=True)
 class Pruned:
-    """What ``prune`` deleted."""
+    """What ``prune`` deleted, or (``dry_run``) would delete."""
 
-    success_runs: int = 0
-    other_runs: int = 0
+    runs: dict[str, int]  # top-level runs by status, in RunStatus order
     child_runs: int = 0  # runs of the pruned groups, deleted with them (FK CASCADE)
     requests: int = 0
+    dry_run: bool = False
 
-    def as_json(self) -> dict[str, int]:
+    @property
+    def success_runs(self) -> int:
+        return self.runs.get(RunStatus.success.value, 0)
+
+    @property
+    def other_runs(self) -> int:
+        return sum(self.runs.values()) - self.success_runs
+
+    def as_json(self) -> dict[str, Any]:
         return {
             "success_runs": self.success_runs,
             "other_runs": self.other_runs,
             "child_runs": self.child_runs,
             "requests": self.requests,
+            "runs_by_status": self.runs,
+            "dry_run": self.dry_run,
         }
 
 
@@ -325,6 +357,23 @@ def _happened(
         started.append(columns.started_at < until)
         other.append(fallback < until)
     return [or_(and_(*started), and_(columns.started_at.is_(None), *other))]
+
+
+def _prunable(
+    columns: Any, statuses: Collection[RunStatus], before: datetime
+) -> list[ColumnElement[bool]]:
+    """Top-level runs that ended in ``statuses`` and happened before ``before``: what a prune
+    deletes (a group's children go with their group)."""
+    return [
+        columns.status.in_(statuses),
+        columns.group_run_id.is_(None),
+        *_happened(columns, None, before),
+    ]
+
+
+def _old_requests(columns: Any, before: datetime) -> list[ColumnElement[bool]]:
+    """Complete requests untouched since ``before``: what a prune deletes."""
+    return [columns.status == RequestStatus.complete, columns.updated_at < before]
 
 
 def _filters(
@@ -737,42 +786,71 @@ class RunStore:
         now: datetime,
         older_than: timedelta | None = None,
         batch_size: int = PRUNE_BATCH,
+        dry_run: bool = False,
     ) -> Pruned:
         """Forget old history as Etendo's clean-up does, or everything finished before
         ``now - older_than``; never a queued or processing run. One short transaction per
-        batch, so workers keep writing while a million rows go."""
+        batch, so workers keep writing while a million rows go. ``dry_run`` counts what the
+        same rules would delete, and deletes nothing."""
         if older_than is not None and older_than <= timedelta(0):
             raise InvalidInput("older-than", "must be longer than 0")
-        success, success_children = self._prune_runs(
-            [RunStatus.success], now - (older_than or KEEP_SUCCESS), batch_size
+        rules = [
+            ([RunStatus.success], KEEP_SUCCESS),
+            (sorted(TERMINAL - {RunStatus.success}), KEEP_FINISHED),
+        ]
+        runs: Counter[str] = Counter()
+        children = 0
+        for statuses, keep in rules:
+            before = now - (older_than or keep)
+            by_status, steps = (
+                self._count_runs(statuses, before)
+                if dry_run
+                else self._prune_runs(statuses, before, batch_size)
+            )
+            runs.update(by_status)
+            children += steps
+        before = now - (older_than or KEEP_COMPLETE_REQUEST)
+        requests = self._count_requests(before) if dry_run else self._prune_requests(before)
+        ordered = {status.value: runs[status.value] for status in RunStatus if runs[status.value]}
+        return Pruned(ordered, children, requests, dry_run)
+
+    def _count_runs(
+        self, statuses: Collection[RunStatus], before: datetime
+    ) -> tuple[Counter[str], int]:
+        """What :meth:`_prune_runs` would delete: top-level runs by status, and their children."""
+        table = ProcessRun.__table__
+        parents = table.alias("parent")
+        old = _prunable(table.c, statuses, before)
+        by_status = select(table.c.status, func.count()).where(*old).group_by(table.c.status)
+        old_parents = select(parents.c.id).where(*_prunable(parents.c, statuses, before))
+        children = (
+            select(func.count()).select_from(table).where(table.c.group_run_id.in_(old_parents))
         )
-        others = sorted(TERMINAL - {RunStatus.success})
-        other, other_children = self._prune_runs(
-            others, now - (older_than or KEEP_FINISHED), batch_size
-        )
-        requests = self._prune_requests(now - (older_than or KEEP_COMPLETE_REQUEST))
-        return Pruned(success, other, success_children + other_children, requests)
+        with read_session(self.engine) as session:
+            rows = session.execute(by_status).all()
+            found = Counter({RunStatus(status).value: count for status, count in rows})
+            return found, session.scalar(children) or 0
 
     def _prune_runs(
         self, statuses: Collection[RunStatus], before: datetime, batch_size: int
-    ) -> tuple[int, int]:
+    ) -> tuple[Counter[str], int]:
         """Delete top-level runs that ended in ``statuses`` and happened before ``before``.
 
         A group's children go with their group (FK CASCADE), never alone: a group run
-        ends after its last child, so it is pruned last. Returns (runs, children).
+        ends after its last child, so it is pruned last. Returns (runs by status, children).
         """
         table = ProcessRun.__table__
-        old = [
-            table.c.status.in_(statuses),
-            table.c.group_run_id.is_(None),
-            *_happened(table.c, None, before),
-        ]
-        runs = children = 0
+        old = _prunable(table.c, statuses, before)
+        runs: Counter[str] = Counter()
+        children = 0
         while True:
             with session_scope(self.engine) as session:
-                ids = list(session.scalars(select(table.c.id).where(*old).limit(batch_size)))
-                if not ids:
+                rows = session.execute(
+                    select(table.c.id, table.c.status).where(*old).limit(batch_size)
+                ).all()
+                if not rows:
                     return runs, children
+                ids = [row.id for row in rows]
                 children += (
                     session.scalar(
                         select(func.count()).select_from(table).where(table.c.group_run_id.in_(ids))
@@ -780,12 +858,19 @@ class RunStore:
                     or 0
                 )
                 session.execute(delete(table).where(table.c.id.in_(ids)))
-                runs += len(ids)
+                runs.update(RunStatus(row.status).value for row in rows)
+
+    def _count_requests(self, before: datetime) -> int:
+        """What :meth:`_prune_requests` would delete."""
+        table = ProcessRequest.__table__
+        with read_session(self.engine) as session:
+            query = select(func.count()).select_from(table).where(*_old_requests(table.c, before))
+            return session.scalar(query) or 0
 
     def _prune_requests(self, before: datetime) -> int:
         """Delete complete requests untouched since ``before``; their runs stay (FK SET NULL)."""
         table = ProcessRequest.__table__
-        old = [table.c.status == RequestStatus.complete, table.c.updated_at < before]
+        old = _old_requests(table.c, before)
         deleted = 0
         while True:
             with session_scope(self.engine) as session:

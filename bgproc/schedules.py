@@ -83,12 +83,14 @@ class TimingSchedule(BaseSchedule):
         the next pending one comes at the next look (each fire exactly once, in
         order). Older pending fires were missed (beat was down): they collapse
         into one run for the latest (``run-once``) or none (``skip``), never a
-        burst, and are reported as missed.
+        burst, and are reported as missed. A fire before the second the plan was
+        scheduled from was missed by no beat: only a one-shot has one, when a beat
+        took it after its start (no beat ran meanwhile), and it runs.
         """
         first = self.next_due(last_due)
         if first is None or first > now:
             return None
-        if now - first <= MISFIRE_THRESHOLD:
+        if now - first <= MISFIRE_THRESHOLD or first < self.scheduled_from.replace(microsecond=0):
             return Occurrence(first, True, 0, None, self.timing.next_fire(first))
         latest, pending = first, 1
         while (after := self.timing.next_fire(latest)) is not None and after <= now:

@@ -40,7 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bgproc.db import session_scope
-from bgproc.entries import EntryStore, TimingEntry
+from bgproc.entries import PUT_IF_UNCHANGED_LUA, EntryStore, TimingEntry
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.installation import Installation
 from bgproc.models import ProcessRequest, ProcessRun
@@ -55,13 +55,6 @@ T = TypeVar("T")
 CHUNK = 1000  # Redis commands per pipeline round trip
 ONE_SECOND = timedelta(seconds=1)
 # Writes only over the meta sync read ("" for none), as beat's own writes do (entries.py).
-# KEYS: entry, schedule set. ARGV: meta read, definition, meta, score.
-PUT_IF_UNCHANGED_LUA = """
-if (redis.call('HGET', KEYS[1], 'meta') or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'definition', ARGV[2], 'meta', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
-return 1
-"""
 # KEYS: entry, schedule set. ARGV: meta read.
 REMOVE_IF_UNCHANGED_LUA = """
 if (redis.call('HGET', KEYS[1], 'meta') or '') ~= ARGV[1] then return 0 end

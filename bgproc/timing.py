@@ -9,11 +9,12 @@ placed on the time line by :func:`resolve_wall`, the one home of the DST rules.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cached_property
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from bgproc.cron import CronExpression
@@ -27,6 +28,7 @@ from bgproc.inputs import (
     parse_time_of_day,
     parse_weekday,
     parse_zone,
+    typed_instant,
 )
 from bgproc.walltime import resolve_wall, to_wall
 
@@ -44,6 +46,7 @@ class Frequency(StrEnum):
     DAILY = "daily"
     WEEKLY = "weekly"
     MONTHLY = "monthly"
+    YEARLY = "yearly"
     CRON = "cron"
 
 
@@ -72,6 +75,11 @@ INTERVAL_UNIT = {
     Frequency.HOURLY: timedelta(hours=1),
 }
 SEARCH_HORIZON_YEARS = 400  # one full Gregorian cycle: a plan silent that long never fires
+# Month lengths and weekdays repeat every 4800 months, so the months that any step visits
+# repeat within 4800 steps: a monthly or yearly plan silent for that many never fires.
+SEARCH_HORIZON_STEPS = SEARCH_HORIZON_YEARS * 12
+LAST_MONTH = 9999 * 12 + 11  # the calendar's last month, counted as year * 12 + month - 1
+LEAP_YEAR = 2000  # any leap year: where each month is at its longest
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -89,6 +97,7 @@ class Timing:
     daily_option: DailyOption | None = None
     at: time | None = None
     days: tuple[str, ...] = ()
+    month: int | None = None  # 1..12
     day: str | None = None  # "1".."31" or "last"
     ordinal: Ordinal | None = None
     weekday: str | None = None
@@ -193,10 +202,10 @@ class Timing:
         assert self.start is not None
         start_day = to_wall(self.start, self.zone).date()
         day = max(first, start_day)
-        last = date(min(day.year + SEARCH_HORIZON_YEARS, 9999), 12, 31)
-        if self.frequency is Frequency.MONTHLY:
-            yield from self._month_days(start_day, day, last)
+        if self.frequency in (Frequency.MONTHLY, Frequency.YEARLY):
+            yield from self._month_days(start_day, day)
             return
+        last = date(min(day.year + SEARCH_HORIZON_YEARS, 9999), 12, 31)
         every = self.interval or 1
         if self.frequency is Frequency.DAILY and self.daily_option is DailyOption.EVERY:
             day += timedelta(days=-(day - start_day).days % every)
@@ -219,17 +228,23 @@ class Timing:
             return frozenset({5, 6})
         return frozenset(range(5))
 
-    def _month_days(self, start_day: date, first: date, last: date) -> Iterator[date]:
+    def _month_days(self, start_day: date, first: date) -> Iterator[date]:
+        """The plan's days from ``first`` on: in every N-th month counted from the start's
+        month (monthly), or in its month of every N-th year counted from the start's (yearly)."""
         every = self.interval or 1
-        month_index = first.year * 12 + first.month - 1
-        start_index = start_day.year * 12 + start_day.month - 1
-        month_index += -(month_index - start_index) % every
-        while month_index <= last.year * 12 + last.month - 1:
+        if self.frequency is Frequency.YEARLY:
+            assert self.month is not None
+            step, phase = 12 * every, start_day.year * 12 + self.month - 1
+        else:
+            step, phase = every, start_day.year * 12 + start_day.month - 1
+        index = first.year * 12 + first.month - 1
+        index += -(index - phase) % step
+        end = min(index + step * SEARCH_HORIZON_STEPS, LAST_MONTH + 1)
+        for month_index in range(index, end, step):
             year, month = divmod(month_index, 12)
             day = self._day_in_month(year, month + 1)
             if day is not None and day >= first:
                 yield day
-            month_index += every
 
     def _day_in_month(self, year: int, month: int) -> date | None:
         length = calendar.monthrange(year, month)[1]
@@ -255,59 +270,211 @@ class Timing:
 
     # -- storage form ---------------------------------------------------------
 
+    def fields(self) -> dict[str, object]:
+        """The fields that are set, keyed as :data:`TIMING_FIELDS` name them and JSON-able
+        (ISO text for instants and times): what :meth:`build` took, for an update to change."""
+        fields: dict[str, object] = {}
+        for field in TIMING_FIELDS:
+            value = getattr(self, field.attr)
+            if value is not None and value != ():
+                fields[field.key] = _plain(value)
+        return fields
+
     def as_dict(self) -> dict[str, object]:
-        """JSON-able fields (ISO strings for instants); the inverse of :meth:`from_dict`."""
-        return {
-            "kind": self.kind.value,
-            "timezone": self.timezone,
-            "start": self.start.isoformat() if self.start else None,
-            "finish": self.finish.isoformat() if self.finish else None,
-            "frequency": self.frequency.value if self.frequency else None,
-            "interval": self.interval,
-            "repetitions": self.repetitions,
-            "daily_option": self.daily_option.value if self.daily_option else None,
-            "at": self.at.isoformat() if self.at else None,
-            "days": list(self.days),
-            "day": self.day,
-            "ordinal": self.ordinal.value if self.ordinal else None,
-            "weekday": self.weekday,
-            "cron": self.cron,
-        }
+        """The stored form: one JSON document tagged with its version; see :meth:`from_dict`."""
+        return {"v": TIMING_VERSION, **self.fields()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Timing:
-        """A timing from :meth:`as_dict` output (trusted: it was validated when built)."""
+    def from_dict(cls, document: Mapping[str, object]) -> Timing:
+        """A timing from :meth:`as_dict` output. Each value is read back by its field's own
+        parser, so a document damaged in storage is refused naming the field."""
+        if document.get("v") != TIMING_VERSION:
+            raise ValueError(f"timing version {document.get('v')!r} is not {TIMING_VERSION}")
+        for key in ("timing", "tz"):
+            if document.get(key) is None:
+                raise ValueError(f"timing document without {key!r}")
+        context = _Context(ZoneInfo(parse_zone(document["tz"])), STORED_NOW)
+        values = {
+            field.attr: field.read(document[field.key], context)
+            for field in TIMING_FIELDS
+            if document.get(field.key) is not None
+        }
+        return cls(**values)
 
-        def optional(kind: type, key: str) -> object:
-            value = data.get(key)
-            return None if value is None else kind(value)
 
-        def instant(key: str) -> datetime | None:
-            value = data.get(key)
-            return datetime.fromisoformat(str(value)).astimezone(UTC) if value else None
+def _plain(value: object) -> object:
+    """A field's value as JSON holds it."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, datetime | time):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
-        return cls(
-            kind=TimingKind(str(data["kind"])),
-            timezone=str(data["timezone"]),
-            start=instant("start"),
-            finish=instant("finish"),
-            frequency=optional(Frequency, "frequency"),  # type: ignore[arg-type]
-            interval=optional(int, "interval"),  # type: ignore[arg-type]
-            repetitions=optional(int, "repetitions"),  # type: ignore[arg-type]
-            daily_option=optional(DailyOption, "daily_option"),  # type: ignore[arg-type]
-            at=optional(time.fromisoformat, "at"),  # type: ignore[arg-type]
-            days=tuple(str(d) for d in data.get("days") or ()),  # type: ignore[attr-defined]
-            day=optional(str, "day"),  # type: ignore[arg-type]
-            ordinal=optional(Ordinal, "ordinal"),  # type: ignore[arg-type]
-            weekday=optional(str, "weekday"),  # type: ignore[arg-type]
-            cron=optional(str, "cron"),  # type: ignore[arg-type]
-        )
+
+# -- the fields ---------------------------------------------------------------
+
+TIMING_VERSION = 1  # the "v" of the stored document; a reader refuses any other
+STORED_NOW = datetime(1970, 1, 1, tzinfo=UTC)  # stored instants are absolute, never "now"
+
+
+class _Context(NamedTuple):
+    """What reading a field may need beside its value: the request's zone, and the present."""
+
+    zone: ZoneInfo
+    now: datetime
+
+
+Parse = Callable[[object, str, _Context], Any]
+
+
+@dataclass(frozen=True)
+class TimingField:
+    """One timing field, declared once for every front end and the store.
+
+    ``key`` names it in the service's fields and in the stored document, and (as
+    ``--key-with-dashes``) on the command line; ``parse`` turns loose input (CLI text, a
+    Python value, a stored value) into the field's value or refuses it naming the field.
+    """
+
+    key: str
+    metavar: str
+    help: str
+    parse: Parse
+    attribute: str | None = None  # the Timing attribute, where it is not the key
+
+    @property
+    def attr(self) -> str:
+        return self.attribute or self.key
+
+    @property
+    def label(self) -> str:
+        """The field as the user spells it: options and messages."""
+        return field_label(self.key)
+
+    def read(self, value: object, context: _Context) -> Any:
+        return self.parse(value, self.label, context)
+
+
+def _choice(choices: type[StrEnum]) -> Parse:
+    return lambda value, label, _: parse_choice(value, label, choices)
+
+
+def _whole(low: int, high: int) -> Parse:
+    return lambda value, label, _: parse_int(value, label, low, high)
+
+
+def _instant(value: object, label: str, context: _Context) -> datetime:
+    return parse_instant(value, context.zone, context.now, label)
+
+
+def _days(value: object, label: str, _: _Context) -> tuple[str, ...]:
+    """Weekdays as ``mon,wed`` or a list, in week order."""
+    if isinstance(value, str):
+        value = value.split(",")
+    names = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+    picked = {parse_weekday(n, label) for n in names if str(n).strip()}
+    if not picked:
+        raise InvalidInput(label, "needs at least one weekday")
+    return tuple(d for d in WEEKDAYS if d in picked)
+
+
+def _month(value: object, label: str, _: _Context) -> int:
+    """1..12, or a month's name (``mar``, ``March``)."""
+    text = str(value).strip().lower()
+    for number in range(1, 13):
+        name = calendar.month_name[number].lower()
+        if text in (name, name[:3]):
+            return number
+    if not text.removeprefix("-").isdigit():
+        raise InvalidInput(label, f"{value!r} is not a month (1..12 or jan..dec)")
+    return parse_int(text, label, 1, 12)
+
+
+def _day(value: object, label: str, _: _Context) -> str:
+    text = str(value).strip().lower()
+    return "last" if text == "last" else str(parse_int(text, label, 1, 31))
+
+
+MAX_INTERVAL = 100_000
+MAX_REPETITIONS = 1_000_000_000
+TIMING_FIELDS = (
+    TimingField(
+        "timing",
+        "KIND",
+        f"{' | '.join(TimingKind)} (default: immediate).",
+        _choice(TimingKind),
+        attribute="kind",
+    ),
+    TimingField(
+        "start",
+        "DATETIME",
+        "First fire: ISO date-time (2027-01-31T09:30[+01:00]), 'now' or "
+        "'+10m'. A time without offset is in --tz.",
+        _instant,
+    ),
+    TimingField(
+        "tz",
+        "ZONE",
+        "IANA zone of wall-clock times (default: BGPROC_TIMEZONE or the machine's).",
+        lambda value, _, __: parse_zone(value),
+        attribute="timezone",
+    ),
+    TimingField("frequency", "FREQ", f"{' | '.join(Frequency)}.", _choice(Frequency)),
+    TimingField(
+        "interval",
+        "N",
+        "Every N seconds/minutes/hours/days/weeks/months/years (default 1).",
+        _whole(1, MAX_INTERVAL),
+    ),
+    TimingField(
+        "repetitions",
+        "R",
+        "Fire R times in all (seconds, minutes, hourly).",
+        _whole(1, MAX_REPETITIONS),
+    ),
+    TimingField(
+        "daily_option",
+        "OPTION",
+        f"{' | '.join(DailyOption)} (daily; default every).",
+        _choice(DailyOption),
+    ),
+    TimingField(
+        "at",
+        "HH:MM[:SS]",
+        "Wall-clock time of day (daily, weekly, monthly, yearly).",
+        lambda value, label, _: parse_time_of_day(value, label),
+    ),
+    TimingField("days", "DAYS", "Weekdays for weekly, e.g. mon,wed,fri.", _days),
+    TimingField("month", "M", "Month 1..12 or jan..dec (yearly).", _month),
+    TimingField("day", "N|last", "Day of month 1..31 or 'last' (monthly, yearly).", _day),
+    TimingField(
+        "ordinal",
+        "WHICH",
+        f"{' | '.join(Ordinal)} (monthly, yearly; with --weekday).",
+        _choice(Ordinal),
+    ),
+    TimingField(
+        "weekday",
+        "DAY",
+        "mon..sun (monthly, yearly; with --ordinal).",
+        lambda value, label, _: parse_weekday(value, label),
+    ),
+    TimingField(
+        "cron",
+        "EXPR",
+        "Unix 'm h dom mon dow' or Quartz 's m h dom mon dow [year]'.",
+        lambda value, _, __: CronExpression.parse(str(value)).text,
+    ),
+    TimingField("finish", "DATETIME", "Nothing fires after this date-time.", _instant),
+)
+FIELD = {field.key: field for field in TIMING_FIELDS}
+TIMING_KEYS = tuple(FIELD)
 
 
 # -- input --------------------------------------------------------------------
 
-MAX_INTERVAL = 100_000
-MAX_REPETITIONS = 1_000_000_000
 FIELDS_OF = {
     Frequency.SECONDS: {"interval", "repetitions"},
     Frequency.MINUTES: {"interval", "repetitions"},
@@ -315,9 +482,11 @@ FIELDS_OF = {
     Frequency.DAILY: {"daily_option", "interval", "at"},
     Frequency.WEEKLY: {"days", "interval", "at"},
     Frequency.MONTHLY: {"day", "ordinal", "weekday", "interval", "at"},
+    Frequency.YEARLY: {"month", "day", "ordinal", "weekday", "interval", "at"},
     Frequency.CRON: {"cron"},
 }
 PLAN_FIELDS = frozenset().union(*FIELDS_OF.values())
+PLAN_KEYS = frozenset({"frequency", *PLAN_FIELDS})  # what a new --timing or --frequency replaces
 
 
 class _TimingParser:
@@ -327,17 +496,22 @@ class _TimingParser:
         self.raw = {k: v for k, v in fields.items() if v is not None}
         self.now = now
         self.default_tz = default_tz
+        self.context = _Context(ZoneInfo("UTC"), now)  # until the request's zone is read
+
+    def _value(self, key: str, default: object = None) -> Any:
+        """The field's value read from the input (or from ``default``); None when absent."""
+        value = self.raw.get(key, default)
+        return None if value is None else FIELD[key].read(value, self.context)
 
     def parse(self) -> Timing:
         raw = self.raw
-        unknown = set(raw) - PLAN_FIELDS - {"timing", "tz", "start", "finish", "frequency"}
+        unknown = set(raw) - set(FIELD)
         if unknown:
             raise InvalidInput(field_label(sorted(unknown)[0]), "is not a timing field")
-        kind = parse_choice(raw.get("timing", "immediate"), "timing", TimingKind)
-        timezone = parse_zone(raw.get("tz", self.default_tz))
-        zone = ZoneInfo(timezone)
-        start = parse_instant(raw["start"], zone, self.now, "start") if "start" in raw else None
-        finish = parse_instant(raw["finish"], zone, self.now, "finish") if "finish" in raw else None
+        kind = self._value("timing", TimingKind.IMMEDIATE.value)
+        timezone = self._value("tz", self.default_tz)
+        self.context = _Context(ZoneInfo(timezone), self.now)
+        start, finish = self._value("start"), self._value("finish")
         if kind is not TimingKind.SCHEDULED:
             self._refuse_extra(set(), f"is only for --timing scheduled (not {kind.value})")
             for key in ("frequency", "finish"):
@@ -350,11 +524,18 @@ class _TimingParser:
                 raise InvalidInput("start", "is required for --timing later")
             if start < self.now.replace(microsecond=0):
                 raise InvalidInput("start", "is in the past; a later request needs a future start")
-        timing = Timing(kind=kind, timezone=timezone, start=start, finish=finish)  # type: ignore[arg-type]
+        timing = Timing(kind=kind, timezone=timezone, start=start, finish=finish)
         if kind is TimingKind.SCHEDULED:
             timing = self._plan(timing)
-        if finish is not None and finish < (start or self.now.replace(microsecond=0)):
-            raise InvalidInput("finish", "is before the start")
+        begin = start or self.now.replace(microsecond=0)
+        if finish is not None and finish < begin:
+            zone = self.context.zone
+            shown = typed_instant(begin, zone)  # without --start, the start is now: say so
+            raise InvalidInput(
+                "finish",
+                f"{typed_instant(finish, zone)} is before the start "
+                f"({shown if start else 'now, ' + shown})",
+            )
         self._refuse_silent(timing)
         return timing
 
@@ -363,65 +544,61 @@ class _TimingParser:
             if key in self.raw:
                 raise InvalidInput(field_label(key), why)
 
+    def _required(self, key: str, why: str) -> Any:
+        if key not in self.raw:
+            raise InvalidInput(field_label(key), why)
+        return self._value(key)
+
     def _plan(self, timing: Timing) -> Timing:
-        raw = self.raw
-        if "frequency" not in raw:
-            raise InvalidInput("frequency", "is required for --timing scheduled")
-        frequency = parse_choice(raw["frequency"], "frequency", Frequency)
-        assert isinstance(frequency, Frequency)
-        self._refuse_extra(FIELDS_OF[frequency], f"is not used by --frequency {frequency.value}")
-        plan: dict[str, object] = {"frequency": frequency}
-        if "interval" in raw:
-            plan["interval"] = parse_int(raw["interval"], "interval", 1, MAX_INTERVAL)
-        if "repetitions" in raw:
-            plan["repetitions"] = parse_int(raw["repetitions"], "repetitions", 1, MAX_REPETITIONS)
-        if frequency in (Frequency.DAILY, Frequency.WEEKLY, Frequency.MONTHLY):
-            if "at" not in raw:
-                raise InvalidInput("at", f"is required for --frequency {frequency.value} (HH:MM)")
-            plan["at"] = parse_time_of_day(raw["at"], "at")
+        frequency = self._required("frequency", "is required for --timing scheduled")
+        own = FIELDS_OF[frequency]
+        self._refuse_extra(own, f"is not used by --frequency {frequency.value}")
+        plan: dict[str, object] = {
+            "frequency": frequency,
+            "interval": self._value("interval"),
+            "repetitions": self._value("repetitions"),
+        }
+        if "at" in own:
+            plan["at"] = self._required("at", f"is required for --frequency {frequency} (HH:MM)")
         if frequency is Frequency.DAILY:
-            option = parse_choice(raw.get("daily_option", "every"), "daily-option", DailyOption)
-            if option is not DailyOption.EVERY and "interval" in raw:
+            option = self._value("daily_option", DailyOption.EVERY.value)
+            if option is not DailyOption.EVERY and "interval" in self.raw:
                 raise InvalidInput("interval", f"is not used with --daily-option {option.value}")
             plan["daily_option"] = option
         elif frequency is Frequency.WEEKLY:
-            plan["days"] = self._days()
+            why = "is required for --frequency weekly (e.g. mon,wed,fri)"
+            plan["days"] = self._required("days", why)
         elif frequency is Frequency.MONTHLY:
-            plan.update(self._month_day())
+            plan.update(self._month_day(frequency))
+        elif frequency is Frequency.YEARLY:
+            month = self._required("month", "is required for --frequency yearly (1..12)")
+            month_day = self._month_day(frequency)
+            self._refuse_missing_day(month, month_day.get("day"))
+            plan.update(month=month, **month_day)
         elif frequency is Frequency.CRON:
-            if "cron" not in raw:
-                raise InvalidInput("cron", "is required for --frequency cron")
-            plan["cron"] = CronExpression.parse(str(raw["cron"])).text
+            plan["cron"] = self._required("cron", "is required for --frequency cron")
         return replace(timing, **plan)  # type: ignore[arg-type]
 
-    def _days(self) -> tuple[str, ...]:
-        value = self.raw.get("days")
-        if value is None:
-            raise InvalidInput("days", "is required for --frequency weekly (e.g. mon,wed,fri)")
-        if isinstance(value, str):
-            value = value.split(",")
-        names = list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
-        picked = {parse_weekday(n, "days") for n in names if str(n).strip()}
-        if not picked:
-            raise InvalidInput("days", "needs at least one weekday")
-        return tuple(d for d in WEEKDAYS if d in picked)
-
-    def _month_day(self) -> dict[str, object]:
+    def _month_day(self, frequency: Frequency) -> dict[str, Any]:
         raw = self.raw
         if "day" in raw:
             if "ordinal" in raw or "weekday" in raw:
                 field = "ordinal" if "ordinal" in raw else "weekday"
                 raise InvalidInput(field, "cannot be combined with --day")
-            text = str(raw["day"]).strip().lower()
-            day = "last" if text == "last" else str(parse_int(text, "day", 1, 31))
-            return {"day": day}
+            return {"day": self._value("day")}
         if "ordinal" not in raw or "weekday" not in raw:
             missing = "weekday" if "ordinal" in raw else "ordinal" if "weekday" in raw else "day"
-            raise InvalidInput(missing, "monthly needs --day N|last, or --ordinal with --weekday")
-        return {
-            "ordinal": parse_choice(raw["ordinal"], "ordinal", Ordinal),
-            "weekday": parse_weekday(raw["weekday"], "weekday"),
-        }
+            why = f"{frequency} needs --day N|last, or --ordinal with --weekday"
+            raise InvalidInput(missing, why)
+        return {"ordinal": self._value("ordinal"), "weekday": self._value("weekday")}
+
+    @staticmethod
+    def _refuse_missing_day(month: int, day: str | None) -> None:
+        """A day that its month never has (30 February) would never fire."""
+        longest = calendar.monthrange(LEAP_YEAR, month)[1]
+        if day not in (None, "last") and int(day) > longest:
+            why = f"must be between 1 and {longest} in {calendar.month_name[month]} (got {day})"
+            raise InvalidInput("day", why)
 
     def _refuse_silent(self, timing: Timing) -> None:
         """A plan with no fire left is refused, naming the field that silences it."""
@@ -432,11 +609,14 @@ class _TimingParser:
             return
         if timing.finish is not None and replace(anchored, finish=None).upcoming(self.now, 1):
             raise InvalidInput("finish", "leaves no fire time: every fire would come after it")
-        field = {
-            Frequency.CRON: "cron",
-            Frequency.MONTHLY: "day" if timing.day else "interval",
-        }.get(timing.frequency, "repetitions")  # type: ignore[arg-type]
-        raise InvalidInput(field, "leaves no fire time from now on")
+        why = "leaves no fire time from now on"
+        if timing.frequency is Frequency.CRON:
+            raise InvalidInput("cron", why)
+        if timing.frequency not in (Frequency.MONTHLY, Frequency.YEARLY):
+            raise InvalidInput("repetitions", why)
+        if (timing.month, timing.day) == (2, "29"):
+            why += " (29 February is only in leap years)"
+        raise InvalidInput("day" if timing.day else "interval", why)
 
 
 # -- words --------------------------------------------------------------------
@@ -446,6 +626,10 @@ UNIT_WORDS = {Frequency.SECONDS: "second", Frequency.MINUTES: "minute", Frequenc
 
 def _every(count: int, unit: str) -> str:
     return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+
+
+def _nth_weekday(timing: Timing) -> str:
+    return f"the {timing.ordinal} {calendar.day_name[WEEKDAYS.index(timing.weekday or 'mon')]}"
 
 
 def _local(instant: datetime, zone: ZoneInfo) -> str:
@@ -484,11 +668,21 @@ def _describe(timing: Timing) -> str:
         elif timing.day:
             which = f"day {timing.day}"
         else:
-            weekday = calendar.day_name[WEEKDAYS.index(timing.weekday or "mon")]
-            which = f"the {timing.ordinal} {weekday}"
+            which = _nth_weekday(timing)
         words = f"{_every(interval, 'month')} on {which} at {at}"
         if timing.day and timing.day not in ("last", "1") and int(timing.day) > 28:
             words += f" (months without day {timing.day} are skipped)"
+    elif frequency is Frequency.YEARLY:
+        month = calendar.month_name[timing.month or 1]
+        if timing.day == "last":
+            which = f"the last day of {month}"
+        elif timing.day:
+            which = f"{timing.day} {month}"
+        else:
+            which = f"{_nth_weekday(timing)} of {month}"
+        words = f"{_every(interval, 'year')} on {which} at {at}"
+        if (timing.month, timing.day) == (2, "29"):
+            words += " (only in leap years)"
     else:
         expression = timing.cron_expression
         words = expression.describe() if expression else ""

@@ -188,7 +188,10 @@ def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
 @click.option("--count", default=None, metavar="N", help="Refresh N times, then exit.")
 @click.pass_obj
 def watch(installation: Installation, interval: str, count: str | None) -> None:
-    """A live view: workers, queues and the latest runs, refreshed until Ctrl-C."""
+    """A live view: workers, queues and the latest runs, refreshed until Ctrl-C.
+
+    Into a pipe or a file, it prints a plain snapshot per refresh instead.
+    """
     from rich.console import Group
     from rich.live import Live
 
@@ -206,14 +209,26 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
             _runs_table(installation.runs.list(limit=WATCH_RUNS), zone),
         )
 
+    # Live redraws a terminal; elsewhere it would print once, at the end (or never, if killed).
+    live = Live(console=console(), auto_refresh=False) if console().is_terminal else None
     done = 0
     try:
-        with Live(view(), console=console(), auto_refresh=False) as live:
-            while rounds is None or (done := done + 1) < rounds:
+        if live is not None:
+            live.start()
+        while rounds is None or done < rounds:
+            if done:
                 time.sleep(every_s)
+            done += 1
+            if live is not None:
                 live.update(view(), refresh=True)
+            else:
+                click.echo(f"-- {short_time(datetime.now(UTC), zone)}")
+                console().print(view())
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130) from None
+    finally:
+        if live is not None:
+            live.stop()
 
 
 COMMANDS = (workers, beats, queues, kill, watch)

@@ -18,10 +18,10 @@ from bgproc.installation import Installation
 from bgproc.runfilters import (
     MAX_ID,
     MAX_LIMIT,
-    instant_or_ago,
     parse_duration,
     process_filter,
     run_filters,
+    since_filter,
 )
 from bgproc.statuses import RunStatus
 from cli.options import WholeNumber, json_option, settings_zone
@@ -90,8 +90,8 @@ def monitor() -> None:
     "--since",
     default=None,
     metavar="DT",
-    help="Runs from this time on: ISO date-time (in BGPROC_TIMEZONE without an "
-    "offset), 'now', or a duration back from now like 2h or 7d.",
+    help="Runs from this time on: a duration back from now like 2h or 7d, or an ISO "
+    "date-time (in BGPROC_TIMEZONE without an offset).",
 )
 @click.option("--until", default=None, metavar="DT", help="Runs before this time (as --since).")
 @click.option("--limit", default="50", metavar="N", help=f"At most N runs (1..{MAX_LIMIT}).")
@@ -175,7 +175,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),
-            ("result", None if view.result is None else repr(view.result)),
+            ("result", view.result_json),
             ("traceback", view.traceback),
             ("log", "\n".join(tail)),
         ],
@@ -284,9 +284,13 @@ def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
 def stats(
     installation: Installation, process: str | None, since: str | None, as_json: bool
 ) -> None:
-    """Per process: runs by status, success rate, p50/p95/max duration, last run."""
+    """Per process: runs by status, success rate, p50/p95/max duration, last run.
+
+    The success rate is of the runs that ran (success, error, killed, lost): misfired and
+    skipped fires never ran, and are counted apart.
+    """
     zone = settings_zone(installation)
-    start = instant_or_ago(since, "since", zone, datetime.now(UTC))
+    start = since_filter(since, zone, datetime.now(UTC))
     rows = installation.runs.stats(process=process_filter(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])
@@ -303,16 +307,26 @@ def stats(
     "requests untouched as long. Default, as Etendo: successes after 15 days, other "
     "finished runs after 30, complete requests after 15.",
 )
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
 @json_option
 @click.pass_obj
-def prune(installation: Installation, older_than: str | None, as_json: bool) -> None:
+def prune(installation: Installation, older_than: str | None, dry_run: bool, as_json: bool) -> None:
     """Delete old runs and complete requests; queued and processing runs are never touched."""
     age = parse_duration(older_than, "older-than") if older_than is not None else None
-    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age)
+    pruned = installation.runs.prune(now=datetime.now(UTC), older_than=age, dry_run=dry_run)
     if as_json:
         print_json(pruned.as_json())
         return
-    click.echo(
-        f"pruned {pruned.success_runs} success runs, {pruned.other_runs} other finished runs"
-        f" (+{pruned.child_runs} group children), {pruned.requests} complete requests"
+    runs = _counted(sum(pruned.runs.values()), "finished run")
+    if pruned.runs:
+        runs += " (" + ", ".join(f"{status} {n}" for status, n in pruned.runs.items()) + ")"
+    line = (
+        f"{'would prune' if dry_run else 'pruned'} {runs}, "
+        f"{_counted(pruned.child_runs, 'group step run')} with them, "
+        f"{_counted(pruned.requests, 'complete request')}"
     )
+    click.echo(line + (" (dry run: nothing deleted)" if dry_run else ""))
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

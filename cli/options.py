@@ -11,30 +11,9 @@ import click
 from bgproc.errors import InvalidInput
 from bgproc.inputs import parse_int
 from bgproc.installation import Installation
+from bgproc.timing import TIMING_FIELDS, TIMING_KEYS
 
 F = Callable[..., Any]
-
-TIMING_OPTIONS: list[tuple[str, str, str]] = [
-    ("--timing", "KIND", "immediate | later | scheduled (default: immediate)."),
-    (
-        "--start",
-        "DATETIME",
-        "First fire: ISO date-time (2027-01-31T09:30[+01:00]), 'now' or "
-        "'+10m'. A time without offset is in --tz.",
-    ),
-    ("--tz", "ZONE", "IANA zone of wall-clock times (default: BGPROC_TIMEZONE or the machine's)."),
-    ("--frequency", "FREQ", "seconds | minutes | hourly | daily | weekly | monthly | cron."),
-    ("--interval", "N", "Every N seconds/minutes/hours/days/weeks/months (default 1)."),
-    ("--repetitions", "R", "Fire R times in all (seconds, minutes, hourly)."),
-    ("--daily-option", "OPTION", "every | weekdays | weekends (daily; default every)."),
-    ("--at", "HH:MM[:SS]", "Wall-clock time of day (daily, weekly, monthly)."),
-    ("--days", "DAYS", "Weekdays for weekly, e.g. mon,wed,fri."),
-    ("--day", "N|last", "Day of month 1..31 or 'last' (monthly)."),
-    ("--ordinal", "WHICH", "first | second | third | fourth | last (monthly, with --weekday)."),
-    ("--weekday", "DAY", "mon..sun (monthly, with --ordinal)."),
-    ("--cron", "EXPR", "Unix 'm h dom mon dow' or Quartz 's m h dom mon dow [year]'."),
-    ("--finish", "DATETIME", "Nothing fires after this date-time."),
-]
 
 
 class WholeNumber(click.ParamType):
@@ -52,9 +31,12 @@ class WholeNumber(click.ParamType):
 
 
 def timing_options(command: F) -> F:
-    """Add every timing option as plain text: bgproc validates them, naming the field."""
-    for flag, metavar, help_text in reversed(TIMING_OPTIONS):
-        command = click.option(flag, default=None, metavar=metavar, help=help_text)(command)
+    """Add an option per timing field, as plain text: bgproc validates them, naming the field."""
+    for field in reversed(TIMING_FIELDS):
+        option = click.option(
+            f"--{field.label}", field.key, default=None, metavar=field.metavar, help=field.help
+        )
+        command = option(command)
     return command
 
 
@@ -90,8 +72,7 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def timing_fields(options: dict[str, Any]) -> dict[str, Any]:
     """The timing options given on the command line, keyed as the service expects."""
-    keys = [flag[2:].replace("-", "_") for flag, _, _ in TIMING_OPTIONS]
-    return {key: options[key] for key in keys if options.get(key) is not None}
+    return {key: options[key] for key in TIMING_KEYS if options.get(key) is not None}
 
 
 def settings_zone(installation: Installation) -> ZoneInfo:

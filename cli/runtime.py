@@ -49,43 +49,75 @@ def _schema_checked(command: Installation) -> Installation:
     return installation
 
 
-def _worker_argv(installation: Installation, extra: list[str]) -> list[str]:
-    argv = ["worker", "--loglevel=INFO"]
-    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in extra):
-        argv.append(f"--queues={','.join(installation.queues)}")
-    return argv + extra
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PASSES_ON = "Any other option of `celery {0}` (see `celery {0} --help`) is passed on to it."
 
 
-@click.command(context_settings=PASS_THROUGH)
+def _loglevel() -> click.Option:
+    levels = click.Choice(LOG_LEVELS, case_sensitive=False)
+    return click.Option(["-l", "--loglevel"], type=levels, default="INFO", show_default=True,
+                        help="What the console shows.")  # fmt: skip
+
+
+def _worker_options() -> list[click.Option]:
+    """The `celery worker` options most need, declared so that --help and completion show
+    them; Celery gets them under its own names."""
+    return [
+        click.Option(["-c", "--concurrency"], type=click.IntRange(min=1), metavar="N",
+                     show_default="one per CPU", help="How many runs at once (pool processes)."),
+        click.Option(["-Q", "--queues"], metavar="QUEUE[,QUEUE...]",
+                     show_default="every queue a process uses", help="The queues to consume."),
+        click.Option(["-n", "--hostname"], metavar="NAME", show_default="celery@%h",
+                     help="The worker's name: each worker on a machine needs its own."),
+        _loglevel(),
+    ]  # fmt: skip
+
+
+def celery_argv(command: str, options: dict[str, object], extra: list[str]) -> list[str]:
+    """``celery COMMAND``'s arguments: the declared options that were given, then the rest."""
+    given = [f"--{name}={value}" for name, value in options.items() if value is not None]
+    return [command, *given, *extra]
+
+
+def _worker_argv(installation: Installation, ctx: click.Context) -> list[str]:
+    options = {**ctx.params, "queues": ctx.params["queues"] or ",".join(installation.queues)}
+    return celery_argv("worker", options, ctx.args)
+
+
+@click.command(
+    context_settings=PASS_THROUGH, params=_worker_options(), epilog=PASSES_ON.format("worker")
+)
 @click.pass_context
-def worker(ctx: click.Context) -> None:
-    """Run a Celery worker for the processes (extra options go to `celery worker`).
+def worker(ctx: click.Context, **_: object) -> None:
+    """Run a Celery worker for the processes.
 
     By default it consumes every queue a registered process uses; -Q picks some.
-    Example: bgproc worker --concurrency 4 -Q billing
+    Example: bgproc worker --concurrency 4 -Q billing -n billing@%h
     """
     installation = _schema_checked(ctx.obj)
-    installation.app.worker_main(_worker_argv(installation, ctx.args))
+    installation.app.worker_main(_worker_argv(installation, ctx))
 
 
-@click.command(context_settings=PASS_THROUGH)
+@click.command(context_settings=PASS_THROUGH, params=[_loglevel()],
+               epilog=PASSES_ON.format("beat"))  # fmt: skip
 @click.pass_context
-def beat(ctx: click.Context) -> None:
-    """Run the scheduler (RedBeat): publishes requests when due (extra options go to `celery beat`).
+def beat(ctx: click.Context, **_: object) -> None:
+    """Run the scheduler (RedBeat): publishes requests when due.
 
     Several beats may run: one holds the lock, the others stand by and take over
     within the lock timeout. Each reconciles Redis with the database when it starts.
     """
     installation = _schema_checked(ctx.obj)
-    installation.app.start(
-        ["beat", "--loglevel=INFO", "--scheduler=bgproc.beat:Scheduler", *ctx.args]
-    )
+    options = {**ctx.params, "scheduler": "bgproc.beat:Scheduler"}
+    installation.app.start(celery_argv("beat", options, ctx.args))
 
 
-@click.command(context_settings=PASS_THROUGH)
+@click.command(
+    context_settings=PASS_THROUGH, params=_worker_options(), epilog=PASSES_ON.format("worker")
+)
 @click.pass_context
-def up(ctx: click.Context) -> None:
-    """One-machine mode: a worker with an embedded beat (extra options go to `celery worker`).
+def up(ctx: click.Context, **_: object) -> None:
+    """One-machine mode: a worker with an embedded beat.
 
     The worker watches its beat and starts it again if it exits; if the beat keeps dying,
     the worker stops and `up` exits 1 with one line saying why.
@@ -95,7 +127,7 @@ def up(ctx: click.Context) -> None:
     installation = _schema_checked(ctx.obj)
     installation.app.steps["worker"].add(SupervisedBeat)
     try:
-        installation.app.worker_main(_worker_argv(installation, ctx.args))
+        installation.app.worker_main(_worker_argv(installation, ctx))
     finally:
         if BeatSupervisor.gave_up:
             raise BgprocError(BeatSupervisor.gave_up)

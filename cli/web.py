@@ -5,6 +5,11 @@ Starlette, uvicorn and Jinja2 are imported when the server starts, never for ``-
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
 
 from bgproc.errors import InvalidInput
@@ -62,10 +67,29 @@ def web(installation: Installation, bind: str) -> None:
         click.echo(f"bgproc web: {url}/ (operator token: BGPROC_WEB_TOKEN)")
     else:
         click.echo(f"bgproc web: {url}/ (operator login: {url}/login?token={access.token})")
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )  # fmt: skip
+    _server_class(uvicorn.Server)(config).run()
+
+
+def _server_class(base: type[Any]) -> type[Any]:
+    """uvicorn's server, ending with exit 0 on SIGTERM or Ctrl-C as worker and beat do
+    (uvicorn raises the signal again once it has shut down)."""
+
+    class Server(base):  # type: ignore[misc, valid-type]
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            handled = (signal.SIGINT, signal.SIGTERM)
+            before = {number: signal.signal(number, self.handle_exit) for number in handled}
+            try:
+                yield
+            finally:
+                for number, handler in before.items():
+                    signal.signal(number, handler)
+
+    return Server
 
 
 def _warm(installation: Installation) -> None:

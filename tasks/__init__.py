@@ -1,5 +1,5 @@
 """Processes that ship with bgproc; imported always (SPEC §6)."""
 
-from tasks import sample
+from tasks import billing, sample
 
-__all__ = ["sample"]
+__all__ = ["billing", "sample"]

@@ -115,10 +115,11 @@ def _or_junk(*plausible: str) -> st.SearchStrategy[str]:
 ints = st.one_of(
     st.integers(-3, 40).map(str),
     st.integers(-(10**35), 10**35).map(str),
-    st.sampled_from(["1", "5", "100000", "100001", "1000000000", "1000000001", "٣", "²"]),
+    st.sampled_from(["1", "5", "100000", "100001", "1000000000", "1000000001", "٣", "²", "--5"]),
     junk,
 )
 day_of_month = st.one_of(st.sampled_from(["last", "LAST", "31", "29", "0", "32"]), ints)
+month = st.one_of(_or_junk("1", "2", "12", "13", "0", "-1", "mar", "March", "MAR", "smarch"), ints)
 timing_kind = _or_junk("immediate", "later", "scheduled", "Scheduled", " later ")
 frequency = _or_junk(
     "seconds", "minutes", "hourly", "daily", "weekly", "monthly", "cron", "Daily", "yearly"
@@ -238,6 +239,7 @@ TEXT_OF = {
     "daily-option": daily_option,
     "at": time_of_day,
     "days": days,
+    "month": month,
     "day": day_of_month,
     "ordinal": ordinal,
     "weekday": weekday,

@@ -26,9 +26,10 @@ from bgproc.errors import InvalidInput
 from bgproc.inputs import MAX_REQUEST_ID, parse_int
 from bgproc.installation import Installation
 from bgproc.preview import MAX_FIRES, preview
-from bgproc.runfilters import MAX_ID, instant_or_ago, process_filter, run_filters
+from bgproc.runfilters import MAX_ID, process_filter, run_filters, since_filter
 from bgproc.runs import RunView
 from bgproc.statuses import RunStatus
+from bgproc.timing import TIMING_KEYS
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON, Failure, failure_of
 
@@ -40,10 +41,8 @@ DEFAULT_NEXT = 5
 DEFAULT_KILL_WAIT_S = 10  # a kill waits this long for a running run to stop
 MAX_KILL_WAIT_S = 60
 MAX_BODY_BYTES = 1_000_000
-TIMING_FIELDS = ("timing", "start", "finish", "tz", "frequency", "interval", "repetitions",
-                 "daily_option", "at", "days", "day", "ordinal", "weekday", "cron")  # fmt: skip
 REQUEST_FIELDS = frozenset(
-    {*TIMING_FIELDS, "process", "group", "params", "name", "prevent_concurrent", "misfire"}
+    {*TIMING_KEYS, "process", "group", "params", "name", "prevent_concurrent", "misfire"}
 )
 RUN_FILTERS = ("process", "group", "status", "request", "since", "until", "limit", "before")
 
@@ -197,7 +196,7 @@ def delete_request(installation: Installation, call: Call) -> Any:
 def get_preview(installation: Installation, call: Call) -> Any:
     words = {k.replace("-", "_"): v for k, v in call.request.query_params.items() if v != ""}
     count = parse_int(words.pop("count", "10"), "count", 1, MAX_FIRES)
-    unknown = sorted(set(words) - set(TIMING_FIELDS))
+    unknown = sorted(set(words) - set(TIMING_KEYS))
     if unknown:
         raise InvalidInput(unknown[0], "is not a timing field")
     timing, fires = preview(words, count, datetime.now(UTC), installation.settings.timezone)
@@ -265,16 +264,15 @@ def get_health(installation: Installation, call: Call) -> Any:
 
 
 def get_stats(installation: Installation, call: Call) -> Any:
-    since = instant_or_ago(call.query("since"), "since", zone_of(installation), datetime.now(UTC))
+    since = since_filter(call.query("since"), zone_of(installation), datetime.now(UTC))
     rows = installation.runs.stats(process=process_filter(call.query("process")), since=since)
     return [row.as_json() for row in rows]
 
 
 REQUEST_BODY = (
     "a request's fields as `request create` takes them (underscores for dashes): process "
-    "or group, params (an object), timing, start, tz, frequency, interval, repetitions, "
-    "daily_option, at, days, day, ordinal, weekday, cron, finish, name, prevent_concurrent, "
-    "misfire"
+    "or group, params (an object), name, prevent_concurrent, misfire and the timing fields: "
+    + ", ".join(TIMING_KEYS)
 )
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/requests", get_requests, "request list --json", ("status", "process")),
@@ -291,7 +289,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "request reschedule ID --json", acts=True),
     Endpoint("DELETE", "/requests/{id}", delete_request, "request delete ID", acts=True),
     Endpoint("GET", "/preview", get_preview, "preview --json (the timing fields as query "
-             "words)", (*TIMING_FIELDS, "count")),
+             "words)", (*TIMING_KEYS, "count")),
     Endpoint("GET", "/runs", get_runs, "monitor list --json (a Link header names the next "
              "page)", RUN_FILTERS),
     Endpoint("GET", "/runs/{id}", get_run, "monitor show RUN_ID --json"),

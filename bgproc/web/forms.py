@@ -14,12 +14,10 @@ from zoneinfo import ZoneInfo
 
 from bgproc.errors import InvalidInput
 from bgproc.statuses import GROUP_LABEL_PREFIX
+from bgproc.timing import TIMING_KEYS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-TEXT_FIELDS = (
-    "timing", "start", "tz", "finish", "frequency", "interval", "repetitions",
-    "daily_option", "at", "day", "ordinal", "weekday", "cron", "name", "misfire",
-)  # fmt: skip
+TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire")
 SECRET_SHOWN = "***"
 
 
@@ -82,18 +80,15 @@ def keep_secrets(params: dict[str, Any], stored: Mapping[str, Any], secret: set[
 def form_of_request(document: Mapping[str, Any]) -> dict[str, Any]:
     """The form's values for a request (its ``request show --json`` document)."""
     timing = document["timing"]
-    zone = ZoneInfo(timing["timezone"])
+    zone = ZoneInfo(str(timing.get("tz") or "UTC"))
 
     def local(text: str | None) -> str:
         if not text:
             return ""
         return datetime.fromisoformat(text).astimezone(zone).replace(tzinfo=None).isoformat()
 
-    values = {key: "" if timing.get(key) is None else str(timing[key]) for key in TEXT_FIELDS
-              if key in timing}  # fmt: skip
+    values = {key: str(timing[key]) for key in TEXT_FIELDS if timing.get(key) is not None}
     values.update(
-        timing=timing["kind"],
-        tz=timing["timezone"],
         start=local(timing.get("start")),
         finish=local(timing.get("finish")),
         name=document.get("name") or "",

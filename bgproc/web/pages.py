@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from bgproc.errors import InvalidInput
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
+from bgproc.timing import FIELDS_OF
 from bgproc.web import forms
 from bgproc.web.api import (
     RUN_FILTERS,
@@ -129,6 +130,7 @@ def _form_choices(web: Web) -> dict[str, Any]:
         "processes": installation.registry.all(),
         "groups": [view.name for view in installation.groups.list()],
         "weekdays": forms.WEEKDAYS,
+        "plan_fields": {kind.value: sorted(keys) for kind, keys in FIELDS_OF.items()},
     }
 
 

@@ -308,6 +308,12 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     yield from _stack(tmp_path, _sqlite_url(tmp_path), request)
 
 
+@pytest.fixture
+def fresh_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """An installation on a SQLite file that does not exist yet, as a new user starts."""
+    yield from _stack(tmp_path, f"sqlite:///{tmp_path / 'bgproc.db'}", request)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The same, once on SQLite and once on a fresh PostgreSQL database."""

@@ -79,13 +79,20 @@ def test_a_failing_middle_step_with_and_without_stop_on_error(stack: Stack) -> N
     ran = _steps(stack, halted)
     assert [s.status for s in ran] == [RunStatus.success, RunStatus.error]
     assert "1 step(s) not started" in (halted.error or ""), halted.error
-    assert f"run {ran[1].id} error (RuntimeError: failed on purpose)" in (halted.log or "")
+    log = halted.log or ""
+    assert f"run {ran[1].id} error (RuntimeError: failed on purpose)" in log
+    assert log.count(f"run {ran[1].id} ") == 2, log  # it starts, it fails: the failure told once
+    assert log.endswith(" GROUP error: 1 of 3 steps failed; stop on error: 1 not started\n"), log
 
     went_on = _one_group_run_ended(stack, "goes-on")
     assert went_on.status is RunStatus.error
-    assert [s.status for s in _steps(stack, went_on)] == [
+    steps_run = _steps(stack, went_on)
+    assert [s.status for s in steps_run] == [
         RunStatus.success, RunStatus.error, RunStatus.success,
     ]  # fmt: skip
+    log = went_on.log or ""
+    assert log.count(f"run {steps_run[1].id} ") == 2, log
+    assert log.endswith(" GROUP error: 1 of 3 steps failed\n"), log
 
 
 def test_a_worker_killed_during_a_step_leaves_it_lost_and_the_group_in_error(

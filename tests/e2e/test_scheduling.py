@@ -12,10 +12,11 @@ import re
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bgproc.models import ProcessRun
 from bgproc.statuses import RequestStatus, RunStatus
-from tests.e2e.conftest import Stack, iso
+from tests.e2e.conftest import ZONE, Stack, iso
 from tests.waiting import wait_until
 
 ONE_SECOND = timedelta(seconds=1)
@@ -270,3 +271,26 @@ def test_prevent_concurrent_skips_fires_and_never_overlaps(stack: Stack) -> None
     dues = sorted(r.scheduled_at for r in runs)
     assert dues == [start + k * ONE_SECOND for k in range(len(dues))]
     print(f"prevent concurrent: {len(ran)} ran, {len(skipped)} skipped")
+
+
+# -- 9. yearly: a real fire on its day, then the same day a year on -----------------------
+
+
+def test_a_yearly_plan_fires_on_its_day_and_then_waits_a_year(stack: Stack) -> None:
+    stack.worker_and_beat()
+    zone = ZoneInfo(ZONE)
+    due = (now() + timedelta(seconds=10)).astimezone(zone).replace(microsecond=0)  # after create
+    yearly = ("--timing", "scheduled", "--frequency", "yearly", "--month", due.strftime("%b"),
+              "--day", str(due.day), "--at", due.strftime("%H:%M:%S"), "--tz", ZONE)
+    announced = preview(stack, yearly, 2)
+    assert announced[0] == due
+    later = announced[1].astimezone(zone)  # a year on (four from a 29 February)
+    assert later.year > due.year and later.timetuple()[1:6] == due.timetuple()[1:6]
+
+    request_id = stack.create("sample.echo", *yearly, "--param", "n=1")
+    wait_until(lambda: successes(stack, request_id), 30, 0.1, "the yearly fire")
+    (run,) = stack.fired(request_id)
+    assert run.scheduled_at == due and run.result == {"n": "1"}
+    assert_on_time([run], "yearly")
+    assert stack.status(request_id) is RequestStatus.scheduled
+    assert next_runs(stack, request_id, 1) == announced[1:]

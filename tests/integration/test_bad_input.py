@@ -173,7 +173,9 @@ def world(
 # -- commands ------------------------------------------------------------------------------
 
 # Fields a refusal may name although the command did not give them: what a plan requires.
-REQUIRABLE = frozenset({"frequency", "at", "start", "cron", "days", "day", "ordinal", "weekday"})
+REQUIRABLE = frozenset(
+    {"frequency", "at", "start", "cron", "days", "month", "day", "ordinal", "weekday"}
+)
 REQUEST_OPTIONS = {"name": bad.names, "misfire": bad.misfire}
 REQUEST_FLAGS = ("--no-schedule", "--prevent-concurrent", "--allow-concurrent", "--json")
 request_ids = st.one_of(st.sampled_from(["1", "2"]), bad.ids)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,6 +14,9 @@ from sqlalchemy import func, select
 from bgproc.db import make_engine
 from bgproc.models import ProcessRequest
 from tests.integration.cli_harness import StoreCli, isolated
+from tests.waiting import wait_until
+
+ONE_SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -90,6 +95,24 @@ def test_no_schedule_then_schedule(cli: Cli) -> None:
     assert cli("request", "schedule", request_id).code == 4  # already scheduled
     shown = cli.ok("request", "show", request_id, "--json", "--next", "2").json()
     assert [f[11:16] for f in shown["next_runs"]] in (["02:30", "02:30"], ["03:00", "02:30"])
+
+
+def test_show_next_lists_only_the_fires_to_come(cli: Cli) -> None:
+    # Given a plan every 5 s, created with no beat running to fire it
+    created = cli.ok(
+        "request", "create", "sample.echo", "--timing", "scheduled", "--frequency", "seconds",
+        "--interval", "5", "--json",
+    ).json()  # fmt: skip
+    first = datetime.fromisoformat(created["next_runs"][0])
+    # When its first fire has passed, unfired
+    wait_until(lambda: datetime.now(UTC) >= first + ONE_SECOND, 5, 0.05, "the first fire to pass")
+    asked = datetime.now(UTC).replace(microsecond=0)
+    shown = cli.ok("request", "show", str(created["id"]), "--next", "3", "--json").json()
+    # Then only fires from now on are listed, on the plan's grid
+    fires = [datetime.fromisoformat(f) for f in shown["next_runs"]]
+    assert len(fires) == 3 and fires[0] >= asked, (asked, fires)
+    assert [b - a for a, b in itertools.pairwise(fires)] == [5 * ONE_SECOND] * 2
+    assert (fires[0] - first) % (5 * ONE_SECOND) == timedelta(0)
 
 
 def test_update_reschedules_in_one_step(cli: Cli) -> None:
@@ -227,6 +250,39 @@ def test_bad_input_is_one_line_and_writes_nothing(cli: Cli, args: list[str], fie
     assert "Traceback" not in result.err
     assert cli.request_rows() == 0
     assert cli.redis_keys() == []
+
+
+SAID = [
+    (
+        ["sample.echo", "--timing", "scheduled", "--frequency", "seconds",
+         "--interval", "99999999999999999999"],
+        "interval: must be between 1 and 100000 (got 99999999999999999999)",
+    ),
+    (["sample.sleep", "--param", "seconds=abc"], "param seconds: 'abc' is not a number"),
+    (["sample.spam", "--param", "lines=many"], "param lines: 'many' is not a whole number"),
+    (["extra.invoice"], "param: missing customer, amount (required by extra.invoice)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "said"), SAID)
+@pytest.mark.parametrize("backend", ["sqlite"])  # input errors: no need to repeat them on PG
+def test_a_refusal_says_what_is_wrong(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    monkeypatch.setenv("BGPROC_IMPORTS", "tests.integration.extra_processes")
+    result = cli("request", "create", *args)
+    assert (result.code, result.err) == (2, f"Error: {said}\n")
+    assert cli.request_rows() == 0 and cli.redis_keys() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_finish_without_a_start_is_compared_with_now(cli: Cli) -> None:
+    result = cli("request", "create", "sample.echo", "--timing", "scheduled",
+                 "--frequency", "hourly", "--finish", "2020-01-01T00:00")  # fmt: skip
+    assert result.code == 2
+    now = r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?\+0[12]:00"  # in BGPROC_TIMEZONE, Madrid
+    said = rf"Error: finish: 2020-01-01T00:00\+01:00 is before the start \(now, {now}\)\n"
+    assert re.fullmatch(said, result.err), result.err
 
 
 @pytest.mark.parametrize(

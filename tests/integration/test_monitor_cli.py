@@ -112,8 +112,7 @@ def add_request(engine: Engine, status: RequestStatus, updated: datetime) -> int
         row = ProcessRequest(
             process="sample.echo",
             params={},
-            timing="immediate",
-            timezone="UTC",
+            timing={"v": 1, "timing": "immediate", "tz": "UTC"},
             status=status,
             created_at=updated,
             updated_at=updated,
@@ -288,6 +287,7 @@ def test_show_has_every_field_and_the_end_of_the_log(
 
     table = cli.ok("monitor", "show", str(run)).out
     assert "1.2 s" in table and "RuntimeError: boom" in table and "w9" in table
+    assert '{"rows": 3}' in table  # the result as JSON, as --json has it (not a Python repr)
     assert "line 30" in table and "line 11" in table and "line 10" not in table  # the tail
     assert f"last 20 of 30 lines: bgproc monitor log {run}" in table
     assert (NOW - timedelta(hours=1)).astimezone(MADRID).isoformat(sep=" ") in table
@@ -360,8 +360,8 @@ def test_stats_agree_with_the_list(cli: Cli, store: RunStore) -> None:
                 cli.ids("--process", process, "--status", status.value, "--limit", "1000")
             )
         assert row["total"] == len(cli.ids("--process", process))
-    assert echo["counts"]["success"] == 10 and echo["finished"] == 13
-    assert echo["success_rate"] == pytest.approx(10 / 13)
+    assert echo["counts"]["success"] == 10 and echo["finished"] == 13 and echo["ran"] == 12
+    assert echo["success_rate"] == pytest.approx(10 / 12)  # the skipped one did not run
     # 100..1000, 5000, 7000: the median between 600 and 700, p95 between 5000 and 7000.
     assert echo["p50_ms"] == pytest.approx(650.0)
     assert echo["p95_ms"] == pytest.approx(5900.0)
@@ -384,8 +384,30 @@ def test_stats_agree_with_the_list(cli: Cli, store: RunStore) -> None:
     assert cli.ok("monitor", "stats", "--process", "nothing.here", "--json").json() == []
 
     table = cli.ok("monitor", "stats").out
-    assert "650 ms" in table and "5.9 s" in table and "7.0 s" in table and "76.9%" in table
+    assert "650 ms" in table and "5.9 s" in table and "7.0 s" in table and "83.3%" in table
     assert "processing" in table and "lost" not in table  # only the statuses that occur
+
+
+def test_success_rate_counts_only_the_runs_that_ran(cli: Cli, store: RunStore) -> None:
+    # Given a process that never failed, with fires that did not run beside its successes,
+    # and a process none of whose fires ran
+    for hour in range(6):
+        add(store, NOW - timedelta(hours=10 - hour), "sample.echo", RunStatus.success, 100)
+    add(store, NOW - timedelta(hours=3), "sample.echo", RunStatus.misfired)
+    add(store, NOW - timedelta(hours=2), "sample.echo", RunStatus.skipped)
+    add(store, NOW - timedelta(hours=1), "sample.sleep", RunStatus.misfired)
+
+    # Then its rate is 100 %: misfired and skipped are counts apart, not failures
+    stats = {row["process"]: row for row in cli.ok("monitor", "stats", "--json").json()}
+    echo, sleep = stats["sample.echo"], stats["sample.sleep"]
+    assert (echo["success_rate"], echo["ran"], echo["total"]) == (1.0, 6, 8)
+    assert (echo["counts"]["misfired"], echo["counts"]["skipped"]) == (1, 1)
+    # and with no run that ran there is no rate at all
+    assert (sleep["success_rate"], sleep["ran"], sleep["counts"]["misfired"]) == (None, 0, 1)
+    table = cli.ok("monitor", "stats").out.splitlines()
+    (echo_line,) = [line for line in table if "sample.echo" in line]
+    (sleep_line,) = [line for line in table if "sample.sleep" in line]
+    assert "100.0%" in echo_line and "%" not in sleep_line
 
 
 def days(n: int) -> datetime:
@@ -417,8 +439,19 @@ def test_prune_keeps_etendo_defaults_and_never_live_runs(
     }
 
     assert cli("monitor", "prune", "--older-than", "0d").code == 2  # refused: nothing deleted
+    by_status = {"success": 2, "error": 1, "killed": 1, "misfired": 1}
+    counts = {"success_runs": 2, "other_runs": 3, "child_runs": 1, "requests": 1,
+              "runs_by_status": by_status}  # fmt: skip
+    # A dry run tells what the same rules would delete, and deletes nothing
+    everything = remaining_ids(engine, ProcessRun), remaining_ids(engine, ProcessRequest)
+    assert cli.ok("monitor", "prune", "--dry-run", "--json").json() == {**counts, "dry_run": True}
+    assert cli.ok("monitor", "prune", "--dry-run").out.strip() == (
+        "would prune 5 finished runs (success 2, error 1, killed 1, misfired 1), "
+        "1 group step run with them, 1 complete request (dry run: nothing deleted)"
+    )
+    assert (remaining_ids(engine, ProcessRun), remaining_ids(engine, ProcessRequest)) == everything
     pruned = cli.ok("monitor", "prune", "--json").json()
-    assert pruned == {"success_runs": 2, "other_runs": 3, "child_runs": 1, "requests": 1}
+    assert pruned == {**counts, "dry_run": False}
     assert remaining_ids(engine, ProcessRun) == pruned_later | live
     assert remaining_ids(engine, ProcessRun).isdisjoint(pruned_now | {group, child})
     assert remaining_ids(engine, ProcessRequest) == {recent_done, planned}
@@ -427,10 +460,16 @@ def test_prune_keeps_etendo_defaults_and_never_live_runs(
     assert unlinked == len(pruned_later | live)
 
     assert cli.ok("monitor", "prune").out.strip() == (
-        "pruned 0 success runs, 0 other finished runs (+0 group children), 0 complete requests"
+        "pruned 0 finished runs, 0 group step runs with them, 0 complete requests"
     )
-    again = cli.ok("monitor", "prune", "--older-than", "1h", "--json").json()
-    assert again == {"success_runs": 2, "other_runs": 1, "child_runs": 0, "requests": 1}
+    assert cli.ok("monitor", "prune", "--older-than", "1h", "--dry-run").out.strip() == (
+        "would prune 3 finished runs (success 2, error 1), 0 group step runs with them, "
+        "1 complete request (dry run: nothing deleted)"
+    )
+    assert cli.ok("monitor", "prune", "--older-than", "1h").out.strip() == (
+        "pruned 3 finished runs (success 2, error 1), 0 group step runs with them, "
+        "1 complete request"
+    )
     assert remaining_ids(engine, ProcessRun) == live
     assert remaining_ids(engine, ProcessRequest) == {planned}
 
@@ -506,11 +545,20 @@ def test_log_follow_prints_what_is_appended_until_the_run_ends(
     ("args", "code", "message"),
     [
         (("list", "--status", "nope"), 2, "status: 'nope' is not one of: queued,"),
-        (("list", "--since", "yesterday"), 2, "since: 'yesterday' is not a date-time"),
+        (
+            ("list", "--since", "yesterday"),
+            2,
+            "since: 'yesterday' is not a date-time or a "
+            "duration back from now (use 2h, 30m or 2027-01-31T09:30)",
+        ),
+        (("list", "--since", "+10m"), 2, "since: '+10m' is in the future ("),
+        (("stats", "--since", "2199-01-01"), 2, "since: '2199-01-01' is in the future ("),
         (("list", "--until", "2h", "--since", "1h"), 2, "until: must be later than --since"),
         (("list", "--limit", "0"), 2, "limit: must be between 1 and 1000"),
         (("list", "--limit", "many"), 2, "limit: 'many' is not a whole number"),
         (("list", "--request", "x"), 2, "request: 'x' is not a whole number"),
+        (("list", "--limit=--5"), 2, "limit: '--5' is not a whole number"),
+        (("show", "9" * 30), 2, f"run id: must be between 1 and 999999999999 (got {'9' * 30})"),
         (("list", "--before", "0"), 2, "before: must be between 1"),
         (("stats", "--since", "soon"), 2, "since: 'soon' is not a date-time"),
         (("prune", "--older-than", "5x"), 2, "older-than: '5x' is not a duration"),

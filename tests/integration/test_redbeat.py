@@ -79,6 +79,29 @@ TIMINGS: dict[str, dict[str, object]] = {
         "at": "08:00",
         "interval": 2,
     },
+    "yearly-day": {
+        "timing": "scheduled",
+        "frequency": "yearly",
+        "month": "4",
+        "day": "1",
+        "at": "00:00:15",
+    },
+    "yearly-gap": {  # that night's 02:30 does not exist in Madrid
+        "timing": "scheduled",
+        "frequency": "yearly",
+        "month": "mar",
+        "ordinal": "last",
+        "weekday": "sun",
+        "at": "02:30",
+    },
+    "yearly-leap": {
+        "timing": "scheduled",
+        "frequency": "yearly",
+        "month": "2",
+        "day": "29",
+        "at": "09:00",
+        "interval": 2,
+    },
     "cron-unix": {"timing": "scheduled", "frequency": "cron", "cron": "*/20 1-3 * * *"},
     "cron-quartz": {"timing": "scheduled", "frequency": "cron", "cron": "0 15 10 ? * 6L"},
 }
@@ -408,6 +431,87 @@ def test_misfire_fires_once_or_skips_then_follows_the_plan(
     after.tick()
     last = published(client, settings)[-1]
     assert (last["bgproc_scheduled_at"], last["bgproc_misfired_count"]) == (at(100).isoformat(), 0)
+
+
+@pytest.mark.parametrize("policy", ["run-once", "skip"])
+@pytest.mark.parametrize("beat_before", [False, True], ids=["no-beat-ever", "beat-stopped-before"])
+def test_a_plan_no_beat_watched_starts_when_a_beat_takes_it(
+    beat_before: bool,
+    policy: str,
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a plan every 10 s and a one-shot due at 10 s, scheduled while no beat ran
+    if beat_before:
+        clock.now = T0 - timedelta(seconds=5)
+        first = beat()
+        first.tick()
+        first.close()
+    plan = every_seconds(10)
+    later = Timing.build({"timing": "later", "start": at(10).isoformat()}, T0, "UTC")
+    put(store, 1, plan, misfire=policy)
+    put(store, 2, later, misfire=policy)
+    # When the first beat since comes 95 s later
+    clock.now = at(95)
+    scheduler = beat()
+    scheduler.tick()
+    # Then nothing was missed: the one-shot runs now, the plan starts from now
+    assert scheduler.misfires == []
+    headers = published(client, settings)
+    assert [(h["bgproc_request_id"], h["bgproc_scheduled_at"]) for h in headers] == [
+        (2, at(10).isoformat())
+    ]
+    assert headers[0]["bgproc_misfired_count"] == 0
+    assert store.next_fire(1) == at(100)
+    clock.now = at(100)
+    scheduler.tick()
+    last = published(client, settings)[-1]
+    assert (last["bgproc_scheduled_at"], last["bgproc_misfired_count"]) == (at(100).isoformat(), 0)
+
+
+def test_fires_missed_while_a_beat_that_watched_was_down_are_misfires(
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a plan from 50 s on that a beat watched (never due while it ran), then stopped
+    plan = every_seconds(10, start=at(50).isoformat())
+    put(store, 1, plan)
+    before = beat()
+    before.tick()
+    before.close()
+    # When beat comes back after its first fires
+    clock.now = at(95)
+    after = beat()
+    after.tick()
+    # Then they are reported missed and it runs once, as for any downtime
+    assert after.misfires == [(1, Occurrence(at(90), True, 4, at(50), at(100)))]
+    assert [h["bgproc_scheduled_at"] for h in published(client, settings)] == [at(90).isoformat()]
+
+
+def test_a_yearly_plan_fires_once_at_the_end_of_the_spring_gap_then_waits_a_year(
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a request for 02:30 on March's last Sunday, a wall time that night does not have
+    put(store, 1, build("yearly-gap"))
+    gap_end = datetime(2030, 3, 31, 1, 0, tzinfo=UTC)  # 03:00 CEST, right after the gap
+    scheduler = beat()
+    # When beat ticks just before that instant, at it, and through the next hour
+    for seconds in (-1, 0, 1, 1800, 3600):
+        clock.now = gap_end + timedelta(seconds=seconds)
+        scheduler.tick()
+    # Then it ran once, at the end of the gap, and its next fire is next year's
+    assert [h["bgproc_scheduled_at"] for h in published(client, settings)] == [gap_end.isoformat()]
+    assert store.next_fire(1) == datetime(2031, 3, 30, 1, 0, tzinfo=UTC)  # again in the gap
 
 
 def test_fires_a_little_late_are_caught_up_one_by_one_not_misfired(

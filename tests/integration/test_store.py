@@ -47,7 +47,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0004"
+HEAD = "0005"
 # PostgreSQL sessions on the test's database other than the asking one
 OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
@@ -73,9 +73,8 @@ def _stored_run(engine: Engine) -> ProcessRun:
 
 
 def _new_request(**fields: object) -> ProcessRequest:
-    return ProcessRequest(
-        **{"process": "sample.echo", "timing": "immediate", "timezone": "UTC", **fields}
-    )
+    timing = {"v": 1, "timing": "immediate", "tz": "UTC"}
+    return ProcessRequest(**{"process": "sample.echo", "timing": timing, **fields})
 
 
 # --- migrations ---------------------------------------------------------------------------

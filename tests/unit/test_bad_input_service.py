@@ -47,6 +47,7 @@ TEXT_OF = {
     "daily_option": bad.daily_option,
     "at": bad.time_of_day,
     "days": bad.days,
+    "month": bad.month,
     "day": bad.day_of_month,
     "ordinal": bad.ordinal,
     "weekday": bad.weekday,
@@ -91,6 +92,8 @@ def test_any_timing_fields_build_or_name_a_field(fields: dict[str, Any]) -> None
         {"frequency": "daily", "interval": "100000", "at": "23:00", "tz": "America/New_York"},
         {"frequency": "weekly", "interval": "100000", "days": "sun", "at": "23:00"},
         {"frequency": "monthly", "interval": "100000", "day": "last", "at": "23:59"},
+        {"frequency": "yearly", "interval": "100000", "month": "12", "day": "31", "at": "23:59"},
+        {"frequency": "yearly", "month": "2", "day": "29", "at": "23:59", "tz": "Etc/GMT+12"},
         {"frequency": "cron", "cron": "0 59 23 31 12 ?", "tz": "Pacific/Kiritimati"},
     ],
 )
@@ -132,6 +135,13 @@ def test_any_instant_parses_or_names_its_field(value: object, zone: str) -> None
         return
     _tally(False)
     assert instant.tzinfo is not None and instant.utcoffset() == UTC.utcoffset(None)
+
+
+@pytest.mark.parametrize("text", ["--5", "-", "5-", "-+5", "+5", " ", "1_000", "--"])
+def test_text_that_only_looks_like_a_number_is_refused_naming_its_field(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_int(text, "interval", 1, 10)
+    assert caught.value.field == "interval"
 
 
 @bad.examples(120)

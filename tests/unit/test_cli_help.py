@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.runtime import celery_argv
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -35,3 +37,29 @@ def test_a_bare_group_prints_its_help_and_exits_0(tmp_path: Path, group: tuple[s
 def test_python_m_bgproc_is_the_command(tmp_path: Path) -> None:
     done = bgproc(tmp_path, "--version")
     assert done.returncode == 0 and done.stdout.startswith("bgproc, version "), done
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("worker", ["-c, --concurrency N", "-Q, --queues", "-n, --hostname", "-l, --loglevel"]),
+        ("up", ["-c, --concurrency N", "-Q, --queues", "-n, --hostname", "-l, --loglevel"]),
+        ("beat", ["-l, --loglevel"]),
+    ],
+)
+def test_the_services_list_their_common_options_and_pass_on_the_rest(
+    tmp_path: Path, command: str, options: list[str]
+) -> None:
+    done = bgproc(tmp_path, command, "--help")
+    assert done.returncode == 0, done.stderr
+    for option in options:
+        assert option in done.stdout, done.stdout
+    celery = "worker" if command == "up" else command
+    assert f"Any other option of `celery {celery}`" in done.stdout, done.stdout
+
+
+def test_declared_options_reach_celery_under_its_own_names() -> None:
+    given = {"concurrency": 4, "queues": "billing", "hostname": None, "loglevel": "INFO"}
+    argv = celery_argv("worker", given, ["--pool", "solo"])
+    assert argv == ["worker", "--concurrency=4", "--queues=billing", "--loglevel=INFO",
+                    "--pool", "solo"]  # fmt: skip

@@ -22,7 +22,7 @@ MINUTE = timedelta(minutes=1)
 
 
 def day_matches(plan: dict, day: date, start_day: date) -> bool:
-    """Whether a calendar day belongs to a daily, weekly or monthly plan."""
+    """Whether a calendar day belongs to a daily, weekly, monthly or yearly plan."""
     if day < start_day:
         return False
     every = plan.get("interval") or 1
@@ -40,19 +40,25 @@ def day_matches(plan: dict, day: date, start_day: date) -> bool:
         return DAYS[day.isoweekday() - 1] in plan["days"] and weeks % every == 0
     if frequency == "monthly":
         months = (day.year - start_day.year) * 12 + day.month - start_day.month
-        if months % every:
-            return False
-        length = calendar.monthrange(day.year, day.month)[1]
-        if plan.get("day") == "last":
-            return day.day == length
-        if plan.get("day"):
-            return day.day == int(plan["day"])
-        if DAYS[day.isoweekday() - 1] != plan["weekday"]:
-            return False
-        if plan["ordinal"] == "last":
-            return day.day + 7 > length
-        return (day.day - 1) // 7 == ORDINALS.index(plan["ordinal"])
+        return months % every == 0 and day_of_month_matches(plan, day)
+    if frequency == "yearly":
+        in_year = (day.year - start_day.year) % every == 0
+        return in_year and day.month == int(plan["month"]) and day_of_month_matches(plan, day)
     raise ValueError(frequency)
+
+
+def day_of_month_matches(plan: dict, day: date) -> bool:
+    """Whether a day is the plan's day of its month: a number, the last, or the n-th weekday."""
+    length = calendar.monthrange(day.year, day.month)[1]
+    if plan.get("day") == "last":
+        return day.day == length
+    if plan.get("day"):
+        return day.day == int(plan["day"])
+    if DAYS[day.isoweekday() - 1] != plan["weekday"]:
+        return False
+    if plan["ordinal"] == "last":
+        return day.day + 7 > length
+    return (day.day - 1) // 7 == ORDINALS.index(plan["ordinal"])
 
 
 def wall_matcher(plan: dict, start_day: date) -> Callable[[datetime], bool]:

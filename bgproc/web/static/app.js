@@ -58,15 +58,6 @@ function liveLog() {
 }
 
 // -- the request form: fields that apply, parameters, and the preview -------------------
-const PLAN_FIELDS = {
-  seconds: ["interval", "repetitions"], minutes: ["interval", "repetitions"],
-  hourly: ["interval", "repetitions"], daily: ["daily_option", "interval", "at"],
-  weekly: ["days", "at", "interval"], monthly: ["day", "ordinal", "weekday", "at", "interval"],
-  cron: ["cron"],
-};
-const ALL_PLAN = ["interval", "repetitions", "daily_option", "at", "days", "day", "ordinal",
-  "weekday", "cron"];
-const TIMING = ["timing", "start", "tz", "frequency", "finish", ...ALL_PLAN];
 
 function inputOf(field) {
   const name = (field || "").split(":")[0].trim();
@@ -78,6 +69,9 @@ function inputOf(field) {
 function requestForm() {
   const form = document.getElementById("request-form");
   if (!form) return;
+  const PLAN_FIELDS = JSON.parse(form.dataset.plan);  // frequency -> its fields (timing.py's)
+  const ALL_PLAN = [...new Set(Object.values(PLAN_FIELDS).flat())];
+  const TIMING = ["timing", "start", "tz", "frequency", "finish", ...ALL_PLAN];
   const value = (name) => (form.elements[name] ? form.elements[name].value : "");
   const box = (name) => form.querySelector(`[data-field="${name}"]`);
 
