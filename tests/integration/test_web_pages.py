@@ -80,3 +80,16 @@ def test_every_page_renders(web: Web) -> None:
     assert "Steps" in web.client.get(f"/runs/{parent}").text
     bad_filter = web.client.get("/monitor?since=yesterday")
     assert bad_filter.status_code == 400 and "since" in bad_filter.text
+
+
+def test_a_yearly_request_round_trips_through_the_form(web: Web) -> None:
+    csrf = operator(web)
+    form = {"csrf": csrf, "target": "sample.echo", "timing": "scheduled", "frequency": "yearly",
+            "month": "2", "day": "last", "at": "18:00", "tz": "Europe/Madrid",
+            "misfire": "run-once"}  # fmt: skip
+    made = web.client.post("/requests/new", data=form, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    assert "February" in web.client.get("/requests/1").text
+    edit = web.client.get("/requests/1/edit").text
+    assert re.search(r'id="f-month" name="month" value="2"', edit)
+    assert re.search(r'<option selected>yearly</option>', edit)
