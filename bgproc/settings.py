@@ -125,6 +125,7 @@ class Settings:
     run_lease_s: float = DEFAULT_RUN_LEASE_S
     redeliver_after_s: float = DEFAULT_REDELIVER_AFTER_S
     extra: Mapping[str, str] = field(default_factory=dict)
+    web_token: str = field(default="", repr=False)  # `bgproc web`'s operator token; never shown
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -142,6 +143,7 @@ class Settings:
             key_prefix=environ.get("BGPROC_KEY_PREFIX", DEFAULT_KEY_PREFIX),
             run_lease_s=_seconds(environ, "BGPROC_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
             redeliver_after_s=_redeliver_after_s(environ),
+            web_token=environ.get("BGPROC_WEB_TOKEN", "").strip(),
         )
 
     @property

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from bgproc.installation import Installation
+from bgproc.services.documents import health_document
 from cli.options import json_option
 from cli.output import print_json, print_table
 
@@ -24,9 +25,10 @@ def health(installation: Installation, as_json: bool) -> None:
     from bgproc.services.health import check
 
     checks = check(installation.control, installation.engine, datetime.now(UTC))
-    healthy = all(c.ok for c in checks)
+    document = health_document(checks)
+    healthy = document["healthy"]
     if as_json:
-        print_json({"healthy": healthy, "checks": [c.as_json() for c in checks]})
+        print_json(document)
     else:
         rows = [(c.name, "ok" if c.ok else "FAIL", c.detail) for c in checks]
         print_table("Health", ("check", "status", "detail"), rows)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
+from bgproc.services.documents import beats_document, queues_document, workers_document
 from bgproc.statuses import RunStatus
 from bgproc.timing.inputs import parse_int
 from cli.monitor import RUN_ID, human_duration, short_time
@@ -84,15 +85,7 @@ def workers(installation: Installation, as_json: bool) -> None:
     found = installation.control.workers()
     running = _running(installation)
     if as_json:
-        print_json(
-            [
-                {
-                    **worker.as_json(),
-                    "running": [run.id for run in running if run.worker == worker.name],
-                }
-                for worker in found
-            ]
-        )
+        print_json(workers_document(found, running))
         return
     if not found:
         console().print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
@@ -123,7 +116,7 @@ def beats(installation: Installation, as_json: bool) -> None:
     """
     found, now = installation.control.beats(), datetime.now(UTC)
     if as_json:
-        print_json([beat.as_json(now) for beat in found])
+        print_json(beats_document(found, now))
         return
     if not found:
         console().print("[dim]Beats: none running (start one with bgproc beat or bgproc up)[/dim]")
@@ -140,7 +133,7 @@ def queues(installation: Installation, as_json: bool) -> None:
     control = installation.control
     depths = control.queues(installation.queues)
     if as_json:
-        print_json({"queues": [d.as_json() for d in depths], "unacked": control.unacked()})
+        print_json(queues_document(depths, control.unacked()))
         return
     console().print(_queues_table(depths))
     click.echo(f"taken by workers, not yet acknowledged: {control.unacked()}")

@@ -24,7 +24,7 @@ from bgproc.errors import (
 )
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, groups, health, live, monitor, processes, requests, run, runtime
+from cli import db, groups, health, live, monitor, processes, requests, run, runtime, web
 from cli.options import WholeNumber
 
 
@@ -73,6 +73,7 @@ cli.add_command(db.db)
 cli.add_command(run.run)
 cli.add_command(monitor.monitor)
 cli.add_command(health.health)
+cli.add_command(web.web)
 for command in live.COMMANDS:
     monitor.monitor.add_command(command)
 for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):

@@ -6,76 +6,35 @@ shown goes through the registry's mask first, so a secret parameter never reache
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
-from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
-from bgproc.registry import MAX_PROCESS_NAME_CHARS
-from bgproc.settings import MAX_REQUEST_ID
-from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus, group_label
-from bgproc.timing.inputs import parse_choice, parse_instant, parse_int, parse_text
+from bgproc.services.documents import run_document
+from bgproc.services.runfilters import (
+    MAX_ID,
+    MAX_LIMIT,
+    parse_duration,
+    process_filter,
+    run_filters,
+    since_filter,
+)
+from bgproc.statuses import RunStatus
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table
 
 if TYPE_CHECKING:
-    from bgproc.runtime.redelivery import Whereabouts
+    from bgproc.services.control import Whereabouts
     from bgproc.store.runs import ProcessStats, RunView
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
-MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
-MAX_ID = 10**12 - 1  # a run id past this is a typo
 LOG_TAIL_LINES = 20  # ``show`` prints the end of the log; ``log`` prints all of it
 ERROR_CHARS = 60  # the error column of a listing: its first line, cut
-DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
-UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
-PAST_INSTANT = "a date-time or a duration back from now (use 2h, 30m or 2027-01-31T09:30)"
-
-
-def parse_duration(text: str, field: str) -> timedelta:
-    """``30m``, ``12h``, ``7d`` (also ``s``, ``w``) as a positive timedelta."""
-    match = DURATION.match(text.strip().lower())
-    if match is None:
-        raise InvalidInput(field, f"{text!r} is not a duration (use e.g. 30m, 12h or 7d)")
-    duration = timedelta(seconds=int(match[1]) * UNIT_S[match[2]])
-    if not timedelta(0) < duration <= MAX_DURATION:
-        raise InvalidInput(field, f"{text!r} must be longer than 0 and at most 100 years")
-    return duration
-
-
-def _instant(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> datetime | None:
-    """A date-time as ``request create`` reads one, or a duration back from now (``2h``)."""
-    if text is None:
-        return None
-    if DURATION.match(text.strip().lower()):
-        return now - parse_duration(text, field)
-    return parse_instant(text, zone, now, field, PAST_INSTANT)
-
-
-def _since(text: str | None, zone: ZoneInfo, now: datetime) -> datetime | None:
-    """``--since``: a time still to come (``+10m`` is one) would match no run: refused."""
-    start = _instant(text, "since", zone, now)
-    if start is not None and start > now:
-        raise InvalidInput(
-            "since",
-            f"{text!r} is in the future ({local_time(start, zone)}); "
-            "look back with a duration like 2h or 30m",
-        )
-    return start
-
-
 RUN_ID = WholeNumber("run id", MAX_ID)
-
-
-def _process(text: str | None) -> str | None:
-    """A process filter the database can compare (an unregistered name is fine: old runs)."""
-    return parse_text(text, "process", MAX_PROCESS_NAME_CHARS) if text else None
 
 
 def human_duration(ms: float | None) -> str:
@@ -158,25 +117,12 @@ def list_runs(
 ) -> None:
     """List runs, newest first."""
     zone = settings_zone(installation)
-    now = datetime.now(UTC)
-    count = parse_int(limit, "limit", 1, MAX_LIMIT)
-    start = _since(since, zone, now)
-    end = _instant(until, "until", zone, now)
-    if start is not None and end is not None and end <= start:
-        raise InvalidInput("until", "must be later than --since")
-    if group is not None:
-        if process is not None:
-            raise InvalidInput("group", "give --process or --group, not both")
-        process = group_label(group)
-    views = installation.runs.list(
-        process=_process(process),
-        status=RunStatus(parse_choice(status, "status", RunStatus)) if status else None,
-        request_id=parse_int(request_id, "request", 1, MAX_REQUEST_ID) if request_id else None,
-        since=start,
-        until=end,
-        limit=count,
-        before_id=parse_int(before, "before", 1, MAX_ID) if before else None,
-    )
+    query = run_filters(
+        zone=zone, now=datetime.now(UTC), process=process, group=group, status=status,
+        request=request_id, since=since, until=until, limit=limit, before=before,
+    )  # fmt: skip
+    count = query["limit"]
+    views = installation.runs.list(**query)
     registry = installation.registry
     views = [view.masked(registry) for view in views]
     if as_json:
@@ -249,13 +195,7 @@ def show(installation: Installation, run_id: int, as_json: bool) -> None:
     if view.status is RunStatus.queued and view.task_id:
         whereabouts = installation.redelivery.whereabouts(view.task_id, installation.queues)
     if as_json:
-        data = view.as_json()
-        if whereabouts is not None:
-            data["message"] = {"place": whereabouts.place, "name": whereabouts.name,
-                               "description": whereabouts.describe()}  # fmt: skip
-        if steps or view.process.startswith(GROUP_LABEL_PREFIX):
-            data["steps"] = [step.as_json(full=False) for step in steps]
-        print_json(data)
+        print_json(run_document(view, steps, whereabouts))
         return
     zone = settings_zone(installation)
     _show_table(view, zone, whereabouts)
@@ -350,8 +290,8 @@ def stats(
     skipped fires never ran, and are counted apart.
     """
     zone = settings_zone(installation)
-    start = _since(since, zone, datetime.now(UTC))
-    rows = installation.runs.stats(process=_process(process), since=start)
+    start = since_filter(since, zone, datetime.now(UTC))
+    rows = installation.runs.stats(process=process_filter(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bgproc.installation import Installation
+from bgproc.services.documents import process_document
 from cli.options import json_option
 from cli.output import flags, print_json, print_table
 
@@ -16,30 +17,7 @@ def processes(installation: Installation, as_json: bool) -> None:
     """List the registered processes with their parameters and flags."""
     specs = installation.registry.all()
     if as_json:
-        print_json(
-            [
-                {
-                    "name": spec.name,
-                    "description": spec.description,
-                    "params": [
-                        {
-                            "name": p.name,
-                            "type": p.type_name,
-                            "required": p.required,
-                            "default": p.default,
-                            "secret": p.secret,
-                        }
-                        for p in spec.params
-                    ],
-                    "accepts_any_params": spec.accepts_any,
-                    "prevent_concurrent": spec.prevent_concurrent,
-                    "killable": spec.killable,
-                    "queue": spec.queue,
-                    "time_limit_s": spec.time_limit_s,
-                }
-                for spec in specs
-            ]
-        )
+        print_json([process_document(spec) for spec in specs])
         return
     print_table(
         "Processes",

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bgproc.installation import Installation
+from bgproc.services.documents import preview_document, request_document
+from bgproc.services.preview import MAX_FIRES
+from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import MAX_REQUEST_ID
 from bgproc.timing.inputs import parse_int
-from bgproc.timing.plan import Timing
 from cli.options import (
     WholeNumber,
     json_option,
@@ -24,7 +26,7 @@ from cli.output import local_time, print_fields, print_json, print_table
 if TYPE_CHECKING:
     from bgproc.services.requests import RequestView
 
-MAX_NEXT = 1000
+MAX_NEXT = MAX_FIRES
 REQUEST_ID = WholeNumber("request id", MAX_REQUEST_ID)
 
 
@@ -68,11 +70,10 @@ def _next_count(value: str | None) -> int:
 
 
 def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
-    zone = view.timing.zone
     if as_json:
-        print_json({**view.as_json(), "next_runs": [f.astimezone(zone) for f in next_runs]})
+        print_json(request_document(view, next_runs))
         return
-    timing = view.timing
+    timing, zone = view.timing, view.timing.zone
     print_fields(
         f"Request {view.id}",
         [
@@ -120,7 +121,7 @@ def create(
         _fields({**options, "process": process}), schedule=not no_schedule
     )
     if as_json:
-        print_json({**view.as_json(), "next_runs": installation.requests.next_runs(view.id, 5)})
+        print_json(request_document(view, installation.requests.next_runs(view.id, 5)))
     else:
         click.echo(view.id)
 
@@ -219,20 +220,11 @@ def delete(installation: Installation, request_id: int) -> None:
 def preview(installation: Installation, count: str, as_json: bool, **options: Any) -> None:
     """Show the next fire times of a timing; nothing is saved."""
     number = parse_int(count, "count", 1, MAX_NEXT)
-    now = datetime.now(UTC)
-    timing = Timing.build(
-        timing_fields(options), now=now, default_tz=installation.settings.timezone
-    ).anchored(now)
-    fires = [f.astimezone(timing.zone) for f in timing.upcoming(now, number)]
+    timing, fires = preview_fires(
+        timing_fields(options), number, datetime.now(UTC), installation.settings.timezone
+    )
     if as_json:
-        print_json(
-            {
-                "description": timing.describe(),
-                "timezone": timing.timezone,
-                "timing": timing.as_dict(),
-                "next_runs": fires,
-            }
-        )
+        print_json(preview_document(timing, fires))
         return
     click.echo(timing.describe())
     print_table(

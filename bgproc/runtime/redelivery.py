@@ -32,7 +32,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from bgproc.services.control import UNACKED, Control
+from bgproc.services.control import UNACKED, Control, Whereabouts
 from bgproc.settings import Settings
 
 logger = logging.getLogger("bgproc.redelivery")
@@ -68,25 +68,6 @@ class Unacked:
     @property
     def delivered_at(self) -> float:
         return float(self.score)
-
-
-@dataclass(frozen=True)
-class Whereabouts:
-    """Where a queued run's message is: a queue, a worker, or nowhere."""
-
-    place: str  # "queue", "worker", "given back soon", "nowhere", or "unknown" (no Redis)
-    name: str = ""
-
-    def describe(self) -> str:
-        if self.place == "queue":
-            return f"waiting in queue {self.name}"
-        if self.place == "worker":
-            return f"held by worker {self.name}"
-        if self.place == "given back soon":
-            return "held by a worker that stopped: it goes back to its queue within seconds"
-        if self.place == "unknown":
-            return f"unknown: Redis is unreachable ({self.name})"
-        return "nowhere (neither in a queue nor with a worker): it will be marked lost"
 
 
 def may_be_given_back(safe_until: float | None, now_s: float) -> bool:

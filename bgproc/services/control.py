@@ -153,6 +153,25 @@ class _Roster:
         return [text for text in self.redis.hmget(self.info_key, names) if text] if names else []
 
 
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where a queued run's message is: a queue, a worker, or nowhere."""
+
+    place: str  # "queue", "worker", "given back soon", "nowhere", or "unknown" (no Redis)
+    name: str = ""
+
+    def describe(self) -> str:
+        if self.place == "queue":
+            return f"waiting in queue {self.name}"
+        if self.place == "worker":
+            return f"held by worker {self.name}"
+        if self.place == "given back soon":
+            return "held by a worker that stopped: it goes back to its queue within seconds"
+        if self.place == "unknown":
+            return f"unknown: Redis is unreachable ({self.name})"
+        return "nowhere (neither in a queue nor with a worker): it will be marked lost"
+
+
 class Control:
     """The live side of one installation: worker announcements, queue depths, kill requests."""
 

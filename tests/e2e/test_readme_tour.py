@@ -6,7 +6,7 @@ The block is read as a shell would: backslash-continued lines joined, a ``# comm
 dropped, ``a && b`` run as ``a`` then ``b``. Every command must exit 0 (the tour shows no
 refusal), except those that do not end by themselves, run as a person runs them:
 
-- ``bgproc up``, ``worker`` and ``beat`` start in the background (another terminal) and
+- ``bgproc up``, ``worker``, ``beat`` and ``web`` start in the background (another terminal) and
   are awaited until they are going before the next command; they run to the tour's end,
   then get SIGTERM and must exit 0.
 - a command whose comment says ``(Ctrl-C ends)`` runs on a terminal of its own until it
@@ -41,6 +41,7 @@ SERVICES = {  # what each service logs once it is going
     "up": (WORKER_READY, BEAT_READY),
     "worker": (WORKER_READY,),
     "beat": (BEAT_READY,),
+    "web": (re.compile(r"bgproc web: "),),
 }
 TRACEBACK = "Traceback (most recent call last)"
 

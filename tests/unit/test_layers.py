@@ -1,7 +1,8 @@
 """The layers of bgproc, kept: each package imports only from the layers below it.
 
-timing (pure) < store < services < runtime < installation < cli; the core modules beside
-them (errors, settings, statuses, outages, registry) import only each other and timing.
+timing (pure) < store < services < runtime < installation < the front ends (cli, web); the
+core modules beside them (errors, settings, statuses, outages, registry) import only each
+other and timing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {  # a layer: the prefixes it may import f
     "bgproc.runtime": (
         "bgproc.runtime", "bgproc.services", "bgproc.store", "bgproc.timing", *CORE,
         "bgproc.installation",  # a worker or beat resolves its installation
+    ),
+    "bgproc.web": (  # a front end, as cli is: it drives the services, never the runtime
+        "bgproc.web", "bgproc.services", "bgproc.store", "bgproc.timing", *CORE,
+        "bgproc.installation",
     ),
 }
 

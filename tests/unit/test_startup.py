@@ -18,11 +18,12 @@ from bgproc.store.models import SCHEMA_REVISION
 
 SERVICES = {"celery", "kombu", "redbeat", "redis", "sqlalchemy", "alembic"}
 PRINTING = {"rich", "cron_descriptor"}
+WEB = {"starlette", "uvicorn", "jinja2", "multipart", "anyio"}
 PROBE = f"""
 import json, sys
 from cli.main import main
 code = main(sys.argv[1:])
-loaded = {{name.split(".")[0] for name in sys.modules}} & set({sorted(SERVICES | PRINTING)!r})
+loaded = {{name.split(".")[0] for name in sys.modules}} & set({sorted(SERVICES | PRINTING | WEB)!r})
 print(json.dumps({{"code": code, "loaded": sorted(loaded)}}), file=sys.stderr)
 """
 
@@ -44,7 +45,8 @@ def _loaded(tmp_path: Path, *args: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [("--help",), ("--version",), ("request", "--help"), ("monitor", "list", "--help")],
+    [("--help",), ("--version",), ("request", "--help"), ("monitor", "list", "--help"),
+     ("web", "--help")],
 )
 def test_help_loads_nothing_heavy(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert _loaded(tmp_path, *args) == set()
@@ -67,7 +69,7 @@ def test_preview_loads_no_service_library(tmp_path: Path) -> None:
 )
 def test_listings_load_no_celery_and_no_alembic(tmp_path: Path, args: tuple[str, ...]) -> None:
     _loaded(tmp_path, "db", "upgrade")  # a schema at head: the check then reads one row
-    assert _loaded(tmp_path, *args) & {"celery", "kombu", "redbeat", "alembic"} == set()
+    assert _loaded(tmp_path, *args) & {"celery", "kombu", "redbeat", "alembic", *WEB} == set()
 
 
 def test_the_revision_checked_without_alembic_is_alembics_head() -> None:

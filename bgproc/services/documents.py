@@ -1,0 +1,121 @@
+"""The JSON documents bgproc hands out: one builder each, for ``--json`` and ``/api/v1`` alike.
+
+A front end calls the services, then one of these: the CLI prints the document, the web
+serves it, so the two cannot drift apart. Values in (already masked), JSON-able dicts out;
+instants as ISO 8601 text with their offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bgproc.statuses import GROUP_LABEL_PREFIX
+
+if TYPE_CHECKING:
+    from bgproc.registry import ProcessSpec
+    from bgproc.services.control import BeatInfo, QueueDepth, Whereabouts, WorkerInfo
+    from bgproc.services.health import Check
+    from bgproc.services.kills import KillOutcome
+    from bgproc.services.requests import RequestView
+    from bgproc.store.runs import LogChunk, RunView
+    from bgproc.timing.plan import Timing
+
+
+def process_document(spec: ProcessSpec) -> dict[str, Any]:
+    """One item of ``bgproc processes --json``."""
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "params": [
+            {
+                "name": p.name,
+                "type": p.type_name,
+                "required": p.required,
+                "default": p.default,
+                "secret": p.secret,
+            }
+            for p in spec.params
+        ],
+        "accepts_any_params": spec.accepts_any,
+        "prevent_concurrent": spec.prevent_concurrent,
+        "killable": spec.killable,
+        "queue": spec.queue,
+        "time_limit_s": spec.time_limit_s,
+    }
+
+
+def request_document(view: RequestView, next_runs: Sequence[datetime]) -> dict[str, Any]:
+    """``request show|create|update --json``: the request, and its next fires in its zone."""
+    zone = view.timing.zone
+    return {**view.as_json(), "next_runs": [f.astimezone(zone).isoformat() for f in next_runs]}
+
+
+def preview_document(timing: Timing, fires: Sequence[datetime]) -> dict[str, Any]:
+    """``preview --json``: the timing in words and as stored, and its next fires."""
+    return {
+        "description": timing.describe(),
+        "timezone": timing.timezone,
+        "timing": timing.as_dict(),
+        "next_runs": [f.astimezone(timing.zone).isoformat() for f in fires],
+    }
+
+
+def run_document(
+    view: RunView, steps: Sequence[RunView], whereabouts: Whereabouts | None
+) -> dict[str, Any]:
+    """``monitor show --json``: every field; where a queued run's message is; a group's steps."""
+    data = view.as_json()
+    if whereabouts is not None:
+        data["message"] = {
+            "place": whereabouts.place,
+            "name": whereabouts.name,
+            "description": whereabouts.describe(),
+        }
+    if steps or view.process.startswith(GROUP_LABEL_PREFIX):
+        data["steps"] = [step.as_json(full=False) for step in steps]
+    return data
+
+
+def log_document(chunk: LogChunk) -> dict[str, Any]:
+    """What a run's log grew by since an offset (the API's ``monitor log``)."""
+    return {
+        "text": chunk.text,
+        "end": chunk.end,
+        "finished": chunk.finished,
+        "restarted": chunk.restarted,
+    }
+
+
+def kill_document(outcome: KillOutcome) -> dict[str, Any]:
+    """How a kill ended: the run as it stands, and whether it is killed or still running."""
+    return {
+        "run": outcome.run.as_json(full=False),
+        "killed": outcome.killed,
+        "still_running": outcome.still_running,
+        "group": outcome.group,
+    }
+
+
+def workers_document(workers: Sequence[WorkerInfo], running: Sequence[RunView]) -> list[Any]:
+    """``monitor workers --json``: each live worker and the ids of the runs it runs now."""
+    return [
+        {**worker.as_json(), "running": [run.id for run in running if run.worker == worker.name]}
+        for worker in workers
+    ]
+
+
+def queues_document(depths: Sequence[QueueDepth], unacked: int) -> dict[str, Any]:
+    """``monitor queues --json``."""
+    return {"queues": [d.as_json() for d in depths], "unacked": unacked}
+
+
+def beats_document(beats: Sequence[BeatInfo], now: datetime) -> list[Any]:
+    """``monitor beats --json``."""
+    return [beat.as_json(now) for beat in beats]
+
+
+def health_document(checks: Sequence[Check]) -> dict[str, Any]:
+    """``health --json``: healthy only when every check is."""
+    return {"healthy": all(c.ok for c in checks), "checks": [c.as_json() for c in checks]}

@@ -1,0 +1,207 @@
+"""/api/v1 on real SQLite/PostgreSQL and Redis: every document equals the CLI's ``--json``.
+
+The app runs in-process (Starlette's TestClient), beside the in-process CLI, on the same
+database and Redis key prefix; workers and beats are their announcements in Redis, as
+live ones leave them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from bgproc.installation import Installation
+from bgproc.services.control import BeatInfo, WorkerInfo
+from bgproc.settings import Settings
+from bgproc.statuses import Channel, RunStatus
+from bgproc.web.app import create_app
+from bgproc.web.auth import CSRF_HEADER, SESSION_COOKIE, Access
+from tests.integration.cli_harness import StoreCli, isolated
+
+TOKEN = "operator-token-for-tests"
+BEARER = {"authorization": f"Bearer {TOKEN}"}
+LOCAL = "http://127.0.0.1:8765"
+DAILY = ["--timing", "scheduled", "--frequency", "daily", "--at", "09:30",
+         "--start", "2030-01-07T00:00"]  # fmt: skip
+
+
+@dataclass
+class Web:
+    cli: StoreCli
+    installation: Installation
+    client: TestClient
+
+    def same(self, path: str, *command: str) -> Any:
+        """The API's document at ``path`` equals ``bgproc COMMAND --json``; it."""
+        answer = self.client.get(path)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == self.cli.ok(*command, "--json").json()
+        return answer.json()
+
+    def post(self, path: str, body: Any = None, **options: Any) -> Any:
+        return self.client.post(path, json=body, headers=BEARER, **options)
+
+    def run(self, **fields: Any) -> int:
+        now = datetime.now(UTC)
+        values = {"process": "sample.echo", "params": {}, "status": RunStatus.success,
+                  "channel": Channel.direct, "scheduled_at": now, "queued_at": now,
+                  "started_at": now, "ended_at": now, "duration_ms": 5, "worker": "w1@h",
+                  "task_id": uuid.uuid4().hex, "log": "hello\n"}  # fmt: skip
+        return self.installation.runs.record(**{**values, **fields})
+
+
+@pytest.fixture(name="web")
+def web_app(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Web]:
+    for harness in isolated(
+        StoreCli, db_url, monkeypatch, capsys, "tests.integration.secret_processes"
+    ):
+        installation = Installation(Settings.from_env(), interactive=True)
+        app = create_app(installation, Access(TOKEN, reads_open=True))
+        with TestClient(app, base_url=LOCAL) as client:
+            yield Web(harness, installation, client)
+        installation.engine.dispose()
+
+
+def test_requests_documents_equal_the_clis(web: Web) -> None:
+    created = web.post("/api/v1/requests", {
+        "process": "test.secret", "params": {"token": "s3cret", "user": "<b>ana</b>"},
+        "timing": "scheduled", "frequency": "weekly", "days": ["mon", "fri"], "at": "09:30",
+        "start": "2030-01-07T00:00", "name": "weekly"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    number = created.json()["id"]
+    assert created.json()["params"] == {"token": "***", "user": "<b>ana</b>"}
+    assert created.json() == web.cli.ok("request", "show", str(number), "--json").json()
+    other = web.cli.ok("request", "create", "sample.echo", *DAILY, "--no-schedule").out.strip()
+
+    web.same("/api/v1/requests", "request", "list")
+    web.same("/api/v1/requests?status=unscheduled", "request", "list", "--status", "unscheduled")
+    web.same("/api/v1/requests?process=sample.echo", "request", "list", "--process", "sample.echo")
+    web.same(f"/api/v1/requests/{other}?next=3", "request", "show", other, "--next", "3")
+
+    changed = web.client.patch(f"/api/v1/requests/{other}", json={"name": "renamed"},
+                               headers=BEARER)  # fmt: skip
+    assert changed.status_code == 200 and changed.json()["name"] == "renamed"
+    assert changed.json() == web.cli.ok("request", "show", other, "--json").json()
+
+    scheduled = web.post(f"/api/v1/requests/{other}/schedule").json()
+    assert scheduled["status"] == "scheduled"
+    assert web.post(f"/api/v1/requests/{other}/schedule").status_code == 409
+    assert web.client.delete(f"/api/v1/requests/{other}", headers=BEARER).status_code == 409
+    unscheduled = web.post(f"/api/v1/requests/{other}/unschedule").json()
+    shown = web.cli.ok("request", "show", other, "--json").json()
+    assert unscheduled == {k: v for k, v in shown.items() if k != "next_runs"}
+    gone = web.client.delete(f"/api/v1/requests/{other}", headers=BEARER)
+    assert gone.json() == {"id": int(other), "deleted": True}
+    assert web.client.get(f"/api/v1/requests/{other}").status_code == 404
+
+
+def test_preview_equals_the_clis(web: Web) -> None:
+    words = {"timing": "scheduled", "frequency": "cron", "cron": "0 15 10 ? * 6#3",
+             "tz": "Europe/Madrid", "start": "2030-01-01T00:00"}  # fmt: skip
+    query = "&".join(f"{k}={v}" for k, v in words.items()).replace("#", "%23").replace("?", "%3F")
+    flags = [part for k, v in words.items() for part in (f"--{k}", v)]
+    web.same(f"/api/v1/preview?{query}&count=4", "preview", *flags, "--count", "4")
+
+
+def test_runs_documents_equal_the_clis(web: Web) -> None:
+    ids = [web.run(params={"token": "s3cret"}, process="test.secret") for _ in range(3)]
+    failed = web.run(status=RunStatus.error, error="<script>alert(1)</script>")
+    web.same("/api/v1/runs", "monitor", "list")
+    web.same("/api/v1/runs?status=error", "monitor", "list", "--status", "error")
+    web.same("/api/v1/runs?process=test.secret&limit=2", "monitor", "list", "--process",
+             "test.secret", "--limit", "2")  # fmt: skip
+    page = web.client.get("/api/v1/runs?limit=2")
+    assert [r["id"] for r in page.json()] == [failed, ids[-1]]
+    assert f"before={ids[-1]}" in page.headers["link"]
+    web.same(f"/api/v1/runs?before={ids[-1]}", "monitor", "list", "--before", str(ids[-1]))
+    shown = web.same(f"/api/v1/runs/{ids[0]}", "monitor", "show", str(ids[0]))
+    assert shown["params"] == {"token": "***"}
+    web.same("/api/v1/stats", "monitor", "stats")
+    log = web.client.get(f"/api/v1/runs/{ids[0]}/log?offset=2").json()
+    assert log == {"text": "llo\n", "end": 6, "finished": True, "restarted": False}
+
+
+def test_registry_groups_workers_queues_beats_equal_the_clis(web: Web) -> None:
+    web.cli.ok("group", "create", "nightly", "--step", "sample.echo who=<i>x</i>")
+    web.same("/api/v1/processes", "processes")
+    web.same("/api/v1/groups", "group", "list")
+    web.same("/api/v1/groups/nightly", "group", "show", "nightly")
+    now = datetime.now(UTC)
+    control = web.installation.control
+    control.announce(WorkerInfo("w1@h", "h", 42, ("celery",), 2, "prefork", now, now))
+    web.run(status=RunStatus.processing, ended_at=None, duration_ms=None, worker="w1@h")
+    assert web.same("/api/v1/workers", "monitor", "workers")[0]["running"]
+    web.same("/api/v1/queues", "monitor", "queues")
+    health = web.client.get("/api/v1/health")  # no beat: unhealthy, a stable document
+    checked = web.cli("health", "--json")
+    assert (health.status_code, checked.code) == (503, 1)
+    assert health.json() == checked.json() and not health.json()["healthy"]
+    control.announce_beat(BeatInfo("h:1", "h", 1, True, now - timedelta(hours=1), now))
+    web.same("/api/v1/beats", "monitor", "beats")
+
+
+def test_refusals_are_json_naming_the_field(web: Web) -> None:
+    monthly = {"process": "sample.echo", "timing": "scheduled", "frequency": "monthly",
+               "day": 32, "at": "10:00"}  # fmt: skip
+    bad = web.post("/api/v1/requests", monthly)
+    assert bad.status_code == 400
+    assert bad.json() == {"error": {"field": "day", "message": "must be between 1 and 31 (got 32)"}}
+    unknown = web.post("/api/v1/requests", {"process": "sample.echo", "colour": "red"})
+    assert unknown.json()["error"]["field"] == "colour"
+    assert web.post("/api/v1/requests", [1]).json()["error"]["field"] == "body"
+    assert web.client.get("/api/v1/runs?status=nope").json()["error"]["field"] == "status"
+    assert web.client.get("/api/v1/runs/999").status_code == 404
+    assert web.client.get("/api/v1/groups/none").status_code == 404
+    assert web.cli.ok("request", "list", "--json").json() == []  # nothing written
+
+
+def test_actions_need_the_operator_and_refuse_cross_site_requests(web: Web) -> None:
+    body = {"process": "sample.echo", "timing": "immediate"}
+    assert web.client.post("/api/v1/requests", json=body).status_code == 401
+    web.client.cookies.set(SESSION_COOKIE, Access(TOKEN, True).session_value)
+    assert web.client.post("/api/v1/requests", json=body).status_code == 403  # no CSRF token
+    csrf = {CSRF_HEADER: Access(TOKEN, True).csrf_value}
+    evil = web.client.post("/api/v1/requests", json=body,
+                           headers={**csrf, "origin": "https://evil.example"})  # fmt: skip
+    assert evil.status_code == 403
+    fields = {"target": "sample.echo", "timing": "immediate"}
+    form = web.client.post("/requests/new", data=fields, follow_redirects=False,
+                           headers={"origin": "https://evil.example"})  # fmt: skip
+    assert form.status_code == 403
+    assert web.cli.ok("request", "list", "--json").json() == []
+    rebinding = web.client.get("/api/v1/requests", headers={"host": "evil.example"})
+    assert rebinding.status_code == 403
+    made = web.client.post("/api/v1/requests", json=body, headers={**csrf, "origin": LOCAL})
+    assert made.status_code == 201
+
+
+def test_reading_needs_the_token_off_loopback(web: Web) -> None:
+    app = create_app(web.installation, Access(TOKEN, reads_open=False))
+    with TestClient(app, base_url="http://bgproc.example") as client:
+        assert client.get("/api/v1/runs").status_code == 401
+        assert client.get("/api/v1/runs", headers=BEARER).status_code == 200
+        page = client.get("/monitor", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=/monitor"
+        login = client.post("/login", data={"token": TOKEN, "next": "/monitor"},
+                            follow_redirects=False)  # fmt: skip
+        assert login.status_code == 303
+        assert "samesite=strict" in login.headers["set-cookie"].lower()
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert client.get("/monitor").status_code == 200
+
+
+def test_the_openapi_description_names_every_endpoint(web: Web) -> None:
+    described = web.client.get("/api/v1/openapi.json").json()
+    assert described["openapi"].startswith("3.")
+    assert {"/api/v1/runs", "/api/v1/requests/{id}", "/api/v1/runs/{id}/kill"} <= set(
+        described["paths"]
+    )
+    assert "security" in described["paths"]["/api/v1/requests"]["post"]

@@ -1,0 +1,95 @@
+"""The pages on real SQLite and Redis: untrusted text escaped, secrets masked, forms refused
+field by field with nothing written, Etendo's buttons."""
+
+from __future__ import annotations
+
+import re
+
+from bgproc.statuses import RunStatus
+from bgproc.web.auth import SESSION_COOKIE, Access
+from tests.integration.test_web_api import TOKEN, Web, web_app  # noqa: F401 (fixture `web`)
+
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def operator(web: Web) -> str:
+    """Log the client in; the CSRF token its forms carry."""
+    web.client.cookies.set(SESSION_COOKIE, Access(TOKEN, True).session_value)
+    return Access(TOKEN, True).csrf_value
+
+
+def test_logs_params_and_errors_are_escaped_and_secrets_masked(web: Web) -> None:
+    shown = web.run(process="test.secret", params={"token": "s3cret", "user": SCRIPT},
+                    log=f"line 1\n{SCRIPT}\n", error=SCRIPT)  # fmt: skip
+    for path in (f"/runs/{shown}", "/monitor"):
+        page = web.client.get(path).text
+        assert SCRIPT not in page and "s3cret" not in page
+    page = web.client.get(f"/runs/{shown}").text
+    assert page.count(ESCAPED) >= 3  # the log line, the param and the error
+    assert "token=***" in page
+    web.cli.ok("request", "create", "test.secret", "--param", "token=s3cret",
+               "--param", f"user={SCRIPT}", "--no-schedule")  # fmt: skip
+    request_page = web.client.get("/requests/1").text
+    assert SCRIPT not in request_page and "s3cret" not in request_page and ESCAPED in request_page
+    edit = web.client.get("/requests/1/edit").text
+    assert "token=***" in edit and "s3cret" not in edit
+
+
+def test_an_invalid_form_field_is_named_beside_it_and_nothing_is_written(web: Web) -> None:
+    csrf = operator(web)
+    form = {"csrf": csrf, "target": "sample.echo", "timing": "scheduled", "frequency": "monthly",
+            "day": "32", "at": "10:00", "tz": "Europe/Madrid", "misfire": "run-once"}  # fmt: skip
+    answer = web.client.post("/requests/new", data=form)
+    assert answer.status_code == 400
+    assert re.search(r'id="f-day"[^>]*aria-invalid="true"', answer.text)
+    assert 'id="day-error" role="alert">must be between 1 and 31 (got 32)' in answer.text
+    assert web.cli.ok("request", "list", "--json").json() == []
+    assert web.cli.redis_keys() == []
+
+
+def test_create_edit_and_the_request_buttons(web: Web) -> None:
+    csrf = operator(web)
+    form = {"csrf": csrf, "target": "test.secret", "params": "token=s3cret\nuser=ana",
+            "timing": "scheduled", "frequency": "weekly", "days": ["mon", "wed"], "at": "09:00",
+            "tz": "Europe/Madrid", "misfire": "run-once", "schedule": "on"}  # fmt: skip
+    made = web.client.post("/requests/new", data=form, follow_redirects=False)
+    assert made.status_code == 303 and made.headers["location"] == "/requests/1"
+    edited = {**form, "params": "token=***\nuser=bea", "name": "renamed"}
+    web.client.post("/requests/1/edit", data=edited)
+    stored = web.installation.requests.get(1, reveal=True)
+    assert stored.params == {"token": "s3cret", "user": "bea"} and stored.name == "renamed"
+    assert stored.timing.days == ("mon", "wed")
+    refused = web.client.post("/requests/1/delete", data={"csrf": csrf})
+    assert refused.status_code == 409 and "unschedule it first" in refused.text
+    web.client.post("/requests/1/unschedule", data={"csrf": csrf})
+    assert web.cli.ok("request", "show", "1", "--json").json()["status"] == "unscheduled"
+    web.client.post("/requests/1/delete", data={"csrf": csrf})
+    assert web.client.get("/requests/1").status_code == 404
+
+
+def test_every_page_renders(web: Web) -> None:
+    web.cli.ok("group", "create", "nightly", "--step", "sample.echo")
+    parent = web.run(process="group:nightly", status=RunStatus.processing, ended_at=None)
+    web.run(group_run_id=parent)
+    for path in ("/requests", "/requests/new", "/monitor", "/monitor?status=success&since=2h",
+                 f"/runs/{parent}", "/workers", "/processes", "/groups", "/groups/nightly",
+                 "/login"):  # fmt: skip
+        answer = web.client.get(path)
+        assert answer.status_code == 200, (path, answer.text[-500:])
+    assert "Steps" in web.client.get(f"/runs/{parent}").text
+    bad_filter = web.client.get("/monitor?since=yesterday")
+    assert bad_filter.status_code == 400 and "since" in bad_filter.text
+
+
+def test_a_yearly_request_round_trips_through_the_form(web: Web) -> None:
+    csrf = operator(web)
+    form = {"csrf": csrf, "target": "sample.echo", "timing": "scheduled", "frequency": "yearly",
+            "month": "2", "day": "last", "at": "18:00", "tz": "Europe/Madrid",
+            "misfire": "run-once"}  # fmt: skip
+    made = web.client.post("/requests/new", data=form, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    assert "February" in web.client.get("/requests/1").text
+    edit = web.client.get("/requests/1/edit").text
+    assert re.search(r'id="f-month" name="month" value="2"', edit)
+    assert re.search(r'<option selected>yearly</option>', edit)
