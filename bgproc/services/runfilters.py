@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 from bgproc.errors import InvalidInput
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
+from bgproc.settings import MAX_REQUEST_ID
 from bgproc.statuses import RunStatus, group_label
-from bgproc.timing.inputs import MAX_REQUEST_ID, parse_choice, parse_instant, parse_int, parse_text
+from bgproc.timing.inputs import parse_choice, parse_instant, parse_int, parse_text
 
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
 MAX_ID = 10**12 - 1  # a run id past this is a typo

@@ -21,14 +21,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bgproc import documents
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
+from bgproc.services import documents
 from bgproc.services.preview import MAX_FIRES, preview
 from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, since_filter
+from bgproc.settings import MAX_REQUEST_ID
 from bgproc.statuses import RunStatus
 from bgproc.store.runs import RunView
-from bgproc.timing.inputs import MAX_REQUEST_ID, parse_int
+from bgproc.timing.inputs import parse_int
 from bgproc.timing.plan import TIMING_KEYS
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON, Failure, failure_of
@@ -259,7 +260,8 @@ def get_beats(installation: Installation, call: Call) -> Any:
 def get_health(installation: Installation, call: Call) -> Any:
     from bgproc.services.health import check
 
-    document = documents.health_document(check(installation, datetime.now(UTC)))
+    checks = check(installation.control, installation.engine, datetime.now(UTC))
+    document = documents.health_document(checks)
     return JSON(document, 200 if document["healthy"] else 503)
 
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from bgproc import documents
+from bgproc.services import documents
 from bgproc.timing.inputs import parse_int
 from bgproc.web.api import Web, failure_response, run_id
 from bgproc.web.errors import failure_of

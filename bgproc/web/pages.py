@@ -290,7 +290,7 @@ def workers_page(web: Web, request: Request, form: Mapping[str, Any]) -> Respons
     installation = web.installation
     control, now = installation.control, datetime.now(UTC)
     beats = control.beats()
-    lock_held = bool(installation.redis.exists(installation.entries.conf.lock_key))
+    lock_held = control.lock_held()
     running = installation.runs.list(status=RunStatus.processing, limit=RUNNING_SHOWN)
     return render(
         web, request, "workers.html", workers=control.workers(), running=running,
