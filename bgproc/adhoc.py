@@ -48,6 +48,7 @@ def launch(installation: Installation, process: str, params: Mapping[str, str]) 
         installation.app.send_task(
             RUN_TASK,
             task_id=task_id,
+            shadow=spec.name,  # the name Celery's tools show (see bgproc.runner)
             headers=message_headers(spec, run_id, stored, installation.runs.ticket_key),
             retry=False,
             **spec.send_options(),
