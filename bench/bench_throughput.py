@@ -206,6 +206,7 @@ def queue(installation: Installation, tasks: int, carried: bool) -> None:
                 RUN_TASK,
                 task_id=task_id,
                 queue=QUEUE,
+                shadow=spec.name,  # as bgproc run and beat publish
                 headers=headers,
                 producer=producer,
             )

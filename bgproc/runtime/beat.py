@@ -286,7 +286,6 @@ class EntryScheduler(RedBeatScheduler):
 
     def _publish(self, entry: TimingEntry, producer: Any) -> None:
         """Send the run; a broker error loses this occurrence (already recorded), never beat."""
-        logger.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
         try:
             entry = self.on_publish(entry)
         except Exception as error:
@@ -295,6 +294,8 @@ class EntryScheduler(RedBeatScheduler):
                                  entry.name)  # fmt: skip
             else:
                 self.outages.lost(DATABASE, error)  # its worker records it when it is back
+        shown = entry.options.get("shadow") or entry.task  # the name Celery's tools show
+        logger.info("Scheduler: Sending due task %s (%s)", entry.name, shown)
         try:
             self.apply_async(entry, producer=producer, advance=False)
         except Exception as error:
@@ -402,13 +403,15 @@ class Scheduler(EntryScheduler):
     def on_publish(self, entry: TimingEntry) -> TimingEntry:
         """A queued run per fire, before its message: the message carries the run's id."""
         task_id = str(uuid.uuid4())
-        run_id = self.installation.runs.queue_fire(
+        queued = self.installation.runs.queue_fire(
             entry.request_id, task_id, entry.last_run_at, self.clock()
         )
-        if run_id is None:
+        if queued is None:
             return entry  # the request is gone: the worker refuses the fire
+        run_id, process = queued
         headers = {**entry.options.get("headers", {}), RUN_ID_HEADER: run_id}
-        entry.options = {**entry.options, "task_id": task_id, "headers": headers}
+        # shadow: the name Celery's tools show for the run (see bgproc.runtime.runner)
+        entry.options = {**entry.options, "task_id": task_id, "headers": headers, "shadow": process}
         return entry
 
     def on_publish_failed(self, entry: TimingEntry, error: Exception) -> None:

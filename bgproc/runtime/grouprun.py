@@ -179,8 +179,8 @@ class GroupRuns:
             options = self.registry.get(step.process).send_options()
         try:
             self.app.send_task(
-                RUN_TASK, task_id=step.task_id, headers={RUN_ID_HEADER: step.run_id},
-                retry=False, **options,
+                RUN_TASK, task_id=step.task_id, shadow=step.process,
+                headers={RUN_ID_HEADER: step.run_id}, retry=False, **options,
             )  # fmt: skip
         except Exception:
             logger.exception("group step run %s could not be sent", step.run_id)

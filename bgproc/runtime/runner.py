@@ -16,6 +16,12 @@ report — a hard time limit, its own death — the worker's main process record
 (:mod:`bgproc.runtime.redelivery`). A message that may have a twin — redelivered, or held by a
 worker that fell silent long enough for others to give it back — claims its start in
 the database first (one commit): of two copies, one starts.
+
+Celery's own tools (Flower, ``celery events``, ``celery inspect``) see each run under its
+process's name (the message's ``shadow`` name; one task is registered) and with its
+outcome: the task succeeds, fails (:class:`ProcessFailed`, :class:`RunFailed`) or is
+ignored, as the monitor recorded it (:func:`report`). The message is acknowledged either
+way: a failure is an outcome, never a reason to run again.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
-from celery.exceptions import Reject
+from celery.exceptions import Ignore, Reject
 from celery.worker.request import Request
 
 from bgproc.errors import NotFound, Unavailable
@@ -50,6 +57,40 @@ RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
 RESTARTABLE = frozenset({RunStatus.processing, RunStatus.lost})
 MAX_ATTEMPTS = 3  # a run whose worker died this many times is not tried again
 UNAVAILABLE_RETRY_S = 1.0  # a message that found the database away waits this long
+
+
+class ProcessFailed(Exception):
+    """The process raised: Celery's task fails with the run's error (as the monitor has it,
+    secrets masked) and the process's traceback, which Celery logs once."""
+
+
+class RunFailed(Exception):
+    """A run killed, refused or given up: Celery's task fails with why. Nothing raised in
+    the process, so no traceback is worth logging (the task ``throws`` it)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How this delivery ended, as the monitor recorded it, for Celery to report."""
+
+    status: RunStatus | None  # None: nothing run or recorded (a duplicate, a gone run)
+    why: str | None = None
+    trace: TracebackType | None = None  # the process's own, when it raised
+
+
+DROPPED = Outcome(None, "dropped: nothing to run (the worker log says why)")
+
+
+def report(outcome: Outcome) -> None:
+    """End Celery's task as the run ended: success (or a group started) returns, an error,
+    a kill or a loss fails, anything else (skipped, dropped) is ignored."""
+    if outcome.status in (RunStatus.success, RunStatus.processing):
+        return
+    if outcome.status in (RunStatus.error, RunStatus.killed, RunStatus.lost):
+        if outcome.trace is not None:
+            raise ProcessFailed(outcome.why).with_traceback(outcome.trace)
+        raise RunFailed(outcome.why)
+    raise Ignore(outcome.why)
 
 
 @dataclass(frozen=True)
@@ -141,6 +182,10 @@ class RunRequest(Request):
             error = error.exc
         if isinstance(error, WorkerLostError):
             self._close(RunStatus.lost, f"lost: the worker process running it died ({error})")
+        elif isinstance(error, Ignore):
+            # Celery sends no event for an ignored task: its monitors would show it
+            # started for ever. State (Flower's) takes this one as the state IGNORED.
+            self.send_event("task-ignored", reason=str(error))
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
     def _close(self, status: RunStatus, why: str) -> None:
@@ -157,20 +202,24 @@ class RunRequest(Request):
 
 
 @shared_task(
-    name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=RunRequest
-)
+    name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, Request=RunRequest,
+    acks_on_failure=True, throws=(RunFailed,),  # a failed run is acked: never run again
+)  # fmt: skip
 def run_process(task: Task, **_ignored: Any) -> None:
-    """Celery's entry point; everything else happens in :class:`Runner`.
+    """Celery's entry point; everything else happens in :class:`Runner`, then Celery is
+    told the outcome (:func:`report`).
 
     With the database away, nothing can be checked or recorded: the message goes back
     to its queue (late acks) and is tried again, at most once a second per worker slot.
     """
+    runner = Runner(installation_of(task.app), Fire.of(task))
     try:
-        Runner(installation_of(task.app), Fire.of(task)).run()
+        runner.run()
     except Unavailable as error:
         logger.warning("%s; message %s goes back to the queue", error, task.request.id)
         time.sleep(UNAVAILABLE_RETRY_S)
         raise Reject(str(error), requeue=True) from None
+    report(runner.outcome)
 
 
 class Runner:
@@ -180,6 +229,7 @@ class Runner:
         self.installation = installation
         self.fire = fire
         self.recorder = installation.recorder
+        self.outcome = DROPPED  # what this delivery recorded, once it did
 
     def run(self) -> None:
         ticket = self._ticket()
@@ -236,6 +286,7 @@ class Runner:
                                "the run is read instead", run_id)  # fmt: skip
             elif self._killable(carried.process) and self.installation.control.take_kill(run_id):
                 logger.info("run %s was killed before it started: dropped", run_id)
+                self.outcome = Outcome(RunStatus.killed, "killed on request before it started")
                 return None
             else:
                 return carried
@@ -277,8 +328,10 @@ class Runner:
         if refusal is not None:
             status, why = refusal
             self.installation.runs.close_open(ticket.run_id, "", status, now, why)
+            self.outcome = Outcome(status, why)
             return
         self.installation.group_runs.start(ticket.run_id, now, self.fire.worker, ticket.attempt)
+        self.outcome = Outcome(RunStatus.processing)
 
     def _advance_group(self, group_run_id: int) -> None:
         """A step ended: once its end is stored, the group starts its next step or ends."""
@@ -313,11 +366,11 @@ class Runner:
                 )
                 # A run left processing without a lease (its worker died between the two)
                 # would otherwise stay so: nothing else will come for it.
+                why = f"lost: its worker died in each of {ticket.attempt} attempts; not tried again"
                 self.installation.runs.close_open(
-                    ticket.run_id, "", RunStatus.lost, utc_now(),
-                    f"lost: its worker died in each of {ticket.attempt} attempts; not tried again",
-                    (RunStatus.processing,),
-                )  # fmt: skip
+                    ticket.run_id, "", RunStatus.lost, utc_now(), why, (RunStatus.processing,)
+                )
+                self.outcome = Outcome(RunStatus.lost, why)
                 return None
             attempt = ticket.attempt + 1
             self.recorder.append_log(
@@ -385,6 +438,7 @@ class Runner:
         return None
 
     def _refuse(self, ticket: Ticket, attempt: int, status: RunStatus, why: str) -> None:
+        self.outcome = Outcome(status, why)
         self.recorder.ended(
             ticket.run_id,
             attempt,
@@ -410,6 +464,7 @@ class Runner:
             log=log, run_id=run_id, request_id=ticket.request_id, stop_event=stop
         )
         status, result, error, trace = RunStatus.success, None, None, None
+        frames: TracebackType | None = None  # the process's, for Celery's report
         redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
         # The capture ends (its last lines handed over) before the run's end is reported:
         # the recorder stores them first, so an ended run's log is complete.
@@ -420,11 +475,13 @@ class Runner:
             except Exception as failure:
                 status, error = RunStatus.error, f"{type(failure).__name__}: {failure}"
                 trace = traceback.format_exc()
+                frames = failure.__traceback__
                 logger.error("run failed: %s", error)
         if stop is not None and stop.is_set():
             status = RunStatus.killed
             error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
         ended = utc_now()
+        error = error and redaction.text(error)
         self.recorder.ended(
             run_id,
             attempt,
@@ -432,6 +489,7 @@ class Runner:
             ended_at=ended,
             duration_ms=int((ended - started).total_seconds() * 1000),
             result=redaction.value(bounded_result(result)),
-            error=error and redaction.text(error),
+            error=error,
             traceback=trace and redaction.text(trace),
         )
+        self.outcome = Outcome(status, error, frames if status is RunStatus.error else None)

@@ -47,6 +47,7 @@ def launch(
         app.send_task(
             RUN_TASK,
             task_id=task_id,
+            shadow=spec.name,  # the name Celery's tools show (see bgproc.runtime.runner)
             headers=message_headers(spec, run_id, stored, runs.ticket_key),
             retry=False,
             **spec.send_options(),

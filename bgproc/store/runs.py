@@ -513,10 +513,11 @@ class RunStore:
 
     def queue_fire(
         self, request_id: int, task_id: str, scheduled_at: datetime | None, now: datetime
-    ) -> int | None:
-        """Beat, before it publishes a fire: the request's queued run, in one INSERT … SELECT
-        (None if the request is gone). On PostgreSQL the commit does not wait for the disk: a
-        row lost in a crash is made again by the worker (:meth:`open_for_request`)."""
+    ) -> tuple[int, str] | None:
+        """Beat, before it publishes a fire: the request's queued run and its process (or
+        ``group:NAME``), in one INSERT … SELECT (None if the request is gone). On PostgreSQL
+        the commit does not wait for the disk: a row lost in a crash is made again by the
+        worker (:meth:`open_for_request`)."""
         run, request, group = ProcessRun.__table__, ProcessRequest.__table__, ProcessGroup.__table__
         label = func.coalesce(request.c.process, literal(GROUP_LABEL_PREFIX).concat(group.c.name))
         source = select(
@@ -535,9 +536,9 @@ class RunStore:
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             found = connection.execute(
-                insert(run).from_select(columns, source).returning(run.c.id)
-            )
-            return found.scalar_one_or_none()
+                insert(run).from_select(columns, source).returning(run.c.id, run.c.process)
+            ).one_or_none()
+            return (found[0], found[1]) if found is not None else None
 
     @cached_property
     def ticket_key(self) -> str | None:
@@ -574,7 +575,8 @@ class RunStore:
             found = connection.scalar(select(ProcessRun.id).where(ProcessRun.task_id == task_id))
         if found is not None:
             return found
-        return self.queue_fire(request_id, task_id, scheduled_at, now)
+        queued = self.queue_fire(request_id, task_id, scheduled_at, now)
+        return queued[0] if queued is not None else None
 
     def close_open(
         self,

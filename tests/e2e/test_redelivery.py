@@ -30,7 +30,7 @@ LEASE_S = 3
 REDELIVER_AFTER_S = 4  # BGPROC_REDELIVER_AFTER_S: a silent worker's messages come back soon
 EVERY_SECOND = ("--timing", "scheduled", "--frequency", "seconds", "--interval", "1")
 OPEN = (RunStatus.queued, RunStatus.processing)
-RECEIVED = re.compile(r"Task bgproc\.run\[([0-9a-f-]+)\] received")
+RECEIVED = re.compile(r"Task [^\s\[]+\[([0-9a-f-]+)\] received")  # any process's name
 
 
 def _setup(stack: Stack) -> None:
