@@ -1,6 +1,8 @@
-"""The three ways bgproc refuses: bad input, unknown id, a service down.
+"""The ways bgproc refuses: bad input, an unknown id, a conflict with the current state,
+and a service that cannot be used (down, or its schema of another version).
 
-The CLI turns each into one ``Error: …`` line; nothing else needs to know how.
+The CLI turns each into one ``Error: …`` line and its exit code, the web API into a JSON
+error and its HTTP status; nothing else needs to know how.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The process registry: what may run, with which parameters (SPEC §1).
+"""The process registry: what may run, with which parameters (design §1).
 
 A process is declared by decorating a function; its parameters come from the
 signature (the annotation is the type, a default makes it optional). Only what

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bgproc.errors import InvalidInput
 
-DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  # the local Redis of SPEC §6
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  # the local Redis of design §6
 DEFAULT_DATABASE_URL = "sqlite:///bgproc.db"  # embedded: works with nothing installed
 DEFAULT_KEY_PREFIX = "bgproc:"  # every Redis key of an installation starts with it
 ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
@@ -114,7 +114,7 @@ def _redeliver_after_s(environ: Mapping[str, str]) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    """One installation's configuration (SPEC §6)."""
+    """One installation's configuration (design §6)."""
 
     broker_url: str = DEFAULT_BROKER_URL
     redbeat_url: str = ""  # empty: RedBeat uses the broker

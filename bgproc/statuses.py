@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class RequestStatus(StrEnum):
-    """Where a process request is in its lifecycle (SPEC §3)."""
+    """Where a process request is in its lifecycle (design §3)."""
 
     unscheduled = "unscheduled"
     scheduled = "scheduled"
@@ -19,7 +19,7 @@ class RequestStatus(StrEnum):
 
 
 class RunStatus(StrEnum):
-    """What became of one run (SPEC §4)."""
+    """What became of one run (design §4)."""
 
     queued = "queued"
     processing = "processing"

@@ -1,4 +1,4 @@
-"""The ``bgproc`` root command and the one error sink (SPEC §5 error contract).
+"""The ``bgproc`` root command and the one error sink (design §5 error contract).
 
 Every refusal leaves as one ``Error: …`` line on stderr with a non-zero exit
 code; a traceback is printed only with ``--verbose``.

@@ -1,4 +1,4 @@
-"""Processes that ship with bgproc; imported always (SPEC §6)."""
+"""Processes that ship with bgproc; imported always (design §6)."""
 
 from tasks import billing, sample
 

@@ -1,4 +1,4 @@
-"""The four sample processes of SPEC §7, used by the demo and the tests."""
+"""The four sample processes of design §7, used by the demo and the tests."""
 
 from __future__ import annotations
 

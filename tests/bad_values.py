@@ -1,6 +1,6 @@
 """Hypothesis strategies of bad (and nearly good) user input, and a tally of how many were tried.
 
-Shared by the unit and integration property tests of the SPEC §5 error contract: every
+Shared by the unit and integration property tests of the design §5 error contract: every
 value a user can type — timings, cron text, date-times, zones, params, ids, names — drawn
 from plausible, edge and hostile forms (huge, unicode digits, NUL, lone surrogates).
 ``tests/conftest.py`` prints the tally at the end of the session.

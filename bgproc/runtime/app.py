@@ -1,4 +1,4 @@
-"""The Celery app: one configuration, built from :class:`Settings` (SPEC §6).
+"""The Celery app: one configuration, built from :class:`Settings` (design §6).
 
 ``celeryconfig.py`` and every command build the app through :func:`create_app`,
 so a worker, a beat and the CLI of one installation always agree.

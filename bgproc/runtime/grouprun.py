@@ -1,4 +1,4 @@
-"""Group runs: a group fire is one parent run whose steps run one after another (SPEC §4).
+"""Group runs: a group fire is one parent run whose steps run one after another (design §4).
 
 The parent is ``processing`` from its start until its last step has ended. Each step is
 a run of its own (``group_run_id`` names the parent), published as its own message, so

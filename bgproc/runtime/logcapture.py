@@ -1,4 +1,4 @@
-"""The Process Log capture (SPEC §4): what one run writes, stored in order while it runs.
+"""The Process Log capture (design §4): what one run writes, stored in order while it runs.
 
 A :class:`LogCapture` is active around one run, in the thread that runs it. It collects:
 
@@ -332,7 +332,7 @@ def _redact_record(record: logging.LogRecord, redact: Redact) -> None:
 
 
 def _enable_info(log: logging.Logger) -> None:
-    """``ctx.log.info`` goes to the Process Log (SPEC §1) even under a quieter root level."""
+    """``ctx.log.info`` goes to the Process Log (design §1) even under a quieter root level."""
     if log.getEffectiveLevel() > logging.INFO:
         logging.getLogger("bgproc.process").setLevel(logging.INFO)
         if log.getEffectiveLevel() > logging.INFO and log.level == logging.NOTSET:

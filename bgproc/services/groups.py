@@ -1,4 +1,4 @@
-"""The process group service: named, ordered lists of processes run as one unit (SPEC §1).
+"""The process group service: named, ordered lists of processes run as one unit (design §1).
 
 Each step's parameters are checked by the registry exactly as a request's are, and
 shown with secrets masked. A group is referred to by name or id; a request names

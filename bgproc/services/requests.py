@@ -1,4 +1,4 @@
-"""The request service: a request's SQL row and its RedBeat entry change together (SPEC §3).
+"""The request service: a request's SQL row and its RedBeat entry change together (design §3).
 
 Order of writes, so that a failure never leaves a live entry the database
 does not know as scheduled: the SQL change is flushed first (inside a
@@ -250,7 +250,7 @@ class RequestService:
                 row.updated_at = self.clock()
 
     def delete(self, request_id: int) -> None:
-        """Delete an unscheduled or complete request; a scheduled one is refused (SPEC §3)."""
+        """Delete an unscheduled or complete request; a scheduled one is refused (design §3)."""
         with self._session() as session:
             row = self._row(session, request_id)
             if row.status is RequestStatus.scheduled:

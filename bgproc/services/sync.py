@@ -1,4 +1,4 @@
-"""Reconcile Redis with the database (SPEC §3): rebuild missing entries, drop orphans.
+"""Reconcile Redis with the database (design §3): rebuild missing entries, drop orphans.
 
 SQL is the source of truth and entries are disposable. Beat records every fire as a
 ``queued`` run before it publishes it, so the runs on record say which fires happened;

@@ -181,7 +181,7 @@ class ProcessRequest(Base):
 
 
 class ProcessRun(Base):
-    """One execution, as the Process Monitor shows it (SPEC §4)."""
+    """One execution, as the Process Monitor shows it (design §4)."""
 
     __tablename__ = "bgproc_run"
     __table_args__ = (

@@ -1,4 +1,4 @@
-"""The run store: one row per run, as the Process Monitor shows it (SPEC §4). No Celery here.
+"""The run store: one row per run, as the Process Monitor shows it (design §4). No Celery here.
 
 Values are stored as given (the database is trusted like the request table);
 every output masks secret parameters through the registry (:meth:`RunView.masked`).

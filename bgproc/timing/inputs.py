@@ -1,4 +1,4 @@
-"""Typed values from user text, each refusal naming the field (SPEC §5 error contract).
+"""Typed values from user text, each refusal naming the field (design §5 error contract).
 
 Shared by timings and process parameters: the CLI hands strings in, these
 hand typed values out or raise :class:`InvalidInput`.

@@ -1,4 +1,4 @@
-"""The timing engine: when a process request fires (SPEC §2).
+"""The timing engine: when a process request fires (design §2).
 
 Pure: every function takes the instant it reasons from; nothing reads the
 clock. Instants are aware UTC datetimes; wall-clock plans (daily, weekly,

@@ -1,4 +1,4 @@
-"""Wall-clock time and the time line: the one home of the DST rules (SPEC §2).
+"""Wall-clock time and the time line: the one home of the DST rules (design §2).
 
 Plans speak wall-clock time in a zone; fires happen at instants. Across a DST
 change each wall-clock occurrence fires exactly once: a repeated (autumn) time
@@ -17,7 +17,7 @@ def utc_now() -> datetime:
 
 
 def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The UTC instant at which a wall-clock time fires in ``zone`` (SPEC §2 DST rules).
+    """The UTC instant at which a wall-clock time fires in ``zone`` (design §2 DST rules).
 
     A repeated (autumn) wall time fires on its first occurrence; a wall time
     that does not exist (spring gap) fires at the end of the gap. The mapping

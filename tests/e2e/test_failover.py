@@ -102,7 +102,7 @@ def test_two_beats_fire_each_second_once_and_the_standby_takes_over(stack: Stack
     if gaps:
         assert killed - 2 * ONE_SECOND <= gaps[0][0] <= killed <= gaps[0][1]
     # The seconds in the gap are not lost silently: a misfired record accounts for them
-    # (the first fire after the takeover runs once for all of them, SPEC §3).
+    # (the first fire after the takeover runs once for all of them, design §3).
     covered = misfire_cover(runs)
     assert not covered & set(fired)
     assert sorted(covered | set(fired)) == [fired[0] + k * ONE_SECOND

@@ -1,4 +1,4 @@
-"""Group runs on real workers and beat (SPEC §1, §4): steps in order, failures, a lost
+"""Group runs on real workers and beat (design §1, §4): steps in order, failures, a lost
 step, and prevent-concurrent across workers.
 
 A group fire is one parent run (``process`` = ``group:NAME``) whose steps are runs of

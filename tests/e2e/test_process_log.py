@@ -1,4 +1,4 @@
-"""The Process Log (SPEC §4) as real workers store it: every source, in order, bounded, live.
+"""The Process Log (design §4) as real workers store it: every source, in order, bounded, live.
 
 Each test has its own Redis prefix and database (the ``stack`` fixtures of conftest.py)
 and starts real ``bgproc worker`` processes, on the prefork pool and on the threads pool.

@@ -1,4 +1,4 @@
-"""Every run status arising for real (SPEC §4), on real workers, Redis and SQL.
+"""Every run status arising for real (design §4), on real workers, Redis and SQL.
 
 success, error (with its traceback), killed (``monitor kill``), a kill refused, a hard
 time limit (``error``, never left ``processing``), a pool child SIGKILLed (``lost``, then

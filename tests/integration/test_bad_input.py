@@ -1,4 +1,4 @@
-"""Bad input over the real CLI and the request service (SPEC §5 error contract).
+"""Bad input over the real CLI and the request service (design §5 error contract).
 
 Hypothesis draws commands with bad, hostile and nearly good values for every option
 (timings, cron text, date-times, zones, params, ids, names, monitor filters) and runs

@@ -28,7 +28,7 @@ from tests.integration.cli_harness import Cli as CliHarness
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 MADRID = ZoneInfo("Europe/Madrid")
-SPEC_FIELDS = {  # SPEC §4, every one of them
+SPEC_FIELDS = {  # design §4, every one of them
     "id",
     "request_id",
     "process",

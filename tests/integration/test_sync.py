@@ -1,4 +1,4 @@
-"""``sync``: Redis rebuilt from the database, orphans dropped, no fire repeated (SPEC §3).
+"""``sync``: Redis rebuilt from the database, orphans dropped, no fire repeated (design §3).
 
 Real Redis under a key prefix of its own per test, real SQLite and PostgreSQL.
 """

@@ -1,4 +1,4 @@
-"""Bad input at the pure layer (SPEC §2, §5): timings, typed inputs and process parameters.
+"""Bad input at the pure layer (design §2, §5): timings, typed inputs and process parameters.
 
 Whatever loose fields a caller hands in, the only way out is a value or an
 :class:`InvalidInput` whose field is one the caller can find; a value that passes must

@@ -1,4 +1,4 @@
-"""What a refusal says (SPEC §5): the field, then what is wrong with it in words a user
+"""What a refusal says (design §5): the field, then what is wrong with it in words a user
 can act on — the bound a number broke, the type a parameter needs, every missing one."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run results as stored: JSON-able and bounded, a cut one says so (SPEC §4)."""
+"""Run results as stored: JSON-able and bounded, a cut one says so (design §4)."""
 
 from __future__ import annotations
 

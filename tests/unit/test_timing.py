@@ -1,4 +1,4 @@
-"""The timing engine against SPEC §2: tables of known answers and a brute-force oracle."""
+"""The timing engine against design §2: tables of known answers and a brute-force oracle."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_intervals_count_elapsed_time_across_dst() -> None:
     ]
 
 
-# -- every SPEC §2 row --------------------------------------------------------
+# -- every design §2 row --------------------------------------------------------
 
 
 def test_immediate_fires_once_at_schedule_time() -> None:

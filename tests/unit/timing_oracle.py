@@ -1,7 +1,7 @@
-"""A brute-force evaluator of SPEC §2, written apart from bgproc.timing.plan to judge it.
+"""A brute-force evaluator of design §2, written apart from bgproc.timing.plan to judge it.
 
 It walks the time line minute by minute in UTC, reads the wall clock of the
-request's zone at each minute, and decides by the plain words of the SPEC:
+request's zone at each minute, and decides by the plain words of docs/design.md §2:
 a wall time that matches fires at its first occurrence; wall times skipped by
 a spring gap fire once, at the first instant after the gap.
 Plans are checked at minute resolution (``at`` and cron seconds are 0).
