@@ -6,6 +6,7 @@ import click
 
 from bgproc.installation import Installation
 from bgproc.settings import redact_url
+from cli.output import say
 
 
 @click.group()
@@ -20,4 +21,4 @@ def upgrade_command(installation: Installation) -> None:
     from bgproc.store.db import upgrade
 
     upgrade(installation.engine)
-    click.echo(f"database schema is up to date at {redact_url(installation.settings.database_url)}")
+    say(f"database schema is up to date at {redact_url(installation.settings.database_url)}")

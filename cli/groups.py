@@ -10,7 +10,7 @@ import click
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
 from cli.options import json_option, parse_params, settings_zone
-from cli.output import flags, local_time, print_fields, print_json, print_table
+from cli.output import flags, local_time, print_fields, print_json, print_table, say
 
 if TYPE_CHECKING:
     from bgproc.services.groups import GroupView, StepView
@@ -134,7 +134,7 @@ def create(installation: Installation, name: str, as_json: bool, **options: Any)
     if as_json:
         print_json(view.as_json())
     else:
-        click.echo(view.id)
+        say(view.id)
 
 
 @group.command("list")
@@ -191,4 +191,4 @@ def update(installation: Installation, ident: str, as_json: bool, **options: Any
 def delete(installation: Installation, ident: str) -> None:
     """Delete a group that no request uses (change or delete those requests first)."""
     view = installation.groups.delete(ident)
-    click.echo(f"group {view.name}: deleted")
+    say(f"group {view.name}: deleted")

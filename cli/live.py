@@ -19,7 +19,7 @@ from bgproc.statuses import RunStatus
 from bgproc.timing.inputs import parse_int
 from cli.monitor import RUN_ID, human_duration, short_time
 from cli.options import json_option, settings_zone
-from cli.output import console, new_table, print_json
+from cli.output import console, display, new_table, print_json, say, tell
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -88,9 +88,9 @@ def workers(installation: Installation, as_json: bool) -> None:
         print_json(workers_document(found, running))
         return
     if not found:
-        console().print("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
+        display("[dim]Workers: none alive (start one with bgproc worker)[/dim]")
     else:
-        console().print(_workers_table(found, running, settings_zone(installation)))
+        display(_workers_table(found, running, settings_zone(installation)))
     _warn_unless_scheduling(installation, installation.control.beats(), datetime.now(UTC))
 
 
@@ -102,7 +102,7 @@ def _warn_unless_scheduling(
 
     scheduler = scheduler_check(found, installation.control.lock_held(), now)
     if not scheduler.ok:
-        console().print(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
+        display(f"[bold red]Scheduler: {scheduler.detail}[/bold red]")
 
 
 @click.command()
@@ -119,9 +119,9 @@ def beats(installation: Installation, as_json: bool) -> None:
         print_json(beats_document(found, now))
         return
     if not found:
-        console().print("[dim]Beats: none running (start one with bgproc beat or bgproc up)[/dim]")
+        display("[dim]Beats: none running (start one with bgproc beat or bgproc up)[/dim]")
         return
-    console().print(_beats_table(found, now, settings_zone(installation)))
+    display(_beats_table(found, now, settings_zone(installation)))
     _warn_unless_scheduling(installation, found, now)
 
 
@@ -135,8 +135,8 @@ def queues(installation: Installation, as_json: bool) -> None:
     if as_json:
         print_json(queues_document(depths, control.unacked()))
         return
-    console().print(_queues_table(depths))
-    click.echo(f"taken by workers, not yet acknowledged: {control.unacked()}")
+    display(_queues_table(depths))
+    say(f"taken by workers, not yet acknowledged: {control.unacked()}")
 
 
 @click.command()
@@ -158,13 +158,13 @@ def kill(installation: Installation, run_id: int, timeout: str) -> None:
     wait_s = parse_int(timeout, "timeout", 0, 86400)
     outcome = installation.killer.kill(run_id, wait_s)
     if outcome.group:
-        click.echo(f"group run {run_id} killed")
+        say(f"group run {run_id} killed")
     elif outcome.killed:
-        click.echo(f"run {run_id} killed")
+        say(f"run {run_id} killed")
     elif not outcome.still_running:
-        click.echo(f"run {run_id} ended {outcome.run.status.value} before the kill took effect")
+        say(f"run {run_id} ended {outcome.run.status.value} before the kill took effect")
     else:
-        click.echo(f"run {run_id}: kill asked; still running after {wait_s} s", err=True)
+        tell(f"run {run_id}: kill asked; still running after {wait_s} s")
         raise click.exceptions.Exit(1)
 
 
@@ -221,8 +221,8 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
             if live is not None:
                 live.update(view(), refresh=True)
             else:
-                click.echo(f"-- {short_time(datetime.now(UTC), zone)}")
-                console().print(view())
+                say(f"-- {short_time(datetime.now(UTC), zone)}")
+                display(view())
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130) from None
     finally:

@@ -26,6 +26,7 @@ from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
 from cli import db, groups, health, live, monitor, processes, requests, run, runtime, web
 from cli.options import WholeNumber
+from cli.output import say, tell
 
 
 class Exit(IntEnum):
@@ -84,7 +85,7 @@ def _fail(message: str, code: Exit) -> int:
     """Print the one line: a quoted value's line breaks and other controls come out escaped."""
     clipped = message[:MAX_ERROR_CHARS]
     line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in clipped)
-    click.echo(f"Error: {line}{'…' if len(message) > len(clipped) else ''}", err=True)
+    tell(f"Error: {line}{'…' if len(message) > len(clipped) else ''}")
     return code
 
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.NoArgsIsHelpError as bare:  # `bgproc`, `bgproc request`: help
-        click.echo(bare.ctx.get_help() if bare.ctx is not None else bare.format_message())
+        say(bare.ctx.get_help() if bare.ctx is not None else bare.format_message())
         return Exit.OK
     except click.Abort:
         return _fail("aborted", Exit.FAILED)

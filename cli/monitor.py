@@ -25,7 +25,7 @@ from bgproc.services.runfilters import (
 )
 from bgproc.statuses import RunStatus
 from cli.options import WholeNumber, json_option, settings_zone
-from cli.output import local_time, print_fields, print_json, print_table
+from cli.output import local_time, print_fields, print_json, print_table, say, tell
 
 if TYPE_CHECKING:
     from bgproc.services.control import Whereabouts
@@ -146,7 +146,7 @@ def list_runs(
         ),
     )
     if len(views) == count:
-        click.echo(f"more: --before {views[-1].id}", err=True)
+        tell(f"more: --before {views[-1].id}")
 
 
 def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) -> None:
@@ -227,21 +227,21 @@ def log(installation: Installation, run_id: int, follow: bool) -> None:
     runs = installation.runs
     chunk = runs.read_log(run_id)
     printed = chunk.text
-    click.echo(chunk.text, nl=False)
+    say(chunk.text, newline=False)
     try:
         while follow and not chunk.finished:
             time.sleep(FOLLOW_POLL_S)
             chunk = runs.read_log(run_id, chunk.end)
             if chunk.restarted:
-                click.echo("[the log was rewritten; printing it again]", err=True)
+                tell("[the log was rewritten; printing it again]")
             if chunk.text:
-                click.echo(chunk.text, nl=False)
+                say(chunk.text, newline=False)
                 printed = chunk.text
     except KeyboardInterrupt:
         raise click.exceptions.Exit(130) from None  # Ctrl-C ends a follow; not an error
     finally:
         if printed and not printed.endswith("\n"):
-            click.echo()
+            say()
 
 
 def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
@@ -325,7 +325,7 @@ def prune(installation: Installation, older_than: str | None, dry_run: bool, as_
         f"{_counted(pruned.child_runs, 'group step run')} with them, "
         f"{_counted(pruned.requests, 'complete request')}"
     )
-    click.echo(line + (" (dry run: nothing deleted)" if dry_run else ""))
+    say(line + (" (dry run: nothing deleted)" if dry_run else ""))
 
 
 def _counted(count: int, noun: str) -> str:

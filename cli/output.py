@@ -1,4 +1,5 @@
-"""The only printer: rich tables for people, ``--json`` for machines.
+"""The only printer: rich tables for people, ``--json`` for machines, and the lines between
+(:func:`say` on stdout, :func:`tell` on stderr); no other module of ``cli`` prints.
 
 rich is imported when something is printed, not before: ``--help`` never needs it.
 """
@@ -44,6 +45,22 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
+def say(text: object = "", *, newline: bool = True) -> None:
+    """A line of the command's output on stdout: what a script reads."""
+    click.echo(text, nl=newline)
+
+
+def tell(text: object) -> None:
+    """A line about the command on stderr (progress, a hint, a warning, an error): never mixed
+    into what a script reads from stdout."""
+    click.echo(text, err=True)
+
+
+def display(renderable: Any) -> None:
+    """A table or a marked-up line (rich markup: ``[dim]…[/dim]``) on stdout."""
+    console().print(renderable)
+
+
 def print_json(data: Any) -> None:
     """JSON on stdout: ISO 8601 timestamps with offset, UTF-8 text as is."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
@@ -57,9 +74,9 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_row(*("" if cell is None else str(cell) for cell in row))
         count += 1
     if count == 0:
-        console().print(f"[dim]{title or 'nothing'}: none[/dim]")
+        display(f"[dim]{title or 'nothing'}: none[/dim]")
         return
-    console().print(table)
+    display(table)
 
 
 def print_fields(title: str, fields: Sequence[tuple[str, Any]]) -> None:
@@ -71,7 +88,7 @@ def print_fields(title: str, fields: Sequence[tuple[str, Any]]) -> None:
     table.add_column(overflow="fold")
     for name, value in fields:
         table.add_row(name, "" if value is None else str(value))
-    console().print(table)
+    display(table)
 
 
 def local_time(instant: datetime | None, zone: Any = None) -> str:

@@ -21,7 +21,7 @@ from cli.options import (
     timing_fields,
     timing_options,
 )
-from cli.output import local_time, print_fields, print_json, print_table
+from cli.output import local_time, print_fields, print_json, print_table, say
 
 if TYPE_CHECKING:
     from bgproc.services.requests import RequestView
@@ -123,7 +123,7 @@ def create(
     if as_json:
         print_json(request_document(view, installation.requests.next_runs(view.id, 5)))
     else:
-        click.echo(view.id)
+        say(view.id)
 
 
 @request.command("list")
@@ -192,7 +192,7 @@ def _lifecycle(name: str, doc: str) -> click.Command:
         if as_json:
             print_json(view.as_json())
         else:
-            click.echo(f"request {view.id}: {view.status.value}")
+            say(f"request {view.id}: {view.status.value}")
 
     command.__doc__ = doc
     return request.command(name)(command)
@@ -209,7 +209,7 @@ _lifecycle("unschedule", "Unschedule a request: no run starts after this returns
 def delete(installation: Installation, request_id: int) -> None:
     """Delete an unscheduled or complete request (a scheduled one is refused)."""
     installation.requests.delete(request_id)
-    click.echo(f"request {request_id}: deleted")
+    say(f"request {request_id}: deleted")
 
 
 @click.command()
@@ -226,7 +226,7 @@ def preview(installation: Installation, count: str, as_json: bool, **options: An
     if as_json:
         print_json(preview_document(timing, fires))
         return
-    click.echo(timing.describe())
+    say(timing.describe())
     print_table(
         None,
         ["#", f"fire time ({timing.timezone})"],

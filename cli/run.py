@@ -9,6 +9,7 @@ import click
 from bgproc.installation import Installation
 from bgproc.statuses import RunStatus
 from cli.options import param_option, parse_params
+from cli.output import say, tell
 
 POLL_S = 0.2
 
@@ -38,7 +39,7 @@ def run(
     run_id = launch(
         installation.registry, installation.runs, installation.app, process, parse_params(params)
     )
-    click.echo(run_id)
+    say(run_id)
     if not wait:
         return
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -46,7 +47,7 @@ def run(
     while True:
         view = installation.runs.get(run_id)
         if view.status is not shown:
-            click.echo(f"run {run_id}: {view.status.value}", err=True)
+            tell(f"run {run_id}: {view.status.value}")
             shown = view.status
         if view.finished:
             break
@@ -55,5 +56,5 @@ def run(
         time.sleep(POLL_S)
     if view.status is not RunStatus.success:
         if view.error:
-            click.echo(f"run {run_id}: {view.error}", err=True)
+            tell(f"run {run_id}: {view.error}")
         raise click.exceptions.Exit(1)

@@ -10,7 +10,7 @@ import click
 from bgproc.errors import BgprocError, Unavailable
 from bgproc.installation import Installation
 from cli.options import json_option
-from cli.output import print_json
+from cli.output import print_json, say, tell
 
 DATABASE_WAIT_S = 1.0  # a service started while the database is down tries again this often
 PASS_THROUGH = {
@@ -40,11 +40,11 @@ def _schema_checked(command: Installation) -> Installation:
             if error.__cause__ is None or outage_of(error.__cause__) is None:
                 raise  # a schema of another version: waiting would not help
             if not waiting:
-                click.echo(f"bgproc: {error}; waiting for it", err=True)
+                tell(f"bgproc: {error}; waiting for it")
                 waiting = True
             time.sleep(DATABASE_WAIT_S)
     if waiting:
-        click.echo("bgproc: the database answers; starting", err=True)
+        tell("bgproc: the database answers; starting")
     installation.engine.dispose()
     return installation
 
@@ -149,4 +149,4 @@ def sync(installation: Installation, as_json: bool) -> None:
     if as_json:
         print_json(report.as_json())
     else:
-        click.echo(report.summary())
+        say(report.summary())

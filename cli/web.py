@@ -15,6 +15,7 @@ import click
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
 from bgproc.timing.inputs import parse_int
+from cli.output import say
 
 DEFAULT_BIND = "127.0.0.1:8765"
 SHUTDOWN_GRACE_S = 3  # open log streams are cut after this on Ctrl-C / SIGTERM
@@ -64,9 +65,9 @@ def web(installation: Installation, bind: str) -> None:
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     if token:
-        click.echo(f"bgproc web: {url}/ (operator token: BGPROC_WEB_TOKEN)")
+        say(f"bgproc web: {url}/ (operator token: BGPROC_WEB_TOKEN)")
     else:
-        click.echo(f"bgproc web: {url}/ (operator login: {url}/login?token={access.token})")
+        say(f"bgproc web: {url}/ (operator login: {url}/login?token={access.token})")
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
