@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from celery.events.state import State
 
-from bgproc.runtime.app import RUN_TASK, create_app
-from bgproc.settings import Settings
+from bgproc.runtime.app import create_app
+from bgproc.settings import RUN_TASK, Settings
 from bgproc.statuses import RunStatus
 from bgproc.store.models import ProcessRun
 from tests.e2e.conftest import REPO, WORKER_OPTIONS, Stack

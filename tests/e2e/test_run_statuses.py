@@ -92,7 +92,7 @@ def test_success_error_killed_and_a_hard_time_limit(any_stack: Stack) -> None:
     assert "stopped after" in (run.log or "")
 
     # a process that is not killable: refused, exit 4, and it runs on to success
-    stubborn = _launch(stack, "faults.stubborn", "seconds=6")
+    stubborn = _launch(stack, "faults.stubborn", "seconds=12")
     _in_status(stack, stubborn, RunStatus.processing)
     refused = stack.cli("monitor", "kill", str(stubborn), check=False)
     assert refused.code == 4 and refused.err.startswith("Error: ") and "not killable" in refused.err
