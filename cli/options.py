@@ -10,8 +10,8 @@ import click
 
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
+from bgproc.timing.fields import TIMING_FIELDS, TIMING_KEYS
 from bgproc.timing.inputs import parse_int
-from bgproc.timing.plan import TIMING_FIELDS, TIMING_KEYS
 
 F = Callable[..., Any]
 

@@ -15,8 +15,8 @@ from zoneinfo import available_timezones
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from bgproc.timing.fields import FIELDS_OF, PLAN_FIELDS, Frequency
 from bgproc.timing.inputs import field_label
-from bgproc.timing.plan import FIELDS_OF, PLAN_FIELDS, Frequency
 
 T = TypeVar("T")
 TALLY: Counter[str] = Counter()  # "<where> refused" / "<where> accepted" -> examples

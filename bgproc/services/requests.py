@@ -27,8 +27,9 @@ from bgproc.settings import MAX_NAME_CHARS, MAX_REQUEST_ID
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, group_label
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest
+from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
 from bgproc.timing.inputs import parse_choice, parse_text
-from bgproc.timing.plan import PLAN_KEYS, TIMING_KEYS, Misfire, Timing, TimingKind
+from bgproc.timing.plan import Misfire, Timing
 from bgproc.timing.walltime import utc_now
 
 if TYPE_CHECKING:

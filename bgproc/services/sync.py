@@ -46,7 +46,8 @@ from bgproc.statuses import RequestStatus
 from bgproc.store.db import session_scope
 from bgproc.store.entries import PUT_IF_UNCHANGED_LUA, EntryStore, TimingEntry
 from bgproc.store.models import ProcessRequest, ProcessRun
-from bgproc.timing.plan import ONE_MICROSECOND, Timing, TimingKind
+from bgproc.timing.fields import TimingKind
+from bgproc.timing.plan import ONE_MICROSECOND, Timing
 
 logger = get_logger(__name__)
 

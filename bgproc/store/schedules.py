@@ -15,7 +15,8 @@ from typing import Any
 from celery.schedules import BaseSchedule, schedstate
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from bgproc.timing.plan import ONE_MICROSECOND, Misfire, Timing, TimingKind
+from bgproc.timing.fields import TimingKind
+from bgproc.timing.plan import ONE_MICROSECOND, Misfire, Timing
 
 SCHEDULE_TYPE = "bgproc_timing"  # the JSON tag of a TimingSchedule in a RedBeat definition
 # Fires later than this were missed (beat down or failing over), not just late: beat wakes

@@ -29,8 +29,8 @@ from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, sinc
 from bgproc.settings import MAX_REQUEST_ID
 from bgproc.statuses import RunStatus
 from bgproc.store.runs import RunView
+from bgproc.timing.fields import TIMING_KEYS
 from bgproc.timing.inputs import parse_int
-from bgproc.timing.plan import TIMING_KEYS
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON, Failure, failure_of
 

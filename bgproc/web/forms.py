@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bgproc.errors import InvalidInput
 from bgproc.statuses import GROUP_LABEL_PREFIX
-from bgproc.timing.plan import TIMING_KEYS
+from bgproc.timing.fields import TIMING_KEYS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire")

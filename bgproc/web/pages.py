@@ -22,7 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from bgproc.errors import InvalidInput
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
-from bgproc.timing.plan import FIELDS_OF
+from bgproc.timing.fields import FIELDS_OF
 from bgproc.web import forms
 from bgproc.web.api import (
     RUN_FILTERS,

@@ -20,6 +20,7 @@ import tasks  # noqa: F401  (registers the sample processes)
 from bgproc.errors import InvalidInput
 from bgproc.registry import REGISTRY, ProcessContext, Registry, Secret, process
 from bgproc.services.requests import TIMING_KEYS
+from bgproc.timing.fields import Frequency
 from bgproc.timing.inputs import (
     field_label,
     parse_choice,
@@ -29,7 +30,7 @@ from bgproc.timing.inputs import (
     parse_weekday,
     parse_zone,
 )
-from bgproc.timing.plan import Frequency, Timing
+from bgproc.timing.plan import Timing
 from tests import bad_values as bad
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)

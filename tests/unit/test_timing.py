@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgproc.errors import InvalidInput
-from bgproc.timing.plan import TIMING_FIELDS, TIMING_KEYS, Timing
+from bgproc.timing.fields import TIMING_FIELDS, TIMING_KEYS
+from bgproc.timing.plan import Timing
 from bgproc.timing.walltime import resolve_wall
 from cli.requests import create, preview, update
 from tests.unit.timing_oracle import DAYS, ORDINALS, brute_fires
