@@ -49,7 +49,7 @@ from redbeat.schedulers import (
 from bench.machine import REDIS_URL, delete_prefix, exit_on_sigterm, machine_line, percentile
 from bench.plain_redbeat_app import make_app as make_plain_app
 from bgproc.runtime.app import create_app
-from bgproc.runtime.beat import EntryScheduler
+from bgproc.runtime.entryscheduler import EntryScheduler
 from bgproc.settings import Settings
 from bgproc.store.entries import EntryStore
 from bgproc.timing.plan import Timing

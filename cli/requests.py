@@ -24,7 +24,7 @@ from cli.options import (
 from cli.output import local_time, print_fields, print_json, print_table, say
 
 if TYPE_CHECKING:
-    from bgproc.services.requests import RequestView
+    from bgproc.services.requestview import RequestView
 
 MAX_NEXT = MAX_FIRES
 REQUEST_ID = WholeNumber("request id", MAX_REQUEST_ID)

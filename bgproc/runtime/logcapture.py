@@ -1,16 +1,12 @@
 """The Process Log capture (design §4): what one run writes, stored in order while it runs.
 
-A :class:`LogCapture` is active around one run, in the thread that runs it. It collects:
+A :class:`LogCapture` is active around one run, in the thread that runs it. It collects
+the ``logging`` records and the ``sys.stdout`` / ``sys.stderr`` writes of that thread,
+which :mod:`bgproc.runtime.logrouting` (the process-wide handler and streams) hands it,
+and has them written by :mod:`bgproc.runtime.logflusher` (the process's one writer
+thread). This module is what each run owns: its lines, their bound, their order.
 
-- ``logging`` records, through one routing handler attached for the run's duration to
-  the root logger, to ``celery.task`` (which does not propagate to root) and to the
-  process's context logger (which may have been told not to propagate);
-- ``sys.stdout`` / ``sys.stderr`` writes, through thread-aware stand-ins for the two
-  streams (installed over whatever is there: a real file, or Celery's ``LoggingProxy``
-  when ``worker_redirect_stdouts`` is on).
-
-Only what the run's own thread emits is captured, so concurrent runs on a threads pool
-never mix. Each entry is one line, ``2027-01-01T10:00:00.123+00:00 LEVEL logger: message``
+Each entry is one line, ``2027-01-01T10:00:00.123+00:00 LEVEL logger: message``
 (``STDOUT: text`` / ``STDERR: text`` for the streams), appended to the run's ``log``
 column by the process's flusher thread every ``FLUSH_INTERVAL_S`` and once more at the
 end: a few database writes per second, never one per line, and ``monitor log --follow``
@@ -26,17 +22,14 @@ stream writes are redacted, so a process that logs a secret shows ``***`` everyw
 
 Not captured: output that bypasses Python's streams (child subprocesses, C libraries
 writing to file descriptors 1/2), records of other threads the process starts, and
-records of non-propagating loggers other than the ones named above. One flusher thread
-per worker process writes for all its runs, so a database write that hangs delays the
-other runs' lines (never loses them).
+records of non-propagating loggers other than the root, ``celery.task`` and the run's
+context logger.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import threading
 import time
 from collections import deque
@@ -44,24 +37,19 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any
 
-from billiard.exceptions import SoftTimeLimitExceeded
+from bgproc.runtime.logflusher import FLUSHER
+from bgproc.runtime.logrouting import HUB, INTERRUPTS, STREAMS, quietly
 
 MAX_LOG_CHARS = 1_000_000  # per run: a log is for reading; more is noise, and memory
 FLUSH_INTERVAL_S = 0.5  # --follow latency vs. database writes (at most ~2 per second per run)
 MAX_PARTIAL_CHARS = 65_536  # a stream "line" without a newline is stored in pieces this long
-TASK_LOGGER = "celery.task"  # Celery's task logger: propagate=False, so root never sees it
-STREAMS = ("stdout", "stderr")
 
 Sink = Callable[[int, str], None]  # RunStore.append_log: (run_id, text)
 Redact = Callable[[str], str]  # the text with the run's secrets masked
 
 internal = logging.getLogger("bgproc.logcapture")
-# Raised into the run's thread by a signal (Celery's soft time limit): they may land in
-# the capture's code while the process logs, and must reach the process, not be swallowed.
-INTERRUPTS: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded,)
-_local = threading.local()  # .quiet: records made while set are the capture's own business
 _FORMATTER = logging.Formatter()
 
 
@@ -166,19 +154,19 @@ class LogCapture:
         try:
             if self.context_logger is not None:
                 _enable_info(self.context_logger)
-            _HUB.attach(self)
+            HUB.attach(self)
             self._active = True
         except Exception as error:
-            self._report("start", error)
+            self.report_failure("start", error)
 
     def stop(self) -> None:
         """Stop capturing, then store everything still pending (the end marker included)."""
         try:
             if self._active:
                 self._active = False
-                _HUB.detach(self)
+                HUB.detach(self)
         except Exception as error:
-            self._report("stop", error)
+            self.report_failure("stop", error)
         try:
             with self._lock:
                 self._end_partials()
@@ -188,9 +176,9 @@ class LogCapture:
                         f"({self.dropped_chars} chars) not stored]\n"
                     )
             if self._flushed_by_thread:
-                _FLUSHER.remove(self)
+                FLUSHER.remove(self)
         except Exception as error:
-            self._report("stop", error)
+            self.report_failure("stop", error)
         self.flush()  # after any write of the flusher (the write lock), so the order holds
 
     # -- what comes in ----------------------------------------------------------------
@@ -272,9 +260,9 @@ class LogCapture:
         if not self._flushed_by_thread and self._active:
             self._flushed_by_thread = True  # from the first line on: a silent run costs nothing
             try:
-                _FLUSHER.add(self)
+                FLUSHER.add(self)
             except Exception as error:  # no thread (resource limits): stored at the end only
-                self._report("flusher", error)
+                self.report_failure("flusher", error)
 
     # -- what goes out ----------------------------------------------------------------
 
@@ -291,16 +279,14 @@ class LogCapture:
             except Exception as error:
                 with self._lock:
                     self._pending.insert(0, text)
-                self._report("write", error)
+                self.report_failure("write", error)
 
-    def _report(self, what: str, error: BaseException) -> None:
+    def report_failure(self, what: str, error: BaseException) -> None:
         """Tell the worker's own log, once per run, that the capture failed (never raise)."""
         if self._reported:
             return
         self._reported = True
-        previous = getattr(_local, "quiet", False)
-        _local.quiet = True
-        try:
+        with quietly(), suppress(Exception):
             internal.warning(
                 "Process Log of run %s: %s failed (%s: %s); the run goes on",
                 self.run_id,
@@ -308,27 +294,6 @@ class LogCapture:
                 type(error).__name__,
                 error,
             )
-        except Exception:
-            pass
-        finally:
-            _local.quiet = previous
-
-
-def _redact_record(record: logging.LogRecord, redact: Redact) -> None:
-    """The record as the capture and every later handler (the worker's console) show it."""
-    try:
-        message = record.getMessage()
-    except INTERRUPTS:
-        raise
-    except Exception:  # unformattable: stored as its parts, which the capture redacts
-        return
-    record.msg, record.args = redact(message), None
-    if record.exc_info and not record.exc_text:
-        record.exc_text = _FORMATTER.formatException(record.exc_info)
-    if record.exc_text:
-        record.exc_text = redact(record.exc_text)
-    if record.stack_info:
-        record.stack_info = redact(record.stack_info)
 
 
 def _enable_info(log: logging.Logger) -> None:
@@ -337,203 +302,3 @@ def _enable_info(log: logging.Logger) -> None:
         logging.getLogger("bgproc.process").setLevel(logging.INFO)
         if log.getEffectiveLevel() > logging.INFO and log.level == logging.NOTSET:
             log.setLevel(logging.INFO)
-
-
-class _RouteHandler(logging.Handler):
-    """One handler for every capture: hands a record to the capture of its thread."""
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """No handler-wide lock: each capture has its own, so runs never wait on each other."""
-        if getattr(_local, "quiet", False):
-            return False
-        thread = record.thread if record.thread is not None else threading.get_ident()
-        capture = _HUB.current(thread)
-        if capture is None:
-            return False
-        try:
-            if capture.redact is not None:
-                _redact_record(record, capture.redact)
-            capture.add_record(record)
-        except INTERRUPTS:
-            raise
-        except Exception as error:
-            capture._report("record", error)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.handle(record)
-
-
-class _StreamRouter:
-    """Stands in for ``sys.stdout``/``sys.stderr``: the capturing thread's writes are captured.
-
-    Other threads write to the original stream as before. A captured write still goes to
-    the original too (the worker's console keeps showing it), with the records that this
-    makes (Celery's ``LoggingProxy``) kept out of the capture: a print is stored once.
-    """
-
-    def __init__(self, name: str, original: TextIO) -> None:
-        self._name = name
-        self.original = original
-
-    def write(self, data: str) -> int:
-        capture = _HUB.current(threading.get_ident())
-        if (
-            capture is not None
-            and data
-            and isinstance(data, str)
-            and not getattr(_local, "quiet", False)
-        ):
-            try:
-                capture.add_text(self._name, data)
-            except INTERRUPTS:
-                raise
-            except Exception as error:
-                capture._report(self._name, error)
-            previous = getattr(_local, "quiet", False)
-            _local.quiet = True
-            try:
-                self.original.write(capture.redact(data) if capture.redact else data)
-            except INTERRUPTS:
-                raise
-            except Exception:  # the console is gone (closed pipe): the capture still has it
-                pass
-            finally:
-                _local.quiet = previous
-            return len(data)
-        return self.original.write(data)
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        with suppress(Exception):
-            self.original.flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.original, name)
-
-
-class _Hub:
-    """Which capture each thread has, and the handler and streams they share (refcounted)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_thread: dict[int, list[LogCapture]] = {}  # a stack: nested runs, inner wins
-        self._handler = _RouteHandler()
-        self._logger_refs: dict[logging.Logger, int] = {}  # captures routed through each
-        self._streams: dict[str, _StreamRouter] = {}
-        self._stream_refs = 0
-
-    def current(self, thread: int) -> LogCapture | None:
-        stack = self._by_thread.get(thread)
-        return stack[-1] if stack else None
-
-    @staticmethod
-    def _loggers(capture: LogCapture) -> tuple[logging.Logger, ...]:
-        context = capture.context_logger
-        if context is None or context in _ALWAYS_ROUTED:
-            return _ALWAYS_ROUTED
-        return (*_ALWAYS_ROUTED, context)
-
-    def attach(self, capture: LogCapture) -> None:
-        with self._lock:
-            self._by_thread.setdefault(capture.thread_id, []).append(capture)
-            for log in self._loggers(capture):
-                count = self._logger_refs.get(log, 0)
-                if count == 0 and self._handler not in log.handlers:
-                    # first, so that it redacts a record before any other handler sees it
-                    log.handlers = [self._handler, *log.handlers]
-                self._logger_refs[log] = count + 1
-            if self._stream_refs == 0:
-                self._install_streams()
-            self._stream_refs += 1
-
-    def detach(self, capture: LogCapture) -> None:
-        with self._lock:
-            stack = self._by_thread.get(capture.thread_id, [])
-            if capture in stack:
-                stack.remove(capture)
-            if not stack:
-                self._by_thread.pop(capture.thread_id, None)
-            for log in self._loggers(capture):
-                count = self._logger_refs.pop(log, 0)
-                if count > 1:
-                    self._logger_refs[log] = count - 1
-                elif self._handler in log.handlers:
-                    log.handlers = [h for h in log.handlers if h is not self._handler]
-            self._stream_refs = max(self._stream_refs - 1, 0)
-            if self._stream_refs == 0:
-                self._restore_streams()
-
-    def _install_streams(self) -> None:
-        for name in STREAMS:
-            current = getattr(sys, name)
-            if isinstance(current, _StreamRouter):  # left over (someone re-set it): reuse
-                router = current
-            else:
-                router = _StreamRouter(name, current)
-                setattr(sys, name, router)
-            self._streams[name] = router
-
-    def _restore_streams(self) -> None:
-        for name, router in self._streams.items():
-            if getattr(sys, name) is router:  # else the process replaced it: leave theirs
-                setattr(sys, name, router.original)
-        self._streams.clear()
-
-
-class _Flusher:
-    """One thread per process writes the pending lines of every capture, each at its interval.
-
-    Shared, so a run pays no thread start and a threads pool no thread per run. Started
-    lazily; after a fork (prefork pool) the child starts its own.
-    """
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._captures: set[LogCapture] = set()
-        self._thread: threading.Thread | None = None
-
-    def add(self, capture: LogCapture) -> None:
-        with self._cond:
-            capture.due = time.monotonic() + capture.flush_interval_s
-            self._captures.add(capture)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._loop, name="bgproc-log-flusher", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-
-    def remove(self, capture: LogCapture) -> None:
-        with self._cond:
-            self._captures.discard(capture)
-
-    def _loop(self) -> None:
-        cond = self._cond  # this thread's own, even if a fork resets the attribute
-        while True:
-            with cond:
-                now = time.monotonic()
-                due = [c for c in self._captures if c.due <= now]
-                for capture in due:
-                    capture.due = now + capture.flush_interval_s
-                if not due:
-                    soonest = min((c.due for c in self._captures), default=None)
-                    cond.wait(None if soonest is None else soonest - now)
-                    continue
-            for capture in due:
-                try:
-                    capture.flush()
-                except Exception as error:  # flush guards itself; this is belt and braces
-                    capture._report("flush", error)
-
-
-_ALWAYS_ROUTED = (logging.getLogger(), logging.getLogger(TASK_LOGGER))
-_HUB = _Hub()
-_FLUSHER = _Flusher()

@@ -11,7 +11,7 @@ On the hot path a run costs one read (ad hoc: none, and one Redis round trip if 
 process is killable, for a kill asked while it was queued); its changes go
 through the process's :class:`~bgproc.runtime.recorder.RunRecorder`. What a pool child cannot
 report — a hard time limit, its own death — the worker's main process records
-(:class:`RunRequest`); a worker that dies whole is found by the sweeper
+(:class:`~bgproc.runtime.runrequest.RunRequest`); a worker that dies whole is found by the sweeper
 (:mod:`bgproc.runtime.sweeper`), and the messages it held go back to their queues
 (:mod:`bgproc.runtime.redelivery`). A message that may have a twin — redelivered, or held by a
 worker that fell silent long enough for others to give it back — claims its start in
@@ -19,9 +19,8 @@ the database first (one commit): of two copies, one starts.
 
 Celery's own tools (Flower, ``celery events``, ``celery inspect``) see each run under its
 process's name (the message's ``shadow`` name; one task is registered) and with its
-outcome: the task succeeds, fails (:class:`ProcessFailed`, :class:`RunFailed`) or is
-ignored, as the monitor recorded it (:func:`report`). The message is acknowledged either
-way: a failure is an outcome, never a reason to run again.
+outcome, as the monitor recorded it (:mod:`bgproc.runtime.outcome`). What a message asks
+for is read from its headers once (:class:`~bgproc.runtime.fire.Fire`).
 """
 
 from __future__ import annotations
@@ -29,24 +28,21 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from billiard.einfo import ExceptionWithTraceback
-from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
-from celery.exceptions import Ignore, Reject
-from celery.worker.request import Request
+from celery.exceptions import Reject
 
 from bgproc.errors import NotFound, Unavailable
 from bgproc.installation import Installation, installation_of
 from bgproc.registry import ProcessContext, ProcessSpec
+from bgproc.runtime.fire import Fire
 from bgproc.runtime.leases import Lease
 from bgproc.runtime.logcapture import LogCapture
-from bgproc.runtime.redelivery import SAFE_UNTIL, may_be_given_back
-from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
+from bgproc.runtime.outcome import DROPPED, Outcome, RunFailed, report
+from bgproc.runtime.runrequest import RunRequest
+from bgproc.settings import RUN_TASK
 from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.store.runs import Ticket, bounded_result
 from bgproc.timing.walltime import utc_now
@@ -57,148 +53,6 @@ RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
 RESTARTABLE = frozenset({RunStatus.processing, RunStatus.lost})
 MAX_ATTEMPTS = 3  # a run whose worker died this many times is not tried again
 UNAVAILABLE_RETRY_S = 1.0  # a message that found the database away waits this long
-
-
-class ProcessFailed(Exception):
-    """The process raised: Celery's task fails with the run's error (as the monitor has it,
-    secrets masked) and the process's traceback, which Celery logs once."""
-
-
-class RunFailed(Exception):
-    """A run killed, refused or given up: Celery's task fails with why. Nothing raised in
-    the process, so no traceback is worth logging (the task ``throws`` it)."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How this delivery ended, as the monitor recorded it, for Celery to report."""
-
-    status: RunStatus | None  # None: nothing run or recorded (a duplicate, a gone run)
-    why: str | None = None
-    trace: TracebackType | None = None  # the process's own, when it raised
-
-
-DROPPED = Outcome(None, "dropped: nothing to run (the worker log says why)")
-
-
-def report(outcome: Outcome) -> None:
-    """End Celery's task as the run ended: success (or a group started) returns, an error,
-    a kill or a loss fails, anything else (skipped, dropped) is ignored."""
-    if outcome.status in (RunStatus.success, RunStatus.processing):
-        return
-    if outcome.status in (RunStatus.error, RunStatus.killed, RunStatus.lost):
-        if outcome.trace is not None:
-            raise ProcessFailed(outcome.why).with_traceback(outcome.trace)
-        raise RunFailed(outcome.why)
-    raise Ignore(outcome.why)
-
-
-@dataclass(frozen=True)
-class Fire:
-    """What one message asks for, read from its headers."""
-
-    task_id: str
-    request_id: int | None
-    run_id: int | None
-    scheduled_at: datetime | None
-    worker: str
-    redelivered: bool
-    carried: Any = None  # an ad-hoc run's ticket, as its message carries it
-    safe_until: float | None = None  # its worker's word: no twin of it can exist before
-
-    def may_have_a_twin(self) -> bool:
-        """Whether another copy of this message may start too: this one was given back
-        (by kombu or by :mod:`bgproc.runtime.redelivery`), or its worker was silent for long enough
-        that it may have been given back from under it."""
-        return self.redelivered or may_be_given_back(self.safe_until, time.time())
-
-    @classmethod
-    def of(cls, task: Task) -> Fire:
-        request = task.request
-
-        def header(name: str) -> Any:
-            return getattr(request, name, None) or (request.headers or {}).get(name)
-
-        scheduled = header("bgproc_scheduled_at")
-        run_id = _int(header(RUN_ID_HEADER))
-        return cls(
-            task_id=str(request.id),
-            request_id=_int(header("bgproc_request_id")),
-            run_id=run_id,
-            scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
-            worker=str(request.hostname or ""),
-            redelivered=bool(request.delivery_info and request.delivery_info.get("redelivered")),
-            carried=header(TICKET_HEADER),
-            safe_until=_float(getattr(request, SAFE_UNTIL, None)),
-        )
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-class RunRequest(Request):
-    """Celery's request, in the worker's main process: records what the pool child cannot.
-
-    A hard time limit kills the child before it can write anything, and a child that
-    dies (SIGKILL, out of memory) reports nothing; the main process sees both.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._received_at = time.time()
-
-    @property
-    def request_dict(self) -> dict[str, Any]:
-        """What the pool child is sent (Celery's worker reads it here at dispatch), with
-        until when its message cannot have been given back: see :meth:`Fire.may_have_a_twin`."""
-        request: dict[str, Any] = self._request_dict
-        redelivery = installation_of(self.task.app).redelivery
-        request[SAFE_UNTIL] = redelivery.safe_until(self._received_at)
-        return request
-
-    def on_timeout(self, soft: bool, timeout: float) -> None:
-        super().on_timeout(soft, timeout)
-        if not soft:
-            self._close(
-                RunStatus.error, f"hard time limit exceeded ({timeout} s): the process was killed"
-            )
-
-    def on_failure(
-        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
-    ) -> None:
-        error = exc_info.exception
-        if isinstance(error, ExceptionWithTraceback):
-            error = error.exc
-        if isinstance(error, WorkerLostError):
-            self._close(RunStatus.lost, f"lost: the worker process running it died ({error})")
-        elif isinstance(error, Ignore):
-            # Celery sends no event for an ignored task: its monitors would show it
-            # started for ever. State (Flower's) takes this one as the state IGNORED.
-            self.send_event("task-ignored", reason=str(error))
-        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
-
-    def _close(self, status: RunStatus, why: str) -> None:
-        run_id = _int(self._request_dict.get(RUN_ID_HEADER))
-        try:
-            installation = installation_of(self.task.app)
-            now = utc_now()
-            installation.runs.close_open(run_id, self.id, status, now, why)
-            installation.redis.zrem(installation.settings.run_leases_key, str(run_id))
-            if run_id is not None:
-                installation.group_runs.after_step(run_id, now)
-        except Exception:
-            logger.exception("could not record %s of task %s (the sweeper will)", status, self.id)
 
 
 @shared_task(

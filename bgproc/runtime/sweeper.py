@@ -1,7 +1,7 @@
 """The sweep: runs whose worker stopped renewing their lease are marked ``lost``.
 
 A pool child killed by a hard time limit or a signal is reported by its worker's main
-process (:class:`bgproc.runtime.runner.RunRequest`); a worker killed whole, or a host that
+process (:class:`bgproc.runtime.runrequest.RunRequest`); a worker killed whole, or a host that
 vanished, reports nothing. Its runs' leases (see :mod:`bgproc.runtime.recorder`) then expire,
 and any worker's housekeeping (:mod:`bgproc.runtime.worker`) marks them ``lost`` — Etendo's
 "System Restart". Several sweeps may run at once: each expired lease is claimed by

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from bgproc.services.control import BeatInfo, QueueDepth, Whereabouts, WorkerInfo
     from bgproc.services.health import Check
     from bgproc.services.kills import KillOutcome
-    from bgproc.services.requests import RequestView
+    from bgproc.services.requestview import RequestView
     from bgproc.store.runs import LogChunk, RunView
     from bgproc.timing.plan import Timing
 

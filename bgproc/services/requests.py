@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,8 +23,9 @@ from sqlalchemy.orm.attributes import flag_modified
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.services.groups import GROUP_QUEUE, check_schedulable, find_group
+from bgproc.services.requestview import RequestView, timing_of, view_of
 from bgproc.settings import MAX_NAME_CHARS, MAX_REQUEST_ID
-from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, group_label
+from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
@@ -36,61 +37,7 @@ if TYPE_CHECKING:
     from bgproc.store.entries import EntryStore
 
 
-@dataclass(frozen=True)
-class RequestView:
-    """A request as callers see it: typed timing, secrets masked.
-
-    It runs ``process`` with ``params``, or the group ``group`` (id ``group_id``),
-    whose steps carry their own parameters (``GroupService.get(group_id)``).
-    """
-
-    id: int
-    name: str | None
-    process: str | None
-    group: str | None
-    group_id: int | None
-    params: dict[str, Any]
-    timing: Timing
-    status: RequestStatus
-    prevent_concurrent: bool
-    misfire: Misfire
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def label(self) -> str:
-        """What runs, in one word: the process name, or ``group:NAME``."""
-        return self.process if self.process is not None else group_label(self.group or "")
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON object of ``request show --json`` (without next runs)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "process": self.process,
-            "group": self.group,
-            "params": self.params,
-            "status": self.status.value,
-            "timing": self.timing.as_dict(),
-            "description": self.timing.describe(),
-            "prevent_concurrent": self.prevent_concurrent,
-            "misfire": self.misfire.value,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-
-
-# -- row <-> value -------------------------------------------------------------
-
-
-def timing_of(row: ProcessRequest) -> Timing:
-    """The row's timing value, read from its stored document."""
-    return Timing.from_dict(row.timing)
-
-
-def label_of(row: ProcessRequest) -> str:
-    """What the row runs, in one word: its process, or ``group:NAME``."""
-    return group_label(row.group.name) if row.group is not None else row.process or ""
+# -- row -> entry ---------------------------------------------------------------
 
 
 def placement(row: ProcessRequest, registry: Registry) -> tuple[str, int | None]:
@@ -345,25 +292,7 @@ class RequestService:
         return row
 
     def _view(self, row: ProcessRequest, reveal: bool = False) -> RequestView:
-        try:
-            spec = self.registry.get(row.process or "")
-            masked = dict(row.params) if reveal else spec.masked(row.params)
-        except NotFound:
-            masked = dict(row.params)
-        return RequestView(
-            id=row.id,
-            name=row.name,
-            process=row.process,
-            group=row.group.name if row.group is not None else None,
-            group_id=row.group.id if row.group is not None else None,
-            params=masked,
-            timing=timing_of(row),
-            status=RequestStatus(row.status),
-            prevent_concurrent=row.prevent_concurrent,
-            misfire=Misfire(row.misfire),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return view_of(row, self.registry, reveal=reveal)
 
     @staticmethod
     def _redis(action: Callable[[], object]) -> None:

@@ -41,7 +41,8 @@ from sqlalchemy.orm import Session
 
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.registry import Registry
-from bgproc.services.requests import placement, timing_of
+from bgproc.services.requests import placement
+from bgproc.services.requestview import timing_of
 from bgproc.statuses import RequestStatus
 from bgproc.store.db import session_scope
 from bgproc.store.entries import PUT_IF_UNCHANGED_LUA, EntryStore, TimingEntry

@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, Table, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from bgproc.services.requests import timing_of
+from bgproc.services.requestview import timing_of
 from bgproc.store.db import MIGRATIONS_DIR, make_engine, session_scope
 from bgproc.store.models import ALEMBIC_VERSION_TABLE, Base, ProcessRequest, ProcessRun
 from bgproc.timing.plan import Timing

@@ -29,7 +29,7 @@ from celery.beat import Service as BeatService
 from redbeat.schedulers import acquire_distributed_beat_lock
 
 from bgproc.runtime.app import create_app
-from bgproc.runtime.beat import EntryScheduler as Scheduler
+from bgproc.runtime.entryscheduler import EntryScheduler as Scheduler
 from bgproc.settings import RUN_TASK, Settings
 from bgproc.store.entries import EntryStore
 from bgproc.store.schedules import SCHEDULE_TYPE, Occurrence, TimingSchedule
@@ -651,7 +651,7 @@ def start_beat(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         "tests.integration.beat_app",
         "beat",
         "-S",
-        "bgproc.runtime.beat:EntryScheduler",
+        "bgproc.runtime.entryscheduler:EntryScheduler",
         "--loglevel",
         "INFO",
         "-s",

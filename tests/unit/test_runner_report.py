@@ -1,4 +1,4 @@
-"""What Celery is told of each run's outcome (:func:`bgproc.runtime.runner.report`), and the task's
+"""What Celery is told of each run's outcome (:func:`bgproc.runtime.outcome.report`), and the task's
 settings that keep a failed run's message from being run again."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import sys
 import pytest
 from celery.exceptions import Ignore
 
-from bgproc.runtime.runner import Outcome, ProcessFailed, RunFailed, report, run_process
+from bgproc.runtime.outcome import Outcome, ProcessFailed, RunFailed, report
+from bgproc.runtime.runner import run_process
 from bgproc.statuses import RunStatus
 
 

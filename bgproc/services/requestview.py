@@ -1,0 +1,98 @@
+"""A request as callers see it (:class:`RequestView`), made from its SQL row in one place.
+
+Apart from :mod:`bgproc.services.requests` because readers need only this: the JSON
+documents, the CLI and the web render a view, and sync reads a row's timing, without the
+rules that keep a request's row and its RedBeat entry in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bgproc.errors import NotFound
+from bgproc.registry import Registry
+from bgproc.statuses import RequestStatus, group_label
+from bgproc.store.models import ProcessRequest
+from bgproc.timing.plan import Misfire, Timing
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as callers see it: typed timing, secrets masked.
+
+    It runs ``process`` with ``params``, or the group ``group`` (id ``group_id``),
+    whose steps carry their own parameters (``GroupService.get(group_id)``).
+    """
+
+    id: int
+    name: str | None
+    process: str | None
+    group: str | None
+    group_id: int | None
+    params: dict[str, Any]
+    timing: Timing
+    status: RequestStatus
+    prevent_concurrent: bool
+    misfire: Misfire
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def label(self) -> str:
+        """What runs, in one word: the process name, or ``group:NAME``."""
+        return self.process if self.process is not None else group_label(self.group or "")
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object of ``request show --json`` (without next runs)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "process": self.process,
+            "group": self.group,
+            "params": self.params,
+            "status": self.status.value,
+            "timing": self.timing.as_dict(),
+            "description": self.timing.describe(),
+            "prevent_concurrent": self.prevent_concurrent,
+            "misfire": self.misfire.value,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+# -- row -> value ---------------------------------------------------------------
+
+
+def timing_of(row: ProcessRequest) -> Timing:
+    """The row's timing value, read from its stored document."""
+    return Timing.from_dict(row.timing)
+
+
+def label_of(row: ProcessRequest) -> str:
+    """What the row runs, in one word: its process, or ``group:NAME``."""
+    return group_label(row.group.name) if row.group is not None else row.process or ""
+
+
+def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) -> RequestView:
+    """The row as callers see it: secret parameters masked unless ``reveal`` (the runner's)."""
+    try:
+        spec = registry.get(row.process or "")
+        masked = dict(row.params) if reveal else spec.masked(row.params)
+    except NotFound:
+        masked = dict(row.params)
+    return RequestView(
+        id=row.id,
+        name=row.name,
+        process=row.process,
+        group=row.group.name if row.group is not None else None,
+        group_id=row.group.id if row.group is not None else None,
+        params=masked,
+        timing=timing_of(row),
+        status=RequestStatus(row.status),
+        prevent_concurrent=row.prevent_concurrent,
+        misfire=Misfire(row.misfire),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
