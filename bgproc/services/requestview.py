@@ -70,11 +70,6 @@ def timing_of(row: ProcessRequest) -> Timing:
     return Timing.from_dict(row.timing)
 
 
-def label_of(row: ProcessRequest) -> str:
-    """What the row runs, in one word: its process, or ``group:NAME``."""
-    return group_label(row.group.name) if row.group is not None else row.process or ""
-
-
 def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) -> RequestView:
     """The row as callers see it: secret parameters masked unless ``reveal`` (the runner's)."""
     try:
