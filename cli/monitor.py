@@ -224,11 +224,11 @@ def show(installation: Installation, run_id: int, as_json: bool) -> None:
 @click.pass_obj
 def log(installation: Installation, run_id: int, follow: bool) -> None:
     """Print the Process Log of a run."""
-    runs = installation.runs
-    chunk = runs.read_log(run_id)
-    printed = chunk.text
-    say(chunk.text, newline=False)
-    try:
+    runs, printed = installation.runs, ""
+    try:  # from the first line on: a Ctrl-C right after it still ends the follow cleanly
+        chunk = runs.read_log(run_id)
+        printed = chunk.text
+        say(chunk.text, newline=False)
         while follow and not chunk.finished:
             time.sleep(FOLLOW_POLL_S)
             chunk = runs.read_log(run_id, chunk.end)
