@@ -20,6 +20,7 @@ from bgproc.web.api import ENDPOINTS, PREFIX, Web, endpoint
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON
 from bgproc.web.live import log_events
+from bgproc.web.metrics import metrics
 from bgproc.web.openapi import openapi
 
 
@@ -62,6 +63,7 @@ def create_app(installation: Installation, access: Access) -> Starlette:
     """The whole web front end of ``installation``."""
     routes: list[BaseRoute] = [
         Route(PREFIX + "/openapi.json", openapi_json),
+        Route("/metrics", metrics),
         Route(PREFIX + "/runs/{id}/log/stream", log_events),
         *(Route(PREFIX + e.path, endpoint(e), methods=[e.method]) for e in ENDPOINTS),
         *_page_routes(),

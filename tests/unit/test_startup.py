@@ -18,7 +18,7 @@ from bgproc.store.models import SCHEMA_REVISION
 
 SERVICES = {"celery", "kombu", "redbeat", "redis", "sqlalchemy", "alembic"}
 PRINTING = {"rich", "cron_descriptor"}
-WEB = {"starlette", "uvicorn", "jinja2", "multipart", "anyio"}
+WEB = {"starlette", "uvicorn", "jinja2", "multipart", "anyio", "prometheus_client"}
 PROBE = f"""
 import json, sys
 from cli.main import main
