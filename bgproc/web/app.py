@@ -45,6 +45,8 @@ def _page_routes() -> list[BaseRoute]:
         Route("/monitor", p(pages.monitor_page)),
         Route("/runs/{id}", p(pages.run_page)),
         Route("/runs/{id}/kill", p(pages.kill_run, **acting), methods=["POST"]),
+        Route("/runs/{id}/rerun", p(pages.rerun_run, **acting), methods=["POST"]),
+        Route("/requests/{id}/run", p(pages.run_request, **acting), methods=["POST"]),
         Route("/workers", p(pages.workers_page)),
         Route("/processes", p(pages.processes_page)),
         Route("/groups", p(pages.groups_page)),

@@ -46,7 +46,7 @@ def _loaded(tmp_path: Path, *args: str) -> set[str]:
 @pytest.mark.parametrize(
     "args",
     [("--help",), ("--version",), ("request", "--help"), ("monitor", "list", "--help"),
-     ("web", "--help")],
+     ("web", "--help"), ("monitor", "rerun", "--help"), ("request", "run", "--help")],
 )
 def test_help_loads_nothing_heavy(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert _loaded(tmp_path, *args) == set()
