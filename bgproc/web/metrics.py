@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bgproc.outages import DATABASE, REDIS
 from bgproc.services.metrics import Snapshot, gather
 from bgproc.store.metrics import Buckets
 from bgproc.web.api import Web, failure_response
@@ -74,9 +75,11 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     for service, answered in sorted(snapshot.up.items()):
         up.add_metric([service], int(answered))
     yield up
-    yield _value("bgproc_recent_window_seconds", snapshot.window_s)
-    yield _value("bgproc_recent_window_runs", snapshot.window_runs)
-    yield _value("bgproc_recent_window_capped", int(snapshot.capped))
+    database, redis = (snapshot.up.get(service, False) for service in (DATABASE, REDIS))
+    if database:
+        yield _value("bgproc_recent_window_seconds", snapshot.window_s)
+        yield _value("bgproc_recent_window_runs", snapshot.window_runs)
+        yield _value("bgproc_recent_window_capped", int(snapshot.capped))
     runs = _gauge("bgproc_recent_runs", "process", "status")
     for row in sorted(snapshot.runs, key=lambda r: (r.process, r.status.value)):
         runs.add_metric([row.process, row.status.value], row.count)
@@ -94,10 +97,11 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     for queue in snapshot.queues:
         waiting.add_metric([queue.name], queue.waiting)
     yield waiting
-    yield _value("bgproc_unacked_messages", snapshot.unacked)
-    yield _value("bgproc_workers", len(snapshot.workers))
+    if redis:  # a figure nobody could read is left out, not said to be 0
+        yield _value("bgproc_unacked_messages", snapshot.unacked)
+        yield _value("bgproc_workers", len(snapshot.workers))
+        yield _value("bgproc_beat_lock_held", int(snapshot.lock_held))
 
-    yield _value("bgproc_beat_lock_held", int(snapshot.lock_held))
     holder = _gauge("bgproc_beat_holds_lock", "beat")
     ticked = _gauge("bgproc_beat_last_tick_timestamp_seconds", "beat")
     for beat in snapshot.beats:

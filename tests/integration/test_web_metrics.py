@@ -7,15 +7,18 @@ without a parameter anywhere in it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from bgproc.installation import Installation
 from bgproc.services.control import BeatInfo, WorkerInfo
 from bgproc.statuses import Channel, RunStatus
 from bgproc.web.app import create_app
 from bgproc.web.auth import Access
+from tests.e2e.services import free_port
 from tests.integration.test_web_api import BEARER, DAILY, TOKEN, Web, web_app  # noqa: F401
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -118,3 +121,20 @@ def test_metrics_speak_openmetrics_and_are_read_like_the_api(web: Web) -> None:
         assert client.get("/metrics", headers=BEARER).status_code == 200
     refused = web.client.get("/metrics", headers={"host": "evil.example"})
     assert refused.status_code == 403
+
+
+def test_with_redis_away_metrics_still_tell_the_database_figures(web: Web) -> None:
+    web.run()
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = replace(web.installation.settings, broker_url=dead, redbeat_url=dead)
+    installation = Installation(settings, interactive=True)
+    app = create_app(installation, Access(TOKEN, reads_open=True))
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        answer = client.get("/metrics")
+    installation.engine.dispose()
+    assert answer.status_code == 200, answer.text
+    found = samples(answer.text)
+    assert value(found, "bgproc_up", service="redis") == 0
+    assert value(found, "bgproc_up", service="database") == 1
+    assert value(found, "bgproc_recent_runs", process="sample.echo", status="success") == 1
+    assert value(found, "bgproc_workers") is None  # unknown, not 0: no false alarm
