@@ -11,7 +11,14 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("bench_timing", "bench_tick", "bench_lateness", "bench_throughput", "bench_monitor")
+BENCHMARKS = (
+    "bench_timing",
+    "bench_tick",
+    "bench_lateness",
+    "bench_throughput",
+    "bench_monitor",
+    "bench_metrics",
+)
 
 
 def main() -> int:

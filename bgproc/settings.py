@@ -41,6 +41,11 @@ RUN_ID_HEADER = "bgproc_run_id"  # a message's run (its row is written before it
 TICKET_HEADER = "bgproc_ticket"  # an ad-hoc run's ticket: its first delivery reads nothing
 DEFAULT_QUEUE = "celery"  # Celery's default: group runs, and processes that name no queue
 
+# /metrics reports the runs of the last hour, from at most the newest 10,000 runs: a
+# scrape reads a bounded slice of the run table, whatever it holds (bgproc.store.metrics).
+METRICS_WINDOW_S = 3600
+METRICS_WINDOW_RUNS = 10_000
+
 # Limits of what is stored: beyond them a value is a typo, and the columns hold no more.
 MAX_NAME_CHARS = 200  # a request's or a group's name
 MAX_REQUEST_ID = MAX_GROUP_ID = 2**31 - 1  # their id columns are 32-bit INTEGER on PostgreSQL

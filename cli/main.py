@@ -24,7 +24,7 @@ from bgproc.errors import (
 )
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, groups, health, live, monitor, processes, requests, run, runtime, web
+from cli import db, groups, health, live, monitor, processes, requests, rerun, run, runtime, web
 from cli.options import WholeNumber
 from cli.output import say, tell
 
@@ -77,6 +77,8 @@ cli.add_command(health.health)
 cli.add_command(web.web)
 for command in live.COMMANDS:
     monitor.monitor.add_command(command)
+monitor.monitor.add_command(rerun.rerun)
+requests.request.add_command(rerun.run_request)
 for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
     cli.add_command(command)
 

@@ -40,8 +40,13 @@ def run(
         installation.registry, installation.runs, installation.app, process, parse_params(params)
     )
     say(run_id)
-    if not wait:
-        return
+    if wait:
+        follow(installation, run_id, timeout)
+
+
+def follow(installation: Installation, run_id: int, timeout: float | None) -> None:
+    """Say each status of the run on stderr until it ends; exit 1 unless it succeeded
+    (or when ``timeout`` seconds pass first)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     shown = RunStatus.queued
     while True:

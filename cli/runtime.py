@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -80,8 +81,22 @@ def celery_argv(command: str, options: dict[str, object], extra: list[str]) -> l
 
 
 def _worker_argv(installation: Installation, ctx: click.Context) -> list[str]:
-    options = {**ctx.params, "queues": ctx.params["queues"] or ",".join(installation.queues)}
+    given = {k: v for k, v in ctx.params.items() if k not in UP_ONLY}
+    options = {**given, "queues": ctx.params["queues"] or ",".join(installation.queues)}
     return celery_argv("worker", options, ctx.args)
+
+
+UP_ONLY = ("web", "bind")  # options of `up` itself, not of Celery's worker
+
+
+def _web_options() -> list[click.Option]:
+    return [
+        click.Option(["--web"], is_flag=True,
+                     help="Serve the web windows too (bgproc web), stopping with up."),
+        click.Option(["--bind"], metavar="HOST:PORT", default=None,
+                     help="Where --web listens (default 127.0.0.1:8765; implies --web). Any "
+                     "address but loopback needs BGPROC_WEB_TOKEN."),
+    ]  # fmt: skip
 
 
 @click.command(
@@ -113,24 +128,40 @@ def beat(ctx: click.Context, **_: object) -> None:
 
 
 @click.command(
-    context_settings=PASS_THROUGH, params=_worker_options(), epilog=PASSES_ON.format("worker")
-)
+    context_settings=PASS_THROUGH, params=[*_worker_options(), *_web_options()],
+    epilog=PASSES_ON.format("worker"),
+)  # fmt: skip
 @click.pass_context
-def up(ctx: click.Context, **_: object) -> None:
-    """One-machine mode: a worker with an embedded beat.
+def up(ctx: click.Context, web: bool, bind: str | None, **_: object) -> None:
+    """One-machine mode: a worker with an embedded beat (and, with --web, the web windows).
 
     The worker watches its beat and starts it again if it exits; if the beat keeps dying,
-    the worker stops and `up` exits 1 with one line saying why.
+    the worker stops and `up` exits 1 with one line saying why. The web server is a child
+    process of the worker, started again if it exits, and stopped with it.
     """
     from bgproc.runtime.embedded import BeatSupervisor, SupervisedBeat
 
+    web_argv = _web_argv(ctx.obj, bind) if web or bind else None
     installation = _schema_checked(ctx.obj)
     installation.app.steps["worker"].add(SupervisedBeat)
+    if web_argv is not None:
+        from bgproc.runtime.sidecar import sidecar_step
+
+        installation.app.steps["worker"].add(sidecar_step("web server", web_argv))
     try:
         installation.app.worker_main(_worker_argv(installation, ctx))
     finally:
         if BeatSupervisor.gave_up:
             raise BgprocError(BeatSupervisor.gave_up)
+
+
+def _web_argv(installation: Installation, bind: str | None) -> list[str]:
+    """``bgproc web``'s command line, its address checked now: a refusal stops up at once."""
+    from cli.web import DEFAULT_BIND, checked_bind
+
+    address = bind or DEFAULT_BIND
+    checked_bind(address, installation.settings.web_token)
+    return [sys.executable, "-m", "bgproc", "web", "--bind", address]
 
 
 @click.command()

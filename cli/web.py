@@ -29,6 +29,20 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host.strip("[]"), parse_int(port, "bind", 1, 65535)
 
 
+def checked_bind(text: str, token: str) -> tuple[str, int, bool]:
+    """Where to listen, and whether that is loopback only: any other address is refused
+    without the operator token (nothing would protect it)."""
+    from bgproc.web.auth import is_loopback
+
+    host, port = parse_bind(text)
+    loopback = is_loopback(host)
+    if not loopback and not token:
+        raise InvalidInput(
+            "bind", f"{host} is not a loopback address: set BGPROC_WEB_TOKEN to serve it"
+        )
+    return host, port, loopback
+
+
 @click.command()
 @click.option(
     "--bind",
@@ -46,15 +60,10 @@ def web(installation: Installation, bind: str) -> None:
     open on a loopback address; on any other address everything needs the token, and the
     server refuses to start without BGPROC_WEB_TOKEN.
     """
-    from bgproc.web.auth import Access, is_loopback, new_token
+    from bgproc.web.auth import Access, new_token
 
-    host, port = parse_bind(bind)
-    loopback = is_loopback(host)
     token = installation.settings.web_token
-    if not loopback and not token:
-        raise InvalidInput(
-            "bind", f"{host} is not a loopback address: set BGPROC_WEB_TOKEN to serve it"
-        )
+    host, port, loopback = checked_bind(bind, token)
     import uvicorn
 
     from bgproc.web.app import create_app

@@ -1,8 +1,9 @@
-"""Ad-hoc runs (``bgproc run``): one immediate run of a process, outside any request.
+"""Runs started by hand: ``bgproc run`` (a process, outside any request), ``monitor rerun``
+(a run again) and ``request run`` (a request once now, its plan left alone).
 
 The run row is written first (queued, with its parameters), then the message
-carrying its id and ticket (:func:`message_headers`); if the publish fails the row
-is removed, so nothing is left half-done.
+carrying its id (and, for ``bgproc run``, its ticket: :func:`message_headers`); if the
+publish fails the row is removed, so nothing is left half-done.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
-from bgproc.errors import InvalidInput, NotFound, Unavailable
-from bgproc.registry import ProcessSpec, Registry
+from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
+from bgproc.registry import SECRET_MASK, ProcessSpec, Registry
+from bgproc.services.groups import GROUP_QUEUE
+from bgproc.services.requests import RequestService
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
-from bgproc.statuses import Channel, RunStatus
+from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RunStatus
 from bgproc.store.runs import RunStore, ad_hoc_ticket
 
 
 def launch(
-    registry: Registry, runs: RunStore, app: Celery, process: str, params: Mapping[str, str]
+    registry: Registry, runs: RunStore, app: Celery, process: str, params: Mapping[str, object]
 ) -> int:
     """Queue one run of ``process`` now; its run id."""
     try:
@@ -43,18 +46,8 @@ def launch(
         queued_at=now,
         task_id=task_id,
     )
-    try:
-        app.send_task(
-            RUN_TASK,
-            task_id=task_id,
-            shadow=spec.name,  # the name Celery's tools show (see bgproc.runtime.runner)
-            headers=message_headers(spec, run_id, stored, runs.ticket_key),
-            retry=False,
-            **spec.send_options(),
-        )
-    except (OperationalError, RedisError, OSError) as error:
-        runs.forget(run_id)
-        raise Unavailable.of_redis(error) from None
+    headers = message_headers(spec, run_id, stored, runs.ticket_key)
+    _send(runs, app, run_id, task_id, spec.name, headers, spec.send_options())
     return run_id
 
 
@@ -69,3 +62,81 @@ def message_headers(
     if key is not None and not spec.secret_params:
         headers[TICKET_HEADER] = ad_hoc_ticket(key, run_id, spec.name, params)
     return headers
+
+
+def rerun(registry: Registry, runs: RunStore, app: Celery, run_id: int) -> int:
+    """A new ad-hoc run of run ``run_id``'s process with its parameters, secrets included:
+    a run's row keeps what it ran with (every output masks them). A misfired run's row holds
+    the masked copy beat recorded, so one with a secret parameter is refused, naming it."""
+    view = runs.get(run_id)
+    if view.process.startswith(GROUP_LABEL_PREFIX):
+        hint = f" (`bgproc request run {view.request_id}` fires its request)"
+        raise Conflict(f"run {run_id} is a group run: only a process's run is run again"
+                       + (hint if view.request_id else ""))  # fmt: skip
+    try:
+        spec = registry.get(view.process)
+    except NotFound:
+        raise Conflict(f"run {run_id}: {view.process!r} is not a registered process") from None
+    lost = sorted(name for name in spec.secret_params if view.params.get(name) == SECRET_MASK)
+    if lost:
+        raise Conflict(
+            f"run {run_id}: its secret parameter {lost[0]} was not recorded ({view.status.value} "
+            f"runs keep {SECRET_MASK}); start one with: bgproc run {spec.name} --param {lost[0]}=…"
+        )
+    return launch(registry, runs, app, spec.name, view.params)
+
+
+def run_request(
+    requests: RequestService, registry: Registry, runs: RunStore, app: Celery, request_id: int
+) -> int:
+    """Run request ``request_id`` once now, whatever its status, its plan left alone: a
+    ``direct`` run of the request, which beat and sync do not count as a fire (its entry,
+    next fire and status stay as they were). Its worker reads it from the database, so the
+    request's rules hold (prevent-concurrent; a group's steps)."""
+    view = requests.get(request_id, reveal=True)
+    if view.process is None:
+        options: dict[str, Any] = {"queue": GROUP_QUEUE}
+    else:
+        try:
+            options = registry.get(view.process).send_options()
+        except NotFound:
+            why = f"{view.process!r} is not a registered process"
+            raise Conflict(f"request {request_id}: {why}") from None
+    task_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    run_id = runs.record(
+        request_id=view.id,
+        process=view.label,
+        params=view.params,
+        status=RunStatus.queued,
+        channel=Channel.direct,
+        scheduled_at=now,
+        queued_at=now,
+        task_id=task_id,
+    )
+    _send(runs, app, run_id, task_id, view.label, {RUN_ID_HEADER: run_id}, options)
+    return run_id
+
+
+def _send(
+    runs: RunStore,
+    app: Celery,
+    run_id: int,
+    task_id: str,
+    shown: str,
+    headers: dict[str, Any],
+    options: dict[str, Any],
+) -> None:
+    """Publish the run's message; if that fails, forget the run (it was never sent)."""
+    try:
+        app.send_task(
+            RUN_TASK,
+            task_id=task_id,
+            shadow=shown,  # the name Celery's tools show (see bgproc.runtime.runner)
+            headers=headers,
+            retry=False,
+            **options,
+        )
+    except (OperationalError, RedisError, OSError) as error:
+        runs.forget(run_id)
+        raise Unavailable.of_redis(error) from None

@@ -43,7 +43,7 @@ from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.registry import Registry
 from bgproc.services.requests import placement
 from bgproc.services.requestview import timing_of
-from bgproc.statuses import RequestStatus
+from bgproc.statuses import Channel, RequestStatus
 from bgproc.store.db import session_scope
 from bgproc.store.entries import PUT_IF_UNCHANGED_LUA, EntryStore, TimingEntry
 from bgproc.store.models import ProcessRequest, ProcessRun
@@ -226,11 +226,13 @@ def _end(row: ProcessRequest, now: datetime) -> None:
 
 
 def _last_dues(session: Session) -> dict[int, datetime]:
-    """The latest recorded due time of every scheduled request, in one query."""
+    """The latest recorded due time of every scheduled request, in one query: of its
+    fires (``request run``'s direct runs are not, and leave the plan alone)."""
     query = (
         select(ProcessRun.request_id, func.max(ProcessRun.scheduled_at))
         .join(ProcessRequest, ProcessRequest.id == ProcessRun.request_id)
         .where(ProcessRequest.status == RequestStatus.scheduled)
+        .where(ProcessRun.channel == Channel.scheduler)
         .group_by(ProcessRun.request_id)
     )
     return {request_id: due for request_id, due in session.execute(query) if due is not None}

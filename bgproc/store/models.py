@@ -34,7 +34,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0005"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0006"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -190,6 +190,7 @@ class ProcessRun(Base):
         Index(None, "process", "status", "duration_ms", postgresql_include=["id"]),
         Index(None, "status", "started_at"),
         Index(None, "request_id", "started_at"),
+        Index(None, "request_id", "status", "ended_at"),  # each request's last success
         {"sqlite_autoincrement": True},
     )
 

@@ -231,6 +231,22 @@ def kill_run(installation: Installation, call: Call) -> Any:
     return documents.kill_document(installation.killer.kill(run_id(call.path("id")), wait_s))
 
 
+def rerun_run(installation: Installation, call: Call) -> Any:
+    from bgproc.services.adhoc import rerun
+
+    again = rerun(installation.registry, installation.runs, installation.app,
+                  run_id(call.path("id")))  # fmt: skip
+    return run_details(installation, again)
+
+
+def run_request(installation: Installation, call: Call) -> Any:
+    from bgproc.services.adhoc import run_request as run_now
+
+    number = run_now(installation.requests, installation.registry, installation.runs,
+                     installation.app, request_id(call.path("id")))  # fmt: skip
+    return run_details(installation, number)
+
+
 def get_processes(installation: Installation, call: Call) -> Any:
     return [documents.process_document(spec) for spec in installation.registry.all()]
 
@@ -290,6 +306,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/requests/{id}/reschedule", lifecycle("reschedule"),
              "request reschedule ID --json", acts=True),
     Endpoint("DELETE", "/requests/{id}", delete_request, "request delete ID", acts=True),
+    Endpoint("POST", "/requests/{id}/run", run_request, "request run ID --json: the request "
+             "once now, its plan unchanged", acts=True, status=201),
     Endpoint("GET", "/preview", get_preview, "preview --json (the timing fields as query "
              "words)", (*TIMING_KEYS, "count")),
     Endpoint("GET", "/runs", get_runs, "monitor list --json (a Link header names the next "
@@ -299,6 +317,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "(in characters) on, and the next offset", ("offset",)),
     Endpoint("POST", "/runs/{id}/kill", kill_run, "monitor kill RUN_ID (waits up to `wait` s)",
              ("wait",), acts=True),
+    Endpoint("POST", "/runs/{id}/rerun", rerun_run, "monitor rerun RUN_ID --json: a new run, "
+             "the same process and parameters", acts=True, status=201),
     Endpoint("GET", "/processes", get_processes, "processes --json"),
     Endpoint("GET", "/groups", get_groups, "group list --json"),
     Endpoint("GET", "/groups/{ident}", get_group, "group show NAME|ID --json"),

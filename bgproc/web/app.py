@@ -20,6 +20,7 @@ from bgproc.web.api import ENDPOINTS, PREFIX, Web, endpoint
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON
 from bgproc.web.live import log_events
+from bgproc.web.metrics import metrics
 from bgproc.web.openapi import openapi
 
 
@@ -44,6 +45,8 @@ def _page_routes() -> list[BaseRoute]:
         Route("/monitor", p(pages.monitor_page)),
         Route("/runs/{id}", p(pages.run_page)),
         Route("/runs/{id}/kill", p(pages.kill_run, **acting), methods=["POST"]),
+        Route("/runs/{id}/rerun", p(pages.rerun_run, **acting), methods=["POST"]),
+        Route("/requests/{id}/run", p(pages.run_request, **acting), methods=["POST"]),
         Route("/workers", p(pages.workers_page)),
         Route("/processes", p(pages.processes_page)),
         Route("/groups", p(pages.groups_page)),
@@ -62,6 +65,7 @@ def create_app(installation: Installation, access: Access) -> Starlette:
     """The whole web front end of ``installation``."""
     routes: list[BaseRoute] = [
         Route(PREFIX + "/openapi.json", openapi_json),
+        Route("/metrics", metrics),
         Route(PREFIX + "/runs/{id}/log/stream", log_events),
         *(Route(PREFIX + e.path, endpoint(e), methods=[e.method]) for e in ENDPOINTS),
         *_page_routes(),

@@ -264,6 +264,7 @@ def _run_page(web: Web, request: Request, number: int, failure: Failure | None =
         web, request, "run.html", status=failure.status if failure else 200, run=document,
         log=chunk.text, log_end=chunk.end, finished=finished,
         killable=killable and not finished, failure=failure,
+        rerunnable=finished and not process.startswith(GROUP_LABEL_PREFIX),
     )  # fmt: skip
 
 
@@ -279,6 +280,37 @@ def kill_run(web: Web, request: Request, form: Mapping[str, Any]) -> Response:
             raise
         return _run_page(web, request, number, failure)
     return redirect(f"/runs/{number}")
+
+
+def rerun_run(web: Web, request: Request, form: Mapping[str, Any]) -> Response:
+    """The Rerun button: the new run's page, or this one saying why not."""
+    from bgproc.services.adhoc import rerun
+
+    installation, number = web.installation, run_id(request.path_params["id"])
+    try:
+        again = rerun(installation.registry, installation.runs, installation.app, number)
+    except Exception as error:
+        failure = failure_of(error, installation.settings)
+        if failure is None or failure.status not in (400, 409):
+            raise
+        return _run_page(web, request, number, failure)
+    return redirect(f"/runs/{again}")
+
+
+def run_request(web: Web, request: Request, form: Mapping[str, Any]) -> Response:
+    """The Run now button: the new run's page, or the request's saying why not."""
+    from bgproc.services.adhoc import run_request as run_now
+
+    installation, number = web.installation, request_id(request.path_params["id"])
+    try:
+        started = run_now(installation.requests, installation.registry, installation.runs,
+                          installation.app, number)  # fmt: skip
+    except Exception as error:
+        failure = failure_of(error, installation.settings)
+        if failure is None or failure.status not in (400, 409):
+            raise
+        return _request_page(web, request, number, failure)
+    return redirect(f"/runs/{started}")
 
 
 # -- workers, processes, groups ----------------------------------------------------------

@@ -7,8 +7,8 @@ dropped, ``a && b`` run as ``a`` then ``b``. Every command must exit 0 (the tour
 refusal), except those that do not end by themselves, run as a person runs them:
 
 - ``bgproc up``, ``worker``, ``beat`` and ``web`` start in the background (another terminal) and
-  are awaited until they are going before the next command; they run to the tour's end,
-  then get SIGTERM and must exit 0.
+  are awaited until they are going before the next command (``up --web``: its web server
+  too); they run to the tour's end, then get SIGTERM and must exit 0.
 - a command whose comment says ``(Ctrl-C ends)`` runs on a terminal of its own until it
   has printed something, then gets SIGINT (Ctrl-C) and must exit 130.
 
@@ -43,6 +43,7 @@ SERVICES = {  # what each service logs once it is going
     "beat": (BEAT_READY,),
     "web": (re.compile(r"bgproc web: "),),
 }
+SERVICES["up --web"] = (*SERVICES["up"], *SERVICES["web"])
 TRACEBACK = "Traceback (most recent call last)"
 
 
@@ -217,7 +218,8 @@ def test_the_readme_tour_runs_as_written(fresh_stack: Stack) -> None:
     for number, command in enumerate(tour(), 1):
         name = command.argv[1]
         if name in SERVICES:
-            starting.append((start(stack, command, number), name))
+            service = f"{name} --web" if "--web" in command.argv else name
+            starting.append((start(stack, command, number), service))
             continue
         for proc, service in starting:
             await_going(proc, service)

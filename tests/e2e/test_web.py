@@ -149,6 +149,26 @@ def test_a_running_runs_log_arrives_live_and_kill_ends_it_killed(
     assert stack.runs()[-1].status is RunStatus.killed
 
 
+def test_run_now_then_rerun_from_the_pages(stack: Stack, page: Any) -> None:
+    stack.worker()
+    daily = ["--frequency", "daily", "--at", "09:30", "--start", "2030-01-07"]
+    number = stack.create("sample.echo", "--param", "who=ana", "--timing", "scheduled", *daily)
+    before = stack.cli("request", "show", str(number), "--json").json()
+    page.goto(f"/requests/{number}")
+    page.click("text=Run now")
+    page.wait_for_url("**/runs/*")
+    expect()(page.locator("#run-status")).to_have_text("success")
+    first = int(page.url.rsplit("/", 1)[1])
+    page.click("text=Rerun")
+    page.wait_for_url(lambda url: not url.endswith(f"/runs/{first}"))
+    expect()(page.locator("#run-status")).to_have_text("success")
+    expect()(page.locator("#run-params")).to_contain_text("who=ana")
+    runs = stack.runs()
+    assert [(r.request_id, r.params) for r in runs] == [(number, {"who": "ana"}),
+                                                         (None, {"who": "ana"})]  # fmt: skip
+    assert stack.cli("request", "show", str(number), "--json").json() == before
+
+
 def test_an_invalid_field_is_shown_beside_it_and_nothing_is_written(
     stack: Stack, page: Any
 ) -> None:

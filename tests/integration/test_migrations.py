@@ -19,7 +19,13 @@ from sqlalchemy.exc import IntegrityError
 
 from bgproc.services.requestview import timing_of
 from bgproc.store.db import MIGRATIONS_DIR, make_engine, session_scope
-from bgproc.store.models import ALEMBIC_VERSION_TABLE, Base, ProcessRequest, ProcessRun
+from bgproc.store.models import (
+    ALEMBIC_VERSION_TABLE,
+    SCHEMA_REVISION,
+    Base,
+    ProcessRequest,
+    ProcessRun,
+)
 from bgproc.timing.plan import Timing
 
 T = datetime(2027, 1, 1, 12, tzinfo=UTC)
@@ -222,8 +228,8 @@ def test_0005_turns_every_timing_into_one_document_and_back(old_database: Engine
     with engine.connect() as connection:
         rows_0004 = [dict(r) for r in connection.execute(select(_requests(engine))).mappings()]
 
-    # When the database is upgraded to 0005
-    _migrate(engine, "0005")
+    # When the database is upgraded to head (0005, and 0006's index)
+    _migrate(engine, "head")
 
     # Then the schema is the models', each timing one document that reads back as written
     with engine.connect() as connection:
@@ -231,7 +237,7 @@ def test_0005_turns_every_timing_into_one_document_and_back(old_database: Engine
             connection, opts={"version_table": ALEMBIC_VERSION_TABLE}
         )
         assert compare_metadata(context, Base.metadata) == []
-        assert context.get_current_revision() == "0005"
+        assert context.get_current_revision() == SCHEMA_REVISION
     expected = {i: {"v": 1, **doc} for i, (_, doc) in enumerate(OLD_ROWS, start=1)}
     expected[9] = OLD_DOCUMENT
     assert _documents(engine) == expected
@@ -272,7 +278,7 @@ def test_0005_downgrade_turns_a_yearly_plan_into_the_cron_that_fires_the_same(
 ) -> None:
     # Given yearly plans, which 0004 has no columns for
     engine = make_engine(blank_db_url)
-    _migrate(engine, "0005")
+    _migrate(engine, "head")  # 0005's documents, written through the models
     yearly = {
         1: _yearly({"month": "2", "day": "29", "at": "09:00", "tz": "Europe/Madrid"}),
         2: _yearly({"month": "mar", "ordinal": "last", "weekday": "sun", "at": "02:30",
@@ -321,7 +327,7 @@ def test_0005_downgrade_refuses_a_timing_0004_cannot_hold_and_changes_nothing(
 ) -> None:
     # Given a document of a later release beside one of this release
     engine = make_engine(blank_db_url)
-    _migrate(engine, "0005")
+    _migrate(engine, "head")  # 0005's documents, written through the models
     later = {"v": 1, "timing": "scheduled", "tz": "UTC", "frequency": "quarterly"}
     with session_scope(engine) as session:
         session.add(ProcessRequest(process="sample.echo", params={}, timing=OLD_DOCUMENT))

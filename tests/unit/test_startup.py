@@ -18,7 +18,7 @@ from bgproc.store.models import SCHEMA_REVISION
 
 SERVICES = {"celery", "kombu", "redbeat", "redis", "sqlalchemy", "alembic"}
 PRINTING = {"rich", "cron_descriptor"}
-WEB = {"starlette", "uvicorn", "jinja2", "multipart", "anyio"}
+WEB = {"starlette", "uvicorn", "jinja2", "multipart", "anyio", "prometheus_client"}
 PROBE = f"""
 import json, sys
 from cli.main import main
@@ -46,7 +46,7 @@ def _loaded(tmp_path: Path, *args: str) -> set[str]:
 @pytest.mark.parametrize(
     "args",
     [("--help",), ("--version",), ("request", "--help"), ("monitor", "list", "--help"),
-     ("web", "--help")],
+     ("web", "--help"), ("monitor", "rerun", "--help"), ("request", "run", "--help")],
 )
 def test_help_loads_nothing_heavy(tmp_path: Path, args: tuple[str, ...]) -> None:
     assert _loaded(tmp_path, *args) == set()
