@@ -47,7 +47,7 @@ from bgproc.store.runs import RunStore, aggregate_query
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0005"
+HEAD = "0006"
 # PostgreSQL sessions on the test's database other than the asking one
 OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
