@@ -1,7 +1,7 @@
 """Benchmark: how long a command takes to start and finish, as a user types it.
 
 Run: .venv/bin/python -m bench.bench_cli [--runs 10]   (from the repo root). Takes about a
-minute. The listings read a fresh SQLite file (upgraded first, with 20 requests and 200
+minute. The listings read a fresh SQLite file (upgraded first, with 10 requests and 200
 runs in it); nothing is scheduled, and Redis is asked only for the machine line.
 
 Each command is a fresh process, started ``--runs`` times after one warm-up run (the OS
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -27,11 +28,6 @@ from pathlib import Path
 import redis
 
 from bench.machine import REDIS_URL, machine_line
-from bgproc.installation import Installation
-from bgproc.settings import Settings
-from bgproc.statuses import Channel, RunStatus
-from bgproc.store.db import session_scope
-from bgproc.store.models import ProcessRun
 
 BIN = Path(sys.executable).parent
 PREVIEW = ("preview", "--timing", "scheduled", "--frequency", "cron", "--cron", "0 15 10 ? * 6#3")
@@ -47,29 +43,25 @@ COMMANDS: list[tuple[str, tuple[str, ...], int | None]] = [  # label, argv, targ
 ]
 
 
-def _fill(db_url: str) -> None:
-    """The schema at head, 20 unscheduled requests and 200 finished runs (no Redis)."""
-    installation = Installation(Settings.from_env({"BGPROC_DATABASE_URL": db_url}))
-    for number in range(20):
-        fields = {"process": "sample.echo", "params": {"n": str(number)}}
-        installation.requests.create(fields, schedule=False)
-    began = datetime.now(UTC) - timedelta(days=1)
-    with session_scope(installation.engine) as session:
-        for number in range(200):
-            start = began + timedelta(minutes=number)
-            session.add(
-                ProcessRun(
-                    process="sample.echo",
-                    status=RunStatus.success,
-                    channel=Channel.direct,
-                    params={},
-                    queued_at=start,
-                    started_at=start,
-                    ended_at=start + timedelta(seconds=1),
-                    duration_ms=1000,
-                )
-            )
-    installation.engine.dispose()
+def _fill(db_path: Path, env: dict[str, str]) -> None:
+    """The schema at head, 10 unscheduled requests and 200 finished runs, written by the
+    code being timed (its CLI) and plain SQL, so a ``--code`` checkout reads its own schema."""
+    bgproc = str(BIN / "bgproc")
+    subprocess.run([bgproc, "db", "upgrade"], env=env, capture_output=True, check=True)
+    for number in range(10):
+        create = ("request", "create", "sample.echo", "--param", f"n={number}", "--no-schedule")
+        subprocess.run([bgproc, *create], env=env, capture_output=True, check=True)
+    began = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    rows = [
+        ("sample.echo", "{}", "success", "direct", 1, start, start, start + timedelta(seconds=1))
+        for start in (began + timedelta(minutes=number) for number in range(200))
+    ]
+    with sqlite3.connect(db_path) as connection:
+        connection.executemany(
+            "INSERT INTO bgproc_run (process, params, status, channel, attempt, queued_at,"
+            " started_at, ended_at, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1000)",
+            [(*row[:5], *(moment.isoformat(sep=" ") for moment in row[5:])) for row in rows],
+        )
 
 
 def _median_ms(argv: tuple[str, ...], env: dict[str, str], runs: int) -> float:
@@ -93,12 +85,13 @@ def main() -> int:
     print(__doc__.splitlines()[0])
     print(machine_line(redis.Redis.from_url(REDIS_URL)))
     with tempfile.TemporaryDirectory() as scratch:
-        db_url = f"sqlite:///{Path(scratch) / 'bench-cli.db'}"
-        env = {**os.environ, "BGPROC_DATABASE_URL": db_url, "BGPROC_TIMEZONE": "UTC"}
+        db_path = Path(scratch) / "bench-cli.db"
+        env = {**os.environ, "BGPROC_DATABASE_URL": f"sqlite:///{db_path}"}
+        env["BGPROC_TIMEZONE"] = "UTC"
         if options.code:
             env["PYTHONPATH"] = str(Path(options.code).resolve())
             print(f"bgproc code: {env['PYTHONPATH']}")
-        _fill(db_url)
+        _fill(db_path, env)
         figures = {label: _median_ms(argv, env, runs) for label, argv, _ in COMMANDS}
     bare = figures["python -c pass"]
     print(f"\nmedian of {runs} runs (ms)     total   over python -c pass   target")
