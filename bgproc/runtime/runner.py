@@ -48,7 +48,8 @@ from bgproc.runtime.logcapture import LogCapture
 from bgproc.runtime.redelivery import SAFE_UNTIL, may_be_given_back
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.statuses import Channel, RequestStatus, RunStatus
-from bgproc.store.runs import Ticket, bounded_result
+from bgproc.store.runs import bounded_result
+from bgproc.store.tickets import Ticket
 from bgproc.timing.walltime import utc_now
 
 logger = logging.getLogger("bgproc.runner")

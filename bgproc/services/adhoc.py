@@ -20,7 +20,8 @@ from bgproc.errors import InvalidInput, NotFound, Unavailable
 from bgproc.registry import ProcessSpec, Registry
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.statuses import Channel, RunStatus
-from bgproc.store.runs import RunStore, ad_hoc_ticket
+from bgproc.store.runs import RunStore
+from bgproc.store.tickets import ad_hoc_ticket
 
 
 def launch(

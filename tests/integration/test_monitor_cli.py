@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.store.db import session_scope
 from bgproc.store.models import ProcessRequest, ProcessRun
-from bgproc.store.runs import TERMINAL, LogChunk, RunStore, RunView
+from bgproc.store.runs import LogChunk, RunStore
+from bgproc.store.runview import TERMINAL, RunView
 from cli import monitor, output
 from tests.integration.cli_harness import Cli as CliHarness
 

@@ -35,8 +35,9 @@ from bgproc.store.models import (
     ProcessRequest,
     ProcessRun,
 )
-from bgproc.store.runs import RunStore, aggregate_query
+from bgproc.store.runs import RunStore
 from bgproc.store.schema import MIGRATIONS_DIR, ensure_schema, upgrade
+from bgproc.store.stats import aggregate_query
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
