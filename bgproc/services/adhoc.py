@@ -22,6 +22,7 @@ from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.runs import RunStore
 from bgproc.store.tickets import ad_hoc_ticket
+from bgproc.store.transitions import NewRun
 
 
 def launch(
@@ -36,13 +37,15 @@ def launch(
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     run_id = runs.record(
-        process=spec.name,
-        params=stored,
-        status=RunStatus.queued,
-        channel=Channel.direct,
-        scheduled_at=now,
-        queued_at=now,
-        task_id=task_id,
+        NewRun(
+            process=spec.name,
+            params=stored,
+            status=RunStatus.queued,
+            channel=Channel.direct,
+            scheduled_at=now,
+            queued_at=now,
+            task_id=task_id,
+        )
     )
     try:
         app.send_task(

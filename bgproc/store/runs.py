@@ -9,12 +9,10 @@ and the runner's tickets (:mod:`bgproc.store.tickets`) in modules of their own.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, literal, select, update
 from sqlalchemy.orm import defer
@@ -27,31 +25,11 @@ from bgproc.store.pruning import PRUNE_BATCH, Pruned, prune
 from bgproc.store.runview import TERMINAL, RunView, filters, view_of
 from bgproc.store.stats import ProcessStats, process_stats
 from bgproc.store.tickets import Ticket, installation_key, read_ticket
+from bgproc.store.transitions import NewRun
 
-MAX_RESULT_CHARS = 64_000  # a result is a summary; a bigger one is cut, visibly
 # A listing first filters the newest runs by primary key; only a filter that matches few of
 # them falls back to the filter's index (which sorts every older match by id).
 LIST_PROBE_RUNS = 10_000
-
-
-def bounded_result(result: Any) -> Any:
-    """The result as stored: JSON-able and at most ``MAX_RESULT_CHARS`` of JSON. A value
-    JSON has no type for is its text; a result JSON cannot hold at all, its repr."""
-    if result is None:  # most processes return nothing
-        return None
-    try:
-        text = json.dumps(result, default=_as_text)
-    except (TypeError, ValueError):  # keys JSON cannot hold, or a cycle
-        text = json.dumps(repr(result))
-    if len(text) <= MAX_RESULT_CHARS:
-        return json.loads(text)
-    return {"truncated": True, "chars": len(text), "head": text[:MAX_RESULT_CHARS]}
-
-
-def _as_text(value: Any) -> str:
-    """A value inside a result that JSON has no type for: dates and times as ISO 8601 (as
-    every --json shows them), anything else as its text."""
-    return value.isoformat() if isinstance(value, date | time) else str(value)
 
 
 @dataclass(frozen=True)
@@ -70,10 +48,10 @@ class RunStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(self, **fields: Any) -> int:
+    def record(self, run: NewRun) -> int:
         """Insert a run that no task carries yet (queued by the CLI, or misfired)."""
         with session_scope(self.engine) as session:
-            row = ProcessRun(**fields)
+            row = run.row()
             session.add(row)
             session.flush()
             return row.id

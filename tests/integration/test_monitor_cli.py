@@ -24,6 +24,7 @@ from bgproc.store.db import session_scope
 from bgproc.store.models import ProcessRequest, ProcessRun
 from bgproc.store.runs import LogChunk, RunStore
 from bgproc.store.runview import TERMINAL, RunView
+from bgproc.store.transitions import NewRun
 from cli import monitor, output
 from tests.integration.cli_harness import Cli as CliHarness
 
@@ -105,7 +106,7 @@ def add(
                 ended_at=at + timedelta(milliseconds=duration_ms or 0), duration_ms=duration_ms
             )
     values.update(fields)
-    return store.record(**values)
+    return store.record(NewRun(**values))
 
 
 def add_request(engine: Engine, status: RequestStatus, updated: datetime) -> int:
