@@ -20,7 +20,7 @@ from bgproc.registry import Registry
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.models import ProcessRun
 
-TERMINAL = frozenset(
+TERMINAL = frozenset(  # the statuses a run ends in: nothing moves it on from them
     {
         RunStatus.success,
         RunStatus.error,
@@ -33,6 +33,7 @@ TERMINAL = frozenset(
 
 
 def iso(instant: datetime | None) -> str | None:
+    """An instant as every ``--json`` shows it (ISO 8601 with its offset)."""
     return instant.isoformat() if instant is not None else None
 
 

@@ -1,8 +1,8 @@
 """Tickets: what the runner reads of a run before it starts it, in one read or none.
 
 A queued run's ticket is read in one query (run and request); an ad-hoc run's message
-carries its own, signed with the installation's key (:class:`~bgproc.store.models.InstallationKey`),
-so that its first delivery reads nothing.
+carries its own, signed with the installation's key, so that its first delivery reads
+nothing, and only holders of the database can forge one.
 """
 
 from __future__ import annotations
