@@ -59,8 +59,8 @@ from bench import plain_redbeat_app as plain
 from bench.machine import REDIS_URL, delete_prefix, exit_on_sigterm, machine_line, percentile
 from bgproc.installation import Installation
 from bgproc.settings import Settings
-from bgproc.store.db import upgrade
 from bgproc.store.models import ProcessRun
+from bgproc.store.schema import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
 BGPROC_CLI = "import sys; from cli.main import run; sys.argv[0] = 'bgproc'; run()"

@@ -27,7 +27,8 @@ from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, m
 from bgproc.installation import Installation
 from bgproc.settings import METRICS_WINDOW_RUNS, METRICS_WINDOW_S, Settings
 from bgproc.store import metrics
-from bgproc.store.db import make_engine, upgrade
+from bgproc.store.db import make_engine
+from bgproc.store.schema import upgrade
 from bgproc.web.app import create_app
 from bgproc.web.auth import Access
 

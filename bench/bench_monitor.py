@@ -35,9 +35,11 @@ from sqlalchemy import Engine, insert, text
 
 from bench.machine import database, exit_on_sigterm
 from bgproc.statuses import RunStatus
-from bgproc.store.db import make_engine, upgrade
+from bgproc.store.db import make_engine
 from bgproc.store.models import ProcessRequest
-from bgproc.store.runs import PRUNE_BATCH, RunStore
+from bgproc.store.pruning import PRUNE_BATCH
+from bgproc.store.runs import RunStore
+from bgproc.store.schema import upgrade
 from cli.main import main as cli_main
 
 SPAN_S = 90 * 86400

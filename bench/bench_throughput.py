@@ -48,8 +48,8 @@ from bgproc.installation import Installation
 from bgproc.services.adhoc import message_headers
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK, Settings
 from bgproc.statuses import Channel, RunStatus
-from bgproc.store.db import upgrade
 from bgproc.store.models import ProcessRun
+from bgproc.store.schema import upgrade
 
 BGPROC_CLI = "import sys; from cli.main import run; sys.argv[0] = 'bgproc'; run()"
 WORKER_OPTIONS = [

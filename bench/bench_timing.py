@@ -18,7 +18,8 @@ from sqlalchemy import create_engine
 
 from bgproc.installation import Installation
 from bgproc.settings import Settings
-from bgproc.store.db import make_engine, upgrade
+from bgproc.store.db import make_engine
+from bgproc.store.schema import upgrade
 from bgproc.timing.plan import Timing
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)

@@ -18,6 +18,7 @@ from bgproc.errors import InvalidInput
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  # the local Redis of design §6
 DEFAULT_DATABASE_URL = "sqlite:///bgproc.db"  # embedded: works with nothing installed
+SQLITE_BUSY_TIMEOUT_MS = 5000  # a SQLite writer waits this long for another process's lock
 DEFAULT_KEY_PREFIX = "bgproc:"  # every Redis key of an installation starts with it
 ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
 # A running run whose worker stopped renewing its lease for this long is marked lost:

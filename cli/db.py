@@ -18,7 +18,7 @@ def db() -> None:
 @click.pass_obj
 def upgrade_command(installation: Installation) -> None:
     """Create or migrate the schema to the current version (safe to run again)."""
-    from bgproc.store.db import upgrade
+    from bgproc.store.schema import upgrade
 
     upgrade(installation.engine)
     say(f"database schema is up to date at {redact_url(installation.settings.database_url)}")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from bgproc.services.control import BeatInfo, QueueDepth, WorkerInfo
-    from bgproc.store.runs import RunView
+    from bgproc.store.runview import RunView
 
 RUNNING_SHOWN = 1000  # ``workers`` reads at most this many running runs
 WATCH_RUNS = 15

@@ -29,7 +29,8 @@ from cli.output import local_time, print_fields, print_json, print_table, say, t
 
 if TYPE_CHECKING:
     from bgproc.services.control import Whereabouts
-    from bgproc.store.runs import ProcessStats, RunView
+    from bgproc.store.runview import RunView
+    from bgproc.store.stats import ProcessStats
 
 FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
 LOG_TAIL_LINES = 20  # ``show`` prints the end of the log; ``log`` prints all of it

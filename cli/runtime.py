@@ -29,7 +29,7 @@ def _schema_checked(command: Installation) -> Installation:
     The connection is closed at once: none may cross the fork into pool children (SQLite's
     locks and shared memory break when a child inherits and closes one)."""
     from bgproc.outages import outage_of
-    from bgproc.store.db import ensure_schema
+    from bgproc.store.schema import ensure_schema
 
     installation = command.as_service()
     waiting = False

@@ -30,6 +30,7 @@ from bgproc.statuses import Channel, RunStatus
 from bgproc.store.db import ping
 from bgproc.store.entries import TimingEntry
 from bgproc.store.schedules import Occurrence
+from bgproc.store.transitions import NewRun
 
 logger = get_logger("celery.beat")
 HEARTBEAT_EVERY_S = 0.5  # at most; beat ticks at least every second
@@ -131,14 +132,16 @@ class Scheduler(EntryScheduler):
         request = self.installation.requests.get(request_id)
         missed = occurrence.missed
         self.installation.runs.record(
-            request_id=request_id,
-            process=request.label,
-            params=request.params,
-            status=RunStatus.misfired,
-            channel=Channel.scheduler,
-            scheduled_at=occurrence.first_missed or occurrence.due,
-            ended_at=self.clock(),
-            error=f"misfired: beat was down; {missed} fire(s) from "
-            f"{(occurrence.first_missed or occurrence.due).isoformat()} not executed"
-            + (" (ran once instead)" if occurrence.run else " (policy skip)"),
+            NewRun(
+                request_id=request_id,
+                process=request.label,
+                params=request.params,
+                status=RunStatus.misfired,
+                channel=Channel.scheduler,
+                scheduled_at=occurrence.first_missed or occurrence.due,
+                ended_at=self.clock(),
+                error=f"misfired: beat was down; {missed} fire(s) from "
+                f"{(occurrence.first_missed or occurrence.due).isoformat()} not executed"
+                + (" (ran once instead)" if occurrence.run else " (policy skip)"),
+            )
         )

@@ -29,6 +29,7 @@ from bgproc.settings import RUN_ID_HEADER, RUN_TASK
 from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
+from bgproc.store.transitions import NewRun
 
 logger = logging.getLogger("bgproc.grouprun")
 OPEN = (RunStatus.queued, RunStatus.processing)
@@ -156,7 +157,7 @@ class GroupRuns:
                 return None
             step = group.steps[len(steps)]
             task_id = str(uuid.uuid4())
-            row = ProcessRun(
+            row = NewRun(
                 process=step.process,
                 params=dict(step.params or {}),
                 status=RunStatus.queued,
@@ -166,7 +167,7 @@ class GroupRuns:
                 scheduled_at=now,
                 queued_at=now,
                 task_id=task_id,
-            )
+            ).row()
             session.add(row)
             session.flush()
             _log(parent, now, f"step {len(steps) + 1}/{total} {step.process}: run {row.id} starts")

@@ -41,6 +41,7 @@ from bgproc.outages import Outages, outage_of
 from bgproc.statuses import RunStatus
 from bgproc.store.db import execute_many, writing
 from bgproc.store.models import ProcessRun
+from bgproc.store.transitions import RunEnd, RunStart
 
 # How stale the monitor may be. Each batch costs ~1 ms of the worker's CPU whatever its size
 # (a commit, a pool round): at 400 runs/s a process pays ~50 µs per run at 0.05 s, ~15 at 0.2 s.
@@ -109,22 +110,20 @@ class RunRecorder:
 
     # -- what the runs report (never blocks on I/O) ------------------------------------
 
-    def started(
-        self, run_id: int, attempt: int, killable: bool, **fields: Any
-    ) -> threading.Event | None:
+    def started(self, start: RunStart, killable: bool) -> threading.Event | None:
         """The run is processing; a killable run gets an event, set if a kill is asked for."""
         stop = threading.Event() if killable else None
         with self._lock:
-            self._running[run_id] = _Running(stop)
-            self._change(run_id, attempt, {**fields, "attempt": attempt})
+            self._running[start.run_id] = _Running(stop)
+            self._change(start.run_id, start.attempt, start.columns())
             self._wake.notify()
         self._start_writer()
         return stop
 
-    def ended(self, run_id: int, attempt: int, **fields: Any) -> None:
+    def ended(self, end: RunEnd) -> None:
         """The run has its outcome (a status that is final, with its end time)."""
         with self._lock:
-            self._change(run_id, attempt, {**fields, "attempt": attempt}).ended = True
+            self._change(end.run_id, end.attempt, end.columns()).ended = True
             self._wake.notify()
         self._start_writer()
 

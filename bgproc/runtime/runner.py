@@ -44,7 +44,8 @@ from bgproc.runtime.outcome import DROPPED, Outcome, RunFailed, report
 from bgproc.runtime.runrequest import RunRequest
 from bgproc.settings import RUN_TASK
 from bgproc.statuses import Channel, RequestStatus, RunStatus
-from bgproc.store.runs import Ticket, bounded_result
+from bgproc.store.tickets import Ticket
+from bgproc.store.transitions import RunOutcome, RunRefusal, RunStart, bounded_result
 from bgproc.timing.walltime import utc_now
 
 logger = logging.getLogger("bgproc.runner")
@@ -294,24 +295,14 @@ class Runner:
     def _refuse(self, ticket: Ticket, attempt: int, status: RunStatus, why: str) -> None:
         self.outcome = Outcome(status, why)
         self.recorder.ended(
-            ticket.run_id,
-            attempt,
-            status=status,
-            ended_at=utc_now(),
-            worker=self.fire.worker,
-            error=why,
+            RunRefusal(ticket.run_id, attempt, status, utc_now(), self.fire.worker, why)
         )
 
     def _execute(self, ticket: Ticket, attempt: int, spec: ProcessSpec) -> None:
         run_id = ticket.run_id
         started = utc_now()
         stop = self.recorder.started(
-            run_id,
-            attempt,
-            spec.killable,
-            status=RunStatus.processing,
-            started_at=started,
-            worker=self.fire.worker,
+            RunStart(run_id, attempt, self.fire.worker, started), spec.killable
         )
         log = spec.logger
         context = ProcessContext(
@@ -337,13 +328,15 @@ class Runner:
         ended = utc_now()
         error = error and redaction.text(error)
         self.recorder.ended(
-            run_id,
-            attempt,
-            status=status,
-            ended_at=ended,
-            duration_ms=int((ended - started).total_seconds() * 1000),
-            result=redaction.value(bounded_result(result)),
-            error=error,
-            traceback=trace and redaction.text(trace),
+            RunOutcome(
+                run_id,
+                attempt,
+                status,
+                ended,
+                duration_ms=int((ended - started).total_seconds() * 1000),
+                result=redaction.value(bounded_result(result)),
+                error=error,
+                traceback=trace and redaction.text(trace),
+            )
         )
         self.outcome = Outcome(status, error, frames if status is RunStatus.error else None)

@@ -43,6 +43,7 @@ from bgproc.runtime.logcapture import storable
 from bgproc.runtime.sweeper import sweep, sweep_unsent
 from bgproc.services.control import WorkerInfo
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.transitions import NewRun
 
 logger = logging.getLogger("bgproc.worker")
 # At most; a third of the run lease, or of the redelivery delay, when that is shorter.
@@ -297,22 +298,22 @@ def _record_refusal(sender: Any, task: str, task_id: Any, why: str) -> None:
         return
     try:
         now = datetime.now(UTC)
-        fields: dict[str, Any] = {
-            "process": task,
-            "params": {},
-            "status": RunStatus.error,
-            "channel": Channel.direct,
-            "queued_at": now,
-            "ended_at": now,
-            "worker": str(getattr(sender, "hostname", "") or "")[:NAME_CHARS],
-            "error": why,
-        }
+        refused = NewRun(
+            process=task,
+            params={},
+            status=RunStatus.error,
+            channel=Channel.direct,
+            queued_at=now,
+            ended_at=now,
+            worker=str(getattr(sender, "hostname", "") or "")[:NAME_CHARS],
+            error=why,
+        )
         message_id = storable(str(task_id or ""))
         runs = installation_of(app).runs
         try:
             kept_id = message_id if 0 < len(message_id) <= TASK_ID_CHARS else None
-            runs.record(task_id=kept_id, **fields)
+            runs.record(replace(refused, task_id=kept_id))
         except IntegrityError:  # the id of another run: the refusal is kept without it
-            runs.record(task_id=None, **fields)
+            runs.record(refused)
     except Exception:
         logger.exception("could not record the refused message for %r", task)

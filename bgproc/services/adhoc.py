@@ -23,7 +23,9 @@ from bgproc.services.groups import GROUP_QUEUE
 from bgproc.services.requests import RequestService
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK, TICKET_HEADER
 from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RunStatus
-from bgproc.store.runs import RunStore, ad_hoc_ticket
+from bgproc.store.runs import RunStore
+from bgproc.store.tickets import ad_hoc_ticket
+from bgproc.store.transitions import NewRun
 
 
 def launch(
@@ -38,13 +40,15 @@ def launch(
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     run_id = runs.record(
-        process=spec.name,
-        params=stored,
-        status=RunStatus.queued,
-        channel=Channel.direct,
-        scheduled_at=now,
-        queued_at=now,
-        task_id=task_id,
+        NewRun(
+            process=spec.name,
+            params=stored,
+            status=RunStatus.queued,
+            channel=Channel.direct,
+            scheduled_at=now,
+            queued_at=now,
+            task_id=task_id,
+        )
     )
     headers = message_headers(spec, run_id, stored, runs.ticket_key)
     _send(runs, app, run_id, task_id, spec.name, headers, spec.send_options())
@@ -105,14 +109,16 @@ def run_request(
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     run_id = runs.record(
-        request_id=view.id,
-        process=view.label,
-        params=view.params,
-        status=RunStatus.queued,
-        channel=Channel.direct,
-        scheduled_at=now,
-        queued_at=now,
-        task_id=task_id,
+        NewRun(
+            request_id=view.id,
+            process=view.label,
+            params=view.params,
+            status=RunStatus.queued,
+            channel=Channel.direct,
+            scheduled_at=now,
+            queued_at=now,
+            task_id=task_id,
+        )
     )
     _send(runs, app, run_id, task_id, view.label, {RUN_ID_HEADER: run_id}, options)
     return run_id

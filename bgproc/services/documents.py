@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from bgproc.services.health import Check
     from bgproc.services.kills import KillOutcome
     from bgproc.services.requestview import RequestView
-    from bgproc.store.runs import LogChunk, RunView
+    from bgproc.store.runs import LogChunk
+    from bgproc.store.runview import RunView
     from bgproc.timing.plan import Timing
 
 

@@ -18,7 +18,8 @@ from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
 if TYPE_CHECKING:
     from bgproc.registry import Registry
     from bgproc.services.control import Control
-    from bgproc.store.runs import RunStore, RunView
+    from bgproc.store.runs import RunStore
+    from bgproc.store.runview import RunView
 
 KILL_POLL_S = 0.2  # how often a kill that waits looks whether the run has stopped
 

@@ -1,49 +1,39 @@
-"""Engines, sessions and schema migrations for SQLite and PostgreSQL.
+"""Engines and sessions for SQLite and PostgreSQL.
 
 SQLite is the embedded default, shared by the CLI, beat and workers as separate
-processes on one file; PostgreSQL serves several machines. Connection failures
-become ``Unavailable`` with the password redacted.
+processes on one file; PostgreSQL serves several machines. Every session checks the
+schema first (:mod:`bgproc.store.schema`) and works through the fork gate
+(:mod:`bgproc.store.forkgate`), whose connection failures become ``Unavailable`` with
+the password redacted.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from bgproc.errors import InvalidInput, SchemaMismatch, Unavailable
-from bgproc.settings import redact_url
-from bgproc.store.models import ALEMBIC_VERSION_TABLE, SCHEMA_REVISION
+from bgproc.errors import InvalidInput
+from bgproc.settings import SQLITE_BUSY_TIMEOUT_MS
+from bgproc.store.forkgate import FORK_GATE, READ_ONLY, guard_against_fork, in_use
+from bgproc.store.schema import ensure_schema
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 URL_FIELD = "BGPROC_DATABASE_URL"  # how the user names the URL in messages
 URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-SQLITE_BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another process's write lock
-FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_MS / 1000  # a fork waits this long for SQLite work to end
 PG_CONNECT_TIMEOUT_S = 5  # a service's connection to a silent server gives up, and is retried
-MIGRATION_LOCK_KEY = 0x62677072_6F63  # "bgproc": PG advisory lock serialising upgrades
-READ_ONLY = "bgproc_read_only"  # execution option: a SQLite transaction that only reads
-
-if TYPE_CHECKING:
-    from alembic.config import Config
-
-logger = logging.getLogger("bgproc.db")
-_schema_ready: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def normalise_url(url: str) -> str:
@@ -76,7 +66,7 @@ def make_engine(url: str, connect_timeout_s: int = PG_CONNECT_TIMEOUT_S) -> Engi
             parsed,
             connect_args={"connect_timeout": connect_timeout_s, "application_name": "bgproc"},
         )
-        _guard_against_fork(engine)
+        guard_against_fork(engine)
         return engine
     raise InvalidInput(URL_FIELD, f"{backend} is not supported; expected {URL_FORMS}")
 
@@ -105,8 +95,8 @@ def _sqlite_engine(url: URL) -> Engine:
         reading = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
-    _guard_against_fork(engine)
-    _FORK_GATE.add(engine)
+    guard_against_fork(engine)
+    FORK_GATE.add(engine)
     return engine
 
 
@@ -122,103 +112,12 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
-def _guard_against_fork(engine: Engine) -> None:
-    """A forked child (Celery prefork) never reuses its parent's pooled connections.
-
-    Sharing one socket or SQLite handle between two processes corrupts both sides.
-    """
-
-    @event.listens_for(engine, "connect")
-    def _remember_pid(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-        record.info["pid"] = os.getpid()
-
-    @event.listens_for(engine, "checkout")
-    def _check_pid(_dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
-        if record.info.get("pid") != os.getpid():
-            record.dbapi_connection = proxy.dbapi_connection = None
-            raise DisconnectionError("connection was opened by the parent process")
-
-
-class _ForkGate:
-    """No SQLite connection crosses a fork (Celery's prefork pool forks the worker).
-
-    SQLite keeps its lock bookkeeping in the process: a child that inherits a connection
-    caught in another thread's write transaction takes that write lock for one held by
-    itself, for ever, and each write it tries fails with "database is locked" (CI: a pool
-    child forked while housekeeping wrote). So a fork waits until the other threads' SQLite
-    work ends, holds new work back while it forks, and first closes every SQLite connection:
-    the child starts with none. Work costs two dict writes: forks are rare, work is not.
-    """
-
-    def __init__(self) -> None:
-        self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
-        self._reset()
-        os.register_at_fork(
-            before=self._before_fork, after_in_parent=self._after_fork, after_in_child=self._reset
-        )
-
-    def _reset(self) -> None:
-        self._working: dict[int, int] = {}  # thread → nesting of its SQLite work
-        self._no_fork = threading.Event()
-        self._no_fork.set()
-        self._forks = 0  # forks under way, changed under _fork_lock
-        self._fork_lock = threading.Lock()
-
-    def add(self, engine: Engine) -> None:
-        self._engines.add(engine)
-
-    def work(self, engine: Engine) -> AbstractContextManager[Any]:
-        """SQLite work on ``engine`` (anything that holds a connection); nests freely."""
-        return self if engine in self._engines else nullcontext()
-
-    def __enter__(self) -> None:
-        thread = threading.get_ident()
-        depth = self._working.get(thread, 0)
-        self._working[thread] = depth + 1
-        # Registered first, then looked: a fork either sees this work or is seen by it
-        while not depth and not self._no_fork.is_set():
-            del self._working[thread]
-            self._no_fork.wait()
-            self._working[thread] = 1
-
-    def __exit__(self, *_: object) -> None:
-        thread = threading.get_ident()
-        depth = self._working.get(thread, 0) - 1
-        if depth > 0:
-            self._working[thread] = depth
-        else:
-            self._working.pop(thread, None)  # gone already: this thread forked inside work
-
-    def _before_fork(self) -> None:
-        with self._fork_lock:
-            self._forks += 1
-            self._no_fork.clear()
-        forking = threading.get_ident()
-        deadline = time.monotonic() + FORK_WAIT_S
-        while any(thread != forking for thread in self._working.copy()):
-            if time.monotonic() > deadline:
-                logger.warning("forking while SQLite work goes on in another thread")
-                break
-            time.sleep(0.001)
-        for engine in list(self._engines):
-            engine.dispose()  # its idle connections, and the threads' held read connections
-
-    def _after_fork(self) -> None:
-        with self._fork_lock:
-            self._forks -= 1
-            if not self._forks:
-                self._no_fork.set()
-
-
-_FORK_GATE = _ForkGate()
-
-
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
     """A connection for reads only: on SQLite it never waits for (or holds) the write lock;
     on PostgreSQL it sends no BEGIN and ROLLBACK around the read (autocommit)."""
     ensure_schema(engine)
-    with _in_use(engine), engine.connect() as connection:
+    with in_use(engine), engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             yield connection.execution_options(isolation_level="AUTOCOMMIT")
         else:
@@ -242,7 +141,7 @@ def read_row(engine: Engine, query: Select[Any], params: dict[str, Any]) -> tupl
     ensure_schema(engine)
     driver = _driver_statement(query, engine.dialect)
     dbapi = engine.dialect.loaded_dbapi
-    with _in_use(engine):
+    with in_use(engine):
         connection = _READERS.connection(engine)
         try:
             cursor = connection.cursor()
@@ -374,7 +273,7 @@ def _driver_statement(statement: Executable, dialect: Dialect) -> _DriverStateme
 def writing(engine: Engine) -> Iterator[Connection]:
     """One Core transaction: commit on success, rollback on error."""
     ensure_schema(engine)
-    with _in_use(engine), engine.begin() as connection:
+    with in_use(engine), engine.begin() as connection:
         yield connection
 
 
@@ -383,7 +282,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commit on success, rollback on error; rows stay readable after it."""
     ensure_schema(engine)
     with (
-        _in_use(engine),
+        in_use(engine),
         Session(engine, expire_on_commit=False) as session,
         session.begin(),
     ):
@@ -396,122 +295,3 @@ def read_session(engine: Engine) -> Iterator[Session]:
     million runs never holds SQLite's write lock, which every worker and beat wait for."""
     with reading(engine) as connection, Session(connection, expire_on_commit=False) as session:
         yield session
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Make sure the schema is at head before first use (checked once per engine).
-
-    SQLite is embedded, so it is migrated on the spot (only then taking the write lock); a
-    shared PostgreSQL is only migrated on purpose, by ``bgproc db upgrade``.
-    """
-    if engine in _schema_ready:
-        return
-    with _in_use(engine), engine.connect() as connection:
-        current = _current_revisions(connection.execution_options(**{READ_ONLY: True}))
-    if current == {SCHEMA_REVISION}:
-        _schema_ready.add(engine)
-    elif engine.dialect.name == "sqlite":
-        upgrade(engine)  # checked again under the write lock: another process may be at it
-    else:
-        raise SchemaMismatch(_outdated(current), _redacted(engine))
-
-
-def _current_revisions(connection: Connection) -> set[str]:
-    """The schema's revisions, read with plain SQL: a command at head loads no Alembic."""
-    if not inspect(connection).has_table(ALEMBIC_VERSION_TABLE):
-        return set()
-    rows = connection.execute(text(f"SELECT version_num FROM {ALEMBIC_VERSION_TABLE}"))
-    return {row[0] for row in rows}
-
-
-def upgrade(engine: Engine) -> None:
-    """Migrate to head; safe to run again, or from several processes at once."""
-    from alembic import command
-    from alembic.util import CommandError
-
-    with _in_use(engine), engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Held until commit; on SQLite, BEGIN IMMEDIATE already serialises upgrades.
-            lock = text("SELECT pg_advisory_xact_lock(:key)")
-            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
-        config = _alembic_config()
-        config.attributes["connection"] = connection
-        try:
-            with _alembic_quiet():
-                command.upgrade(config, "head")
-        except CommandError as exc:
-            raise SchemaMismatch(str(exc), _redacted(engine)) from exc
-    _schema_ready.add(engine)
-
-
-def _alembic_config() -> Config:
-    """Alembic's configuration, built in code: the scripts ship inside the package."""
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    return config
-
-
-def head_revisions() -> frozenset[str]:
-    """The heads of the migration scripts (:data:`SCHEMA_REVISION` must be the one)."""
-    from alembic.script import ScriptDirectory
-
-    return frozenset(ScriptDirectory.from_config(_alembic_config()).get_heads())
-
-
-def _known_revisions() -> frozenset[str]:
-    """Every revision this bgproc ships, to tell an old schema from a newer one."""
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(_alembic_config())
-    return frozenset(rev.revision for rev in script.walk_revisions())
-
-
-@contextmanager
-def _alembic_quiet() -> Iterator[None]:
-    """Alembic's INFO lines ("Context impl SQLiteImpl.") under bgproc's own schema checks
-    and upgrades: noise in a worker's console, where Celery logs INFO from every logger."""
-    alembic = logging.getLogger("alembic")
-    level = alembic.level
-    alembic.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        alembic.setLevel(level)
-
-
-def _outdated(current: set[str]) -> str:
-    """Why the schema is refused, and what to do about it."""
-    if not current:
-        return f"no bgproc schema yet (need revision {SCHEMA_REVISION}); run `bgproc db upgrade`"
-    found = ", ".join(sorted(current))
-    if current - _known_revisions():
-        return f"schema revision {found} is newer than this bgproc's ({SCHEMA_REVISION})"
-    return f"schema is at revision {found}, not {SCHEMA_REVISION}; run `bgproc db upgrade`"
-
-
-@contextmanager
-def _in_use(engine: Engine) -> Iterator[None]:
-    """Work on ``engine``: never cut by a fork (SQLite, :class:`_ForkGate`), and its
-    connection-level failures become one ``Unavailable`` line, never a password."""
-    with _FORK_GATE.work(engine):
-        try:
-            yield
-        except (OperationalError, InterfaceError) as exc:
-            where = _redacted(engine)
-            raise Unavailable("database", _reason(exc, engine.url), where) from exc
-
-
-def _reason(exc: OperationalError | InterfaceError, url: URL) -> str:
-    """The driver's first line of complaint, scrubbed of the password just in case."""
-    lines = [line.strip() for line in str(exc.orig or exc).splitlines() if line.strip()]
-    reason = lines[0] if lines else type(exc.orig or exc).__name__
-    if url.password:
-        reason = reason.replace(str(url.password), "***")
-    return reason
-
-
-def _redacted(engine: Engine) -> str:
-    """The database's URL as messages name it: password redacted."""
-    return redact_url(engine.url.render_as_string(hide_password=False))

@@ -28,7 +28,7 @@ from bgproc.services.preview import MAX_FIRES, preview
 from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, since_filter
 from bgproc.settings import MAX_REQUEST_ID
 from bgproc.statuses import RunStatus
-from bgproc.store.runs import RunView
+from bgproc.store.runview import RunView
 from bgproc.timing.fields import TIMING_KEYS
 from bgproc.timing.inputs import parse_int
 from bgproc.web.auth import Access

@@ -33,8 +33,9 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from bgproc.statuses import RequestStatus, RunStatus
-from bgproc.store.db import make_engine, normalise_url, upgrade
+from bgproc.store.db import make_engine, normalise_url
 from bgproc.store.models import ProcessRequest, ProcessRun
+from bgproc.store.schema import upgrade
 from tests.conftest import PgServer
 from tests.e2e.services import PrivatePostgres, PrivateRedis, have_postgres_binaries
 from tests.waiting import wait_until

@@ -23,8 +23,9 @@ import pytest
 from bgproc.runtime.app import BEAT_LOCK_TIMEOUT_S
 from bgproc.runtime.sweeper import UNSENT
 from bgproc.statuses import RunStatus
-from bgproc.store.db import make_engine, upgrade
+from bgproc.store.db import make_engine
 from bgproc.store.models import ProcessRun
+from bgproc.store.schema import upgrade
 from tests.e2e.conftest import WORKER_OPTIONS, Proc, Stack, _stack
 from tests.e2e.netns import Host, Lab, LabError, why_not
 from tests.waiting import wait_until

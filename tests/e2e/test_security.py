@@ -33,6 +33,7 @@ from bgproc.runtime.app import create_app
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK, Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.models import ProcessRun
+from bgproc.store.transitions import NewRun
 from tests.e2e.conftest import BROKER, Stack, _sqlite_url, _stack
 from tests.integration.cli_harness import Cli
 from tests.waiting import wait_until
@@ -242,7 +243,7 @@ def test_a_run_of_an_unregistered_process_ends_in_error(
     # into the database, as a stale or forged row would be)
     stack.worker()
     run_id = installation.runs.record(
-        process="nope.gone", params={}, status=RunStatus.queued, channel=Channel.direct
+        NewRun(process="nope.gone", params={}, status=RunStatus.queued, channel=Channel.direct)
     )
     installation.app.send_task(RUN_TASK, queue="celery", headers={"bgproc_run_id": run_id})
     # Then the run ends in error, saying why, and nothing ran
@@ -279,7 +280,7 @@ def test_pickle_and_other_content_types_are_refused(
     # Given a worker, a queued run, and messages for it in pickle and in a made-up type
     worker = stack.worker()
     queued = installation.runs.record(
-        process="sample.echo", params={}, status=RunStatus.queued, channel=Channel.direct
+        NewRun(process="sample.echo", params={}, status=RunStatus.queued, channel=Channel.direct)
     )
     marker = tmp_path / "unpickled"
     evil = pickle.dumps(((MakeDirectory(marker),), {}, {}))

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from bgproc.store.db import ensure_schema, make_engine, upgrade
+from bgproc.store.db import make_engine
 from bgproc.store.models import Base, InstallationKey
+from bgproc.store.schema import ensure_schema, upgrade
 from tests.conftest import PgServer
 
 BACKENDS = ("sqlite", "postgresql")

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, MetaData, Table, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from bgproc.services.requestview import timing_of
-from bgproc.store.db import MIGRATIONS_DIR, make_engine, session_scope
+from bgproc.store.db import make_engine, session_scope
 from bgproc.store.models import (
     ALEMBIC_VERSION_TABLE,
     SCHEMA_REVISION,
@@ -26,6 +26,7 @@ from bgproc.store.models import (
     ProcessRequest,
     ProcessRun,
 )
+from bgproc.store.schema import MIGRATIONS_DIR
 from bgproc.timing.plan import Timing
 
 T = datetime(2027, 1, 1, 12, tzinfo=UTC)

@@ -22,7 +22,9 @@ from sqlalchemy.engine import make_url
 from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.store.db import session_scope
 from bgproc.store.models import ProcessRequest, ProcessRun
-from bgproc.store.runs import TERMINAL, LogChunk, RunStore, RunView
+from bgproc.store.runs import LogChunk, RunStore
+from bgproc.store.runview import TERMINAL, RunView
+from bgproc.store.transitions import NewRun
 from cli import monitor, output
 from tests.integration.cli_harness import Cli as CliHarness
 
@@ -104,7 +106,7 @@ def add(
                 ended_at=at + timedelta(milliseconds=duration_ms or 0), duration_ms=duration_ms
             )
     values.update(fields)
-    return store.record(**values)
+    return store.record(NewRun(**values))
 
 
 def add_request(engine: Engine, status: RequestStatus, updated: datetime) -> int:

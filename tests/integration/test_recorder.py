@@ -24,6 +24,7 @@ from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.models import ProcessRun
 from bgproc.store.runs import RunStore
+from bgproc.store.transitions import NewRun, RunOutcome, RunStart
 
 BROKER = "redis://127.0.0.1:6379/0"
 LEASE_S = 3.0
@@ -51,10 +52,10 @@ def recorder(engine: Engine, client: tuple[redis.Redis, str]) -> RunRecorder:
 
 def _queued(engine: Engine) -> int:
     now = datetime.now(UTC)
-    return RunStore(engine).record(
+    return RunStore(engine).record(NewRun(
         process="sample.echo", params={}, status=RunStatus.queued, channel=Channel.direct,
         scheduled_at=now, queued_at=now, task_id=str(uuid.uuid4()),
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_a_run_is_stored_in_order_with_its_lease_given_then_dropped(
@@ -62,7 +63,7 @@ def test_a_run_is_stored_in_order_with_its_lease_given_then_dropped(
 ) -> None:
     run_id = _queued(engine)
     started = datetime.now(UTC)
-    recorder.started(run_id, 1, False, status=RunStatus.processing, started_at=started, worker="w")
+    recorder.started(RunStart(run_id, 1, "w", started), False)
     recorder.append_log(run_id, "one\n")
     recorder.flush()
     view = RunStore(engine).get(run_id)
@@ -71,7 +72,7 @@ def test_a_run_is_stored_in_order_with_its_lease_given_then_dropped(
     assert expiry is not None and expiry > time.time()
 
     recorder.append_log(run_id, "two\n")
-    recorder.ended(run_id, 1, status=RunStatus.success, ended_at=datetime.now(UTC), result={"a": 1})
+    recorder.ended(RunOutcome(run_id, 1, RunStatus.success, datetime.now(UTC), result={"a": 1}))
     recorder.flush()
     view = RunStore(engine).get(run_id)
     assert view.status is RunStatus.success and view.result == {"a": 1}
@@ -84,7 +85,7 @@ def test_the_writer_thread_stores_without_being_asked_and_renews_the_lease(
     engine: Engine, recorder: RunRecorder
 ) -> None:
     run_id = _queued(engine)
-    recorder.started(run_id, 1, True, status=RunStatus.processing, started_at=datetime.now(UTC))
+    recorder.started(RunStart(run_id, 1, "w", datetime.now(UTC)), True)
     deadline = time.monotonic() + 10
     while recorder.redis.zscore(recorder.leases_key, str(run_id)) is None:
         assert time.monotonic() < deadline, "no lease was given"
@@ -94,18 +95,17 @@ def test_the_writer_thread_stores_without_being_asked_and_renews_the_lease(
         assert time.monotonic() < deadline, "the lease was not renewed"
         time.sleep(0.05)
     assert RunStore(engine).get(run_id).status is RunStatus.processing
-    recorder.ended(run_id, 1, status=RunStatus.success, ended_at=datetime.now(UTC))
+    recorder.ended(RunOutcome(run_id, 1, RunStatus.success, datetime.now(UTC)))
     recorder.flush()  # ended: the writer renews nothing after the test's clean-up
 
 
 def test_a_kill_request_sets_the_runs_stop_event(engine: Engine, recorder: RunRecorder) -> None:
     run_id = _queued(engine)
-    stop = recorder.started(run_id, 1, True, status=RunStatus.processing,
-                            started_at=datetime.now(UTC))  # fmt: skip
+    stop = recorder.started(RunStart(run_id, 1, "w", datetime.now(UTC)), True)
     recorder.flush()  # the lease is given; kills are looked for from now on
     recorder.redis.sadd(recorder.kills_key, str(run_id))
     assert stop.wait(5), "the kill request was not seen"
-    recorder.ended(run_id, 1, status=RunStatus.killed, ended_at=datetime.now(UTC))
+    recorder.ended(RunOutcome(run_id, 1, RunStatus.killed, datetime.now(UTC)))
     recorder.flush()
     assert not recorder.redis.sismember(recorder.kills_key, str(run_id)), "the request stays"
 
@@ -115,14 +115,14 @@ def test_a_late_write_of_an_older_attempt_never_undoes_a_decision(
 ) -> None:
     run_id = _queued(engine)
     store = RunStore(engine)
-    recorder.started(run_id, 1, False, status=RunStatus.processing, started_at=datetime.now(UTC))
+    recorder.started(RunStart(run_id, 1, "w", datetime.now(UTC)), False)
     recorder.flush()
     store.close_open(run_id, "", RunStatus.lost, datetime.now(UTC), "lost: swept")
-    recorder.ended(run_id, 1, status=RunStatus.success, ended_at=datetime.now(UTC))
+    recorder.ended(RunOutcome(run_id, 1, RunStatus.success, datetime.now(UTC)))
     recorder.flush()
     assert store.get(run_id).status is RunStatus.lost  # attempt 1 was decided by the sweep
-    recorder.started(run_id, 2, False, status=RunStatus.processing, started_at=datetime.now(UTC))
-    recorder.ended(run_id, 2, status=RunStatus.success, ended_at=datetime.now(UTC))
+    recorder.started(RunStart(run_id, 2, "w", datetime.now(UTC)), False)
+    recorder.ended(RunOutcome(run_id, 2, RunStatus.success, datetime.now(UTC)))
     recorder.flush()
     view = store.get(run_id)
     assert view.status is RunStatus.success and view.attempt == 2
@@ -132,7 +132,7 @@ def test_a_failed_store_keeps_every_change_for_the_next_flush(
     engine: Engine, recorder: RunRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = _queued(engine)
-    recorder.started(run_id, 1, False, status=RunStatus.processing, started_at=datetime.now(UTC))
+    recorder.started(RunStart(run_id, 1, "w", datetime.now(UTC)), False)
     recorder.append_log(run_id, "a\n")
     real_store = recorder._store
 
@@ -143,7 +143,7 @@ def test_a_failed_store_keeps_every_change_for_the_next_flush(
     with pytest.raises(ConnectionError):
         recorder.flush()
     recorder.append_log(run_id, "b\n")
-    recorder.ended(run_id, 1, status=RunStatus.success, ended_at=datetime.now(UTC))
+    recorder.ended(RunOutcome(run_id, 1, RunStatus.success, datetime.now(UTC)))
     monkeypatch.setattr(recorder, "_store", real_store)
     recorder.flush()
     view = RunStore(engine).get(run_id)

@@ -26,6 +26,7 @@ from bgproc.services.control import Control
 from bgproc.settings import DEFAULT_QUEUE, RUN_TASK, Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.runs import RunStore
+from bgproc.store.transitions import NewRun
 
 BROKER = "redis://127.0.0.1:6379/0"
 AFTER_S = 3.0
@@ -170,9 +171,9 @@ def test_a_worker_silent_since_a_message_arrived_must_claim_its_start(settings: 
 def test_of_two_copies_only_one_claims_the_start(engine: Engine, status: RunStatus) -> None:
     now = datetime.now(UTC)
     runs = RunStore(engine)
-    run_id = runs.record(process="sample.echo", params={}, status=status,
-                         channel=Channel.direct, scheduled_at=now, queued_at=now,
-                         task_id=str(uuid.uuid4()))  # fmt: skip
+    run_id = runs.record(NewRun(process="sample.echo", params={}, status=status,
+                                channel=Channel.direct, scheduled_at=now, queued_at=now,
+                                task_id=str(uuid.uuid4())))  # fmt: skip
     claims = [runs.claim_start(run_id, status, 1, 2, f"w{i}@h") for i in range(2)]
     assert claims == [True, False]
     run = runs.get(run_id)

@@ -26,15 +26,7 @@ from bgproc.errors import InvalidInput, Unavailable
 from bgproc.registry import Registry
 from bgproc.runtime.grouprun import GroupRuns
 from bgproc.statuses import Channel, RequestStatus, RunStatus
-from bgproc.store.db import (
-    MIGRATIONS_DIR,
-    ensure_schema,
-    execute_many,
-    make_engine,
-    normalise_url,
-    session_scope,
-    upgrade,
-)
+from bgproc.store.db import execute_many, make_engine, normalise_url, session_scope
 from bgproc.store.models import (
     ALEMBIC_VERSION_TABLE,
     Base,
@@ -43,7 +35,9 @@ from bgproc.store.models import (
     ProcessRequest,
     ProcessRun,
 )
-from bgproc.store.runs import RunStore, aggregate_query
+from bgproc.store.runs import RunStore
+from bgproc.store.schema import MIGRATIONS_DIR, ensure_schema, upgrade
+from bgproc.store.stats import aggregate_query
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200

@@ -20,6 +20,7 @@ from bgproc.installation import Installation
 from bgproc.services.control import BeatInfo, WorkerInfo
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.transitions import NewRun
 from bgproc.web.app import create_app
 from bgproc.web.auth import CSRF_HEADER, SESSION_COOKIE, Access
 from tests.integration.cli_harness import StoreCli, isolated
@@ -53,7 +54,7 @@ class Web:
                   "channel": Channel.direct, "scheduled_at": now, "queued_at": now,
                   "started_at": now, "ended_at": now, "duration_ms": 5, "worker": "w1@h",
                   "task_id": uuid.uuid4().hex, "log": "hello\n"}  # fmt: skip
-        return self.installation.runs.record(**{**values, **fields})
+        return self.installation.runs.record(NewRun(**{**values, **fields}))
 
 
 @pytest.fixture(name="web")

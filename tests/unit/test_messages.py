@@ -13,7 +13,7 @@ from bgproc.registry import ProcessContext, Registry, Secret, process
 from bgproc.services.adhoc import message_headers
 from bgproc.settings import RUN_ID_HEADER, TICKET_HEADER
 from bgproc.statuses import Channel, RunStatus
-from bgproc.store.runs import Ticket
+from bgproc.store.tickets import Ticket
 
 KEY = "k" * 64
 

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from bgproc.store.runs import MAX_RESULT_CHARS, bounded_result
+from bgproc.store.transitions import MAX_RESULT_CHARS, bounded_result
 
 
 def test_a_small_result_is_stored_as_json() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bgproc.store.db import head_revisions
 from bgproc.store.models import SCHEMA_REVISION
+from bgproc.store.schema import head_revisions
 
 SERVICES = {"celery", "kombu", "redbeat", "redis", "sqlalchemy", "alembic"}
 PRINTING = {"rich", "cron_descriptor"}

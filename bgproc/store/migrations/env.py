@@ -1,6 +1,6 @@
-"""Alembic environment, run only from ``bgproc.store.db`` on a connection it passes in.
+"""Alembic environment, run only from ``bgproc.store.schema`` on a connection it passes in.
 
-``bgproc.store.db.upgrade`` opens the transaction (and takes the migration lock) itself, so
+``bgproc.store.schema.upgrade`` opens the transaction (and takes the migration lock) itself, so
 this file never connects, never reads an ini file and never commits.
 """
 

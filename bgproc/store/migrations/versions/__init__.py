@@ -1,1 +1,1 @@
-"""Schema revisions, applied in order by ``bgproc.store.db.upgrade``."""
+"""Schema revisions, applied in order by ``bgproc.store.schema.upgrade``."""
