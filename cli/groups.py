@@ -9,7 +9,8 @@ import click
 
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
-from cli.options import json_option, parse_params, settings_zone
+from bgproc.timing.inputs import parse_params
+from cli.options import json_option, settings_zone
 from cli.output import flags, local_time, print_fields, print_json, print_table, say
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def parse_step(text: str, position: int) -> dict[str, Any]:
     if not words:
         raise InvalidInput(f"{label}: process", "is required")
     try:
-        params = parse_params(tuple(words[1:]))
+        params = parse_params(words[1:])
     except InvalidInput as error:
         raise InvalidInput(f"{label}: {error.field}", error.why) from None
     return {"process": words[0], "params": params}

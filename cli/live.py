@@ -14,10 +14,15 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
-from bgproc.services.documents import beats_document, queues_document, workers_document
+from bgproc.services.documents import (
+    beats_document,
+    human_duration,
+    queues_document,
+    workers_document,
+)
 from bgproc.statuses import RunStatus
 from bgproc.timing.inputs import parse_int
-from cli.monitor import RUN_ID, human_duration, short_time
+from cli.monitor import RUN_ID, short_time
 from cli.options import json_option, settings_zone
 from cli.output import console, display, new_table, print_json, say, tell
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
-from bgproc.services.documents import run_document
+from bgproc.services.documents import human_duration, run_document
 from bgproc.services.runfilters import (
     MAX_ID,
     MAX_LIMIT,
@@ -36,24 +36,6 @@ FOLLOW_POLL_S = 0.5  # how often ``log --follow`` looks for new text
 LOG_TAIL_LINES = 20  # ``show`` prints the end of the log; ``log`` prints all of it
 ERROR_CHARS = 60  # the error column of a listing: its first line, cut
 RUN_ID = WholeNumber("run id", MAX_ID)
-
-
-def human_duration(ms: float | None) -> str:
-    """``850 ms``, ``1.2 s``, ``4 min 12 s``, ``2 h 3 min``, ``3 d 4 h``."""
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 59_950:
-        return f"{ms / 1000:.1f} s"
-    minutes, seconds = divmod(round(ms / 1000), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def short_time(instant: datetime | None, zone: ZoneInfo) -> str:

@@ -56,20 +56,6 @@ def param_option(command: F) -> F:
     )(command)
 
 
-def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("a=1", "b=x=y")`` → ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is refused."""
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidInput("param", f"{pair!r} is not KEY=VALUE")
-        if key in params:
-            raise InvalidInput(f"param {key}", "given twice")
-        params[key] = value
-    return params
-
-
 def timing_fields(options: dict[str, Any]) -> dict[str, Any]:
     """The timing options given on the command line, keyed as the service expects."""
     return {key: options[key] for key in TIMING_KEYS if options.get(key) is not None}

@@ -12,15 +12,8 @@ from bgproc.services.documents import preview_document, request_document
 from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import MAX_REQUEST_ID
-from bgproc.timing.inputs import parse_int
-from cli.options import (
-    WholeNumber,
-    json_option,
-    param_option,
-    parse_params,
-    timing_fields,
-    timing_options,
-)
+from bgproc.timing.inputs import parse_int, parse_params
+from cli.options import WholeNumber, json_option, param_option, timing_fields, timing_options
 from cli.output import local_time, print_fields, print_json, print_table, say
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ import click
 
 from bgproc.installation import Installation
 from bgproc.statuses import RunStatus
-from cli.options import param_option, parse_params
+from bgproc.timing.inputs import parse_params
+from cli.options import param_option
 from cli.output import say, tell
 
 POLL_S = 0.2

@@ -120,3 +120,22 @@ def beats_document(beats: Sequence[BeatInfo], now: datetime) -> list[Any]:
 def health_document(checks: Sequence[Check]) -> dict[str, Any]:
     """``health --json``: healthy only when every check is."""
     return {"healthy": all(c.ok for c in checks), "checks": [c.as_json() for c in checks]}
+
+
+def human_duration(ms: float | None) -> str:
+    """``850 ms``, ``1.2 s``, ``4 min 12 s``, ``2 h 3 min``, ``3 d 4 h``: a duration as
+    both front ends show one."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 59_950:
+        return f"{ms / 1000:.1f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

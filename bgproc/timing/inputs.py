@@ -7,6 +7,7 @@ hand typed values out or raise :class:`InvalidInput`.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -151,3 +152,18 @@ def parse_zone(value: object) -> str:
     if not name:
         raise InvalidInput("tz", "must not be empty")
     return name
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, str]:
+    """``("a=1", "b=x=y")`` → ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is refused.
+    The one reading of ``--param`` pairs, and of the web form's lines."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidInput("param", f"{pair!r} is not KEY=VALUE")
+        if key in params:
+            raise InvalidInput(f"param {key}", "given twice")
+        params[key] = value
+    return params

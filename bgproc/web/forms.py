@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bgproc.errors import InvalidInput
 from bgproc.statuses import GROUP_LABEL_PREFIX
 from bgproc.timing.fields import TIMING_KEYS
+from bgproc.timing.inputs import parse_params as parse_pairs
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire")
@@ -33,18 +33,7 @@ def input_of(field: str | None) -> str:
 
 def parse_params(text: str) -> dict[str, str]:
     """One ``KEY=VALUE`` a line (as ``--param``); blank lines are skipped."""
-    params: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InvalidInput("param", f"{line.strip()!r} is not KEY=VALUE")
-        if key in params:
-            raise InvalidInput(f"param {key}", "given twice")
-        params[key] = value
-    return params
+    return parse_pairs(line.strip() for line in text.splitlines() if line.strip())
 
 
 def params_text(params: Mapping[str, Any]) -> str:

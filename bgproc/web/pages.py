@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from bgproc.errors import InvalidInput
+from bgproc.services.documents import human_duration
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.timing.fields import FIELDS_OF
 from bgproc.web import forms
@@ -45,21 +46,6 @@ REQUEST_RUNS_SHOWN = 20
 NEXT_FIRES_SHOWN = 10
 MAX_FORM_BYTES = 1_000_000
 PageHandler = Callable[[Web, Request, Mapping[str, Any]], Response]
-
-
-def human_duration(ms: float | None) -> str:
-    """``850 ms``, ``1.2 s``, ``4 min 12 s``, ``2 h 3 min``."""
-    if ms is None:
-        return ""
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.1f} s"
-    minutes, seconds = divmod(round(ms / 1000), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
 
 
 def _environment() -> Environment:
