@@ -46,9 +46,11 @@ SAFE_UNTIL = "bgproc_safe_until"  # a request's field: until when it may start u
 
 # KEYS: the unacked hash, its index, then the queue lists; ARGV: the tag, its delivery score
 # as it was read (a message delivered again since is someone's again), the payload to push.
+# The scores are compared as numbers: clients render a double their own way (redis-py 8.2
+# reads 1.7963600723067708e+9 where Redis itself writes 1796360072.3067708).
 # HDEL answers 1 to one caller only: the message is given back exactly once.
 _GIVE_BACK = """
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1])) ~= tonumber(ARGV[2]) then return 0 end
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], ARGV[3]) end
