@@ -24,7 +24,7 @@ from bgproc.statuses import RunStatus
 from bgproc.timing.inputs import parse_int
 from cli.monitor import RUN_ID, short_time
 from cli.options import json_option, settings_zone
-from cli.output import console, display, new_table, print_json, say, tell
+from cli.output import cells, console, display, new_table, print_json, say, tell
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -46,7 +46,7 @@ def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: Zone
     table = new_table("Workers", columns)
     for worker in workers:
         now_running = [run for run in running if run.worker == worker.name]
-        table.add_row(
+        table.add_row(*cells(
             worker.name,
             worker.host,
             str(worker.pid),
@@ -54,7 +54,7 @@ def _workers_table(workers: list[WorkerInfo], running: list[RunView], zone: Zone
             ",".join(worker.queues),
             short_time(worker.started_at, zone),
             "\n".join(f"run {run.id} {run.process}" for run in now_running) or "idle",
-        )
+        ))
     return table
 
 
@@ -64,21 +64,21 @@ def _beats_table(beats: list[BeatInfo], now: datetime, zone: ZoneInfo) -> Table:
     for beat in beats:
         age_s = (now - beat.ticked_at).total_seconds()
         role = "holds the lock" if beat.holds_lock else "standby"
-        table.add_row(
+        table.add_row(*cells(
             beat.name,
             f"STALE (was: {role})" if beat.stale(now) else role,
             f"{age_s:.1f} s ago",
             short_time(beat.started_at, zone),
             ", ".join(beat.down),
             beat.last_error,
-        )
+        ))
     return table
 
 
 def _queues_table(depths: list[QueueDepth]) -> Table:
     table = new_table("Queues", ("queue", "waiting", "consumed by"))
     for depth in depths:
-        table.add_row(depth.name, str(depth.waiting), ", ".join(depth.consumers) or "no worker!")
+        table.add_row(*cells(depth.name, depth.waiting, ", ".join(depth.consumers) or "no worker!"))
     return table
 
 
@@ -176,14 +176,14 @@ def kill(installation: Installation, run_id: int, timeout: str) -> None:
 def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
     table = new_table("Latest runs", ("id", "process", "status", "when", "duration", "worker"))
     for view in views:
-        table.add_row(
+        table.add_row(*cells(
             str(view.id),
             view.process,
             view.status.value,
             short_time(view.when, zone),
             human_duration(view.duration_ms),
             view.worker or "",
-        )
+        ))
     return table
 
 

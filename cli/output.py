@@ -18,6 +18,7 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 
 @cache
@@ -66,12 +67,20 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
 
 
+def cells(*values: object) -> list[Text]:
+    """Table cells shown as written: a process name or a parameter holding ``[/x]`` or
+    ``:smile:`` is data, not rich markup or an emoji code (and is not parsed as either)."""
+    from rich.text import Text
+
+    return [Text("" if value is None else str(value)) for value in values]
+
+
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table with a header row; empty tables say so."""
     table = new_table(title, columns)
     count = 0
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*cells(*row))
         count += 1
     if count == 0:
         display(f"[dim]{title or 'nothing'}: none[/dim]")
@@ -87,7 +96,7 @@ def print_fields(title: str, fields: Sequence[tuple[str, Any]]) -> None:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for name, value in fields:
-        table.add_row(name, "" if value is None else str(value))
+        table.add_row(name, *cells(value))
     display(table)
 
 
