@@ -234,5 +234,3 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
         if live is not None:
             live.stop()
 
-
-COMMANDS = (workers, beats, queues, kill, watch)

@@ -25,8 +25,7 @@ from bgproc.errors import (
 )
 from bgproc.installation import Installation
 from bgproc.settings import Settings, redact_url
-from cli import db, groups, health, live, monitor, processes, requests, rerun, run, runtime, web
-from cli.options import WholeNumber
+from cli.lazy import LazyGroup
 from cli.output import say, tell
 
 
@@ -51,7 +50,28 @@ EXIT_OF = {
 MAX_ERROR_CHARS = 300  # a message may quote what the user typed: a megabyte of it helps no one
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+COMMANDS = {  # each command's module is imported when it is run (cli.lazy)
+    "processes": "cli.processes:processes",
+    "request": "cli.requests:request",
+    "preview": "cli.requests:preview",
+    "group": "cli.groups:group",
+    "db": "cli.db:db",
+    "run": "cli.run:run",
+    "monitor": "cli.monitor:monitor",
+    "health": "cli.health:health",
+    "web": "cli.web:web",
+    "worker": "cli.runtime:worker",
+    "beat": "cli.runtime:beat",
+    "up": "cli.runtime:up",
+    "sync": "cli.runtime:sync",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="bgproc")
 @click.option("--verbose", is_flag=True, help="Show tracebacks of unexpected errors.")
 @click.pass_context
@@ -65,23 +85,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """
     ctx.obj = Installation(Settings.from_env(), interactive=True)
     ctx.meta["verbose"] = verbose
-
-
-cli.add_command(processes.processes)
-cli.add_command(requests.request)
-cli.add_command(requests.preview)
-cli.add_command(groups.group)
-cli.add_command(db.db)
-cli.add_command(run.run)
-cli.add_command(monitor.monitor)
-cli.add_command(health.health)
-cli.add_command(web.web)
-for command in live.COMMANDS:
-    monitor.monitor.add_command(command)
-monitor.monitor.add_command(rerun.rerun)
-requests.request.add_command(rerun.run_request)
-for command in (runtime.worker, runtime.beat, runtime.up, runtime.sync):
-    cli.add_command(command)
 
 
 def _fail(message: str, code: Exit) -> int:
@@ -140,6 +143,8 @@ def _number_taken_for_an_option(error: click.NoSuchOption) -> InvalidInput | Non
     """``request show -5``: click takes the -5 for an option; the id's own check names it."""
     if error.ctx is None or not re.fullmatch(r"-[0-9]+", error.option_name):
         return None
+    from cli.options import WholeNumber
+
     for param in error.ctx.command.params:
         if isinstance(param, click.Argument) and isinstance(param.type, WholeNumber):
             try:

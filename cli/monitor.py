@@ -24,6 +24,7 @@ from bgproc.services.runfilters import (
     since_filter,
 )
 from bgproc.statuses import RunStatus
+from cli.lazy import LazyGroup
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table, say, tell
 
@@ -52,7 +53,11 @@ def _params(params: dict[str, object]) -> str:
     return ", ".join(f"{key}={value}" for key, value in params.items()) or "-"
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    lazy={name: f"cli.live:{name}" for name in ("workers", "beats", "queues", "kill", "watch")}
+    | {"rerun": "cli.rerun:rerun"},
+)
 def monitor() -> None:
     """The Process Monitor: every run, its log, statistics and clean-up."""
 

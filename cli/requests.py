@@ -13,6 +13,7 @@ from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import MAX_REQUEST_ID
 from bgproc.timing.inputs import parse_int, parse_params
+from cli.lazy import LazyGroup
 from cli.options import WholeNumber, json_option, param_option, timing_fields, timing_options
 from cli.output import local_time, print_fields, print_json, print_table, say
 
@@ -84,7 +85,7 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
     )
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy={"run": "cli.rerun:run_request"})
 def request() -> None:
     """Process requests: what runs, and when."""
 
