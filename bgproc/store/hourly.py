@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, String, Subquery, func, select, union_all
@@ -20,8 +20,7 @@ from bgproc.store.db import reading
 from bgproc.store.models import ProcessRun
 from bgproc.store.runview import TERMINAL, iso
 from bgproc.store.stats import percentile
-
-HOUR = timedelta(hours=1)
+from bgproc.timing.walltime import utc_hours
 
 
 @dataclass(frozen=True)
@@ -51,20 +50,6 @@ class HourDurations:
     def as_json(self) -> dict[str, Any]:
         return {"hour": iso(self.hour), "runs": self.runs, "p50_ms": self.p50_ms,
                 "max_ms": self.max_ms}  # fmt: skip
-
-
-def floor_hour(instant: datetime) -> datetime:
-    """The start of the UTC hour ``instant`` is in."""
-    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def hours_of(since: datetime, until: datetime) -> list[datetime]:
-    """Every UTC hour that meets ``[since, until)``, in order."""
-    hours, hour = [], floor_hour(since)
-    while hour < until:
-        hours.append(hour)
-        hour += HOUR
-    return hours
 
 
 def _hour(dialect: str, instant: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -119,7 +104,7 @@ def hourly_counts(
         found.setdefault(_hour_of(hour), {})[RunStatus(status).value] = int(count)
     return [
         HourCounts(hour, {s.value: found.get(hour, {}).get(s.value, 0) for s in RunStatus})
-        for hour in hours_of(since, until)
+        for hour in utc_hours(since, until)
     ]
 
 
@@ -152,4 +137,4 @@ def hourly_durations(
             spread = percentile(sorted(json.loads(f"[{spread}]")), 0.5)
         at = _hour_of(hour)
         found[at] = HourDurations(at, int(count), float(spread), int(longest))
-    return [found.get(hour, HourDurations(hour, 0, None, None)) for hour in hours_of(since, until)]
+    return [found.get(hour, HourDurations(hour, 0, None, None)) for hour in utc_hours(since, until)]
