@@ -83,6 +83,11 @@ def nice_step(top: float, ticks: int = 5) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
 
 
+def _runs(count: int, kind: str = "runs") -> str:
+    """``1 run``, ``3 runs``, ``1 finished run``."""
+    return f"{count} {kind[:-1] if count == 1 else kind}"
+
+
 def _number(value: float) -> str:
     return f"{value:.10g}"
 
@@ -167,7 +172,7 @@ def runs_chart(hours: Sequence[HourCounts], zone: ZoneInfo, ident: str = "runs-c
         told = ", ".join(f"{hour.counts[s.value]} {s.value}" for s in present
                          if hour.counts.get(s.value))  # fmt: skip
         body.append(f'<g class="bar"><title>{escape(hour_span(hour.hour, zone))}: '
-                    f"{hour.total} runs ({escape(told)})</title>")  # fmt: skip
+                    f"{_runs(hour.total)} ({escape(told)})</title>")  # fmt: skip
         y = TOP + PLOT_H
         for status in present:
             count = hour.counts.get(status.value, 0)
@@ -181,7 +186,7 @@ def runs_chart(hours: Sequence[HourCounts], zone: ZoneInfo, ident: str = "runs-c
         body.append("</g>")
     body += _x_axis([hour.hour for hour in hours], zone, x_of)
     body += _legend([(s.value, STATUS_COLOURS[s]) for s in present])
-    summary = (f"{total} runs from {hour_span(hours[0].hour, zone)} to "
+    summary = (f"{_runs(total)} from {hour_span(hours[0].hour, zone)} to "
                f"{hour_span(hours[-1].hour, zone)}; the busiest hour, "
                f"{hour_span(busiest.hour, zone)}, had {busiest.total}.")  # fmt: skip
     return _svg(ident, title, summary, body)
@@ -228,7 +233,7 @@ def durations_chart(
     for i, hour in enumerate(hours):
         if not hour.runs or hour.p50_ms is None or hour.max_ms is None:
             continue
-        told = (f"{hour_span(hour.hour, zone)}: {hour.runs} finished runs, "
+        told = (f"{hour_span(hour.hour, zone)}: {_runs(hour.runs, 'finished runs')}, "
                 f"p50 {_number(round(hour.p50_ms / unit_ms, 3))} {unit}, "
                 f"max {_number(round(hour.max_ms / unit_ms, 3))} {unit}")  # fmt: skip
         x = x_of(i)
@@ -242,7 +247,7 @@ def durations_chart(
     body += _x_axis([hour.hour for hour in hours], zone, x_of)
     body += _legend([("p50", P50_COLOUR), ("max", MAX_COLOUR)])
     slowest = max(timed, key=lambda hour: hour.max_ms or 0)
-    summary = (f"{sum(hour.runs for hour in timed)} finished runs of {process} in "
+    summary = (f"{_runs(sum(hour.runs for hour in timed), 'finished runs')} of {process} in "
                f"{len(timed)} of {len(hours)} hours; the longest, "
                f"{_number(round(longest / unit_ms, 3))} {unit}, in "
                f"{hour_span(slowest.hour, zone)}.")  # fmt: skip

@@ -45,6 +45,9 @@ def test_one_stacked_bar_per_hour_with_runs_and_a_tooltip_each() -> None:
     tooltip = bars[0].find(f"{SVG}title")
     assert tooltip is not None
     assert tooltip.text == "Mon 07 Jan 01:00–02:00: 4 runs (3 success, 1 error)"
+    assert bars[1].findtext(f"{SVG}title") == "Mon 07 Jan 03:00–04:00: 2 runs (2 success)"
+    single = parsed(charts.runs_chart(hours({"error": 1}), MADRID))
+    assert single.findtext(f"{SVG}g/{SVG}title", "").endswith(": 1 run (1 error)")
     colours = {r.get("data-status"): r.get("fill") for bar in bars for r in bar.iter(f"{SVG}rect")}
     assert colours == {s: charts.STATUS_COLOURS[RunStatus(s)] for s in
                        ("success", "error", "lost", "killed")}  # fmt: skip
