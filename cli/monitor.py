@@ -15,6 +15,7 @@ import click
 
 from bgproc.installation import Installation
 from bgproc.services.documents import human_duration, run_document
+from bgproc.services.hourly import HourlyStats, hourly_stats, hourly_window
 from bgproc.services.runfilters import (
     MAX_ID,
     MAX_LIMIT,
@@ -262,15 +263,47 @@ def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
     )
 
 
+def _hourly_table(hourly: HourlyStats, zone: ZoneInfo) -> None:
+    shown = [s.value for s in RunStatus if any(hour.counts[s.value] for hour in hourly.hours)]
+    timed = dict.fromkeys(("p50", "max")) if hourly.durations_of else {}
+    durations = hourly.durations or [None] * len(hourly.hours)
+    print_table(
+        f"Runs per hour of {hourly.process or 'every process'}",
+        [f"hour ({zone.key})", "runs", *shown, *timed],
+        (
+            [
+                hour.hour.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                hour.total,
+                *(hour.counts[status] for status in shown),
+                *((human_duration(spread.p50_ms), human_duration(spread.max_ms)) if spread else ()),
+            ]
+            for hour, spread in zip(hourly.hours, durations, strict=True)
+        ),
+    )
+
+
 @monitor.command()
 @click.option("--process", default=None, help="Only this process.")
 @click.option(
-    "--since", default=None, metavar="DT", help="Only runs from this time on (as in monitor list)."
+    "--since",
+    default=None,
+    metavar="DT",
+    help="Only runs from this time on (as in monitor list); with --hourly, 24h by default.",
+)
+@click.option(
+    "--hourly",
+    is_flag=True,
+    help="Per hour instead: runs by status (with --process, its p50 and max duration too); "
+    "at most 31 days.",
 )
 @json_option
 @click.pass_obj
 def stats(
-    installation: Installation, process: str | None, since: str | None, as_json: bool
+    installation: Installation,
+    process: str | None,
+    since: str | None,
+    hourly: bool,
+    as_json: bool,
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run.
 
@@ -278,7 +311,14 @@ def stats(
     skipped fires never ran, and are counted apart.
     """
     zone = settings_zone(installation)
-    start = since_filter(since, zone, datetime.now(UTC))
+    now = datetime.now(UTC)
+    if hourly:
+        start, until = hourly_window(since, zone, now)
+        only = process_filter(process)
+        figures = hourly_stats(installation.runs, start, until, only, durations_of=only)
+        print_json(figures.as_json()) if as_json else _hourly_table(figures, zone)
+        return
+    start = since_filter(since, zone, now)
     rows = installation.runs.stats(process=process_filter(process), since=start)
     if as_json:
         print_json([row.as_json() for row in rows])

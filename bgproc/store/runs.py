@@ -3,8 +3,9 @@
 Values are stored as given (the database is trusted like the request table); every
 output masks secret parameters through the registry (:meth:`RunView.masked`). The
 monitor's queries go through the store too: list (keyset pages) and the log read by
-offset here; stats (:mod:`bgproc.store.stats`), pruning (:mod:`bgproc.store.pruning`)
-and the runner's tickets (:mod:`bgproc.store.tickets`) in modules of their own.
+offset here; stats (:mod:`bgproc.store.stats`, by hour :mod:`bgproc.store.hourly`), pruning
+(:mod:`bgproc.store.pruning`) and the runner's tickets (:mod:`bgproc.store.tickets`) in
+modules of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import defer
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RunStatus
 from bgproc.store.db import read_session, reading, session_scope, writing
+from bgproc.store.hourly import HourCounts, HourDurations, hourly_counts, hourly_durations
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun, UtcDateTime
 from bgproc.store.pruning import PRUNE_BATCH, Pruned, prune
 from bgproc.store.runview import TERMINAL, RunView, filters, view_of
@@ -275,6 +277,18 @@ class RunStore:
     ) -> list[ProcessStats]:
         """Per process: counts by status, success rate, p50/p95/max duration, last run."""
         return process_stats(self.engine, process, since)
+
+    def hourly_counts(
+        self, since: datetime, until: datetime, process: str | None = None
+    ) -> list[HourCounts]:
+        """Runs per UTC hour and status in ``[since, until)``, every hour of it."""
+        return hourly_counts(self.engine, since, until, process)
+
+    def hourly_durations(
+        self, process: str, since: datetime, until: datetime
+    ) -> list[HourDurations]:
+        """``process``'s p50 and max duration per UTC hour in ``[since, until)``."""
+        return hourly_durations(self.engine, process, since, until)
 
     def read_log(self, run_id: int, offset: int = 0) -> LogChunk:
         """The log from character ``offset`` on, cut in the database: following a growing

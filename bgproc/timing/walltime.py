@@ -7,13 +7,30 @@ on its first occurrence, a missing (spring gap) time right after the gap.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+HOUR = timedelta(hours=1)
 
 
 def utc_now() -> datetime:
     """The present as every bgproc timestamp is kept: aware, in UTC (the one clock)."""
     return datetime.now(UTC)
+
+
+def utc_hour(instant: datetime) -> datetime:
+    """The start of the UTC hour ``instant`` is in: hours counted by the hour charts, the
+    same length across DST (a zone's repeated or missing hour is still one UTC hour)."""
+    return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def utc_hours(since: datetime, until: datetime) -> list[datetime]:
+    """Every UTC hour that meets ``[since, until)``, in order."""
+    hours, hour = [], utc_hour(since)
+    while hour < until:
+        hours.append(hour)
+        hour += HOUR
+    return hours
 
 
 def resolve_wall(wall: datetime, zone: ZoneInfo) -> datetime:

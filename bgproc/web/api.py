@@ -24,6 +24,7 @@ from starlette.responses import Response
 from bgproc.errors import InvalidInput
 from bgproc.installation import Installation
 from bgproc.services import documents
+from bgproc.services.hourly import hourly_stats, hourly_window
 from bgproc.services.preview import MAX_FIRES, preview
 from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, since_filter
 from bgproc.settings import MAX_REQUEST_ID
@@ -287,6 +288,12 @@ def get_stats(installation: Installation, call: Call) -> Any:
     return [row.as_json() for row in rows]
 
 
+def get_stats_hourly(installation: Installation, call: Call) -> Any:
+    start, until = hourly_window(call.query("since"), zone_of(installation), datetime.now(UTC))
+    only = process_filter(call.query("process"))
+    return hourly_stats(installation.runs, start, until, only, durations_of=only).as_json()
+
+
 REQUEST_BODY = (
     "a request's fields as `request create` takes them (underscores for dashes): process "
     "or group, params (an object), name, prevent_concurrent, misfire and the timing fields: "
@@ -327,6 +334,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/beats", get_beats, "monitor beats --json"),
     Endpoint("GET", "/health", get_health, "health --json (503 when not healthy)"),
     Endpoint("GET", "/stats", get_stats, "monitor stats --json", ("process", "since")),
+    Endpoint("GET", "/stats/hourly", get_stats_hourly, "monitor stats --hourly --json: runs "
+             "per UTC hour by status since `since` (24h by default, at most 31 days); with "
+             "`process`, its p50 and max duration per hour", ("process", "since")),
 )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bgproc.installation import Installation
-from bgproc.web import pages
+from bgproc.web import pages, statspage
 from bgproc.web.api import ENDPOINTS, PREFIX, Web, endpoint
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON
@@ -47,6 +47,7 @@ def _page_routes() -> list[BaseRoute]:
         Route("/runs/{id}/kill", p(pages.kill_run, **acting), methods=["POST"]),
         Route("/runs/{id}/rerun", p(pages.rerun_run, **acting), methods=["POST"]),
         Route("/requests/{id}/run", p(pages.run_request, **acting), methods=["POST"]),
+        Route("/stats", p(statspage.stats_page)),
         Route("/workers", p(pages.workers_page)),
         Route("/processes", p(pages.processes_page)),
         Route("/groups", p(pages.groups_page)),

@@ -186,6 +186,28 @@ def test_an_invalid_field_is_shown_beside_it_and_nothing_is_written(
     assert not [key for key in stack.redis_keys() if "redbeat:request" in key]
 
 
+def test_the_stats_page_draws_its_charts(stack: Stack, page: Any) -> None:
+    stack.worker()
+    for process in ("sample.echo", "sample.echo", "sample.fail"):
+        stack.cli("run", process, "--wait", check=False)
+    page.goto("/")
+    page.click("nav >> text=Stats")
+    page.wait_for_url("**/stats")
+    runs = page.locator("svg#runs-chart")
+    expect()(runs).to_be_visible()
+    expect()(runs.locator("desc")).to_contain_text("3 runs from")
+    expect()(runs.locator("g.bar rect[data-status=error]")).to_have_count(1)
+    box = runs.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100  # drawn, not empty
+    durations = page.locator("svg#durations-chart")
+    expect()(durations).to_be_visible()
+    expect()(durations.locator("g.point")).not_to_have_count(0)
+    expect()(page.locator("#durations-heading")).to_have_text("Duration per hour of sample.echo")
+    page.click("#stats-table >> text=sample.fail")
+    expect()(page.locator("#durations-heading")).to_have_text("Duration per hour of sample.fail")
+    expect()(page.locator("svg#runs-chart desc")).to_contain_text("1 run from")
+
+
 def test_a_non_loopback_bind_without_a_token_is_refused(stack: Stack) -> None:
     refused = stack.cli("web", "--bind", "0.0.0.0:8765", check=False)
     assert refused.code == 2

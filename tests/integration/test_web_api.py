@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
@@ -21,6 +22,7 @@ from bgproc.services.control import BeatInfo, WorkerInfo
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.transitions import NewRun
+from bgproc.timing.walltime import utc_hour
 from bgproc.web.app import create_app
 from bgproc.web.auth import CSRF_HEADER, SESSION_COOKIE, Access
 from tests.integration.cli_harness import StoreCli, isolated
@@ -130,6 +132,50 @@ def test_runs_documents_equal_the_clis(web: Web) -> None:
     assert log == {"text": "llo\n", "end": 6, "finished": True, "restarted": False}
 
 
+def at_hour(back: int, **fields: Any) -> dict[str, Any]:
+    """A finished run's times a minute into the UTC hour ``back`` hours before this one."""
+    instant = utc_hour(datetime.now(UTC)) - timedelta(hours=back) + timedelta(minutes=1)
+    return {"scheduled_at": instant, "queued_at": instant, "started_at": instant,
+            "ended_at": instant, **fields}  # fmt: skip
+
+
+def test_hourly_stats_count_each_hour_and_equal_the_clis(web: Web) -> None:
+    web.run(**at_hour(1, duration_ms=100))
+    web.run(**at_hour(1, duration_ms=300, status=RunStatus.error))
+    web.run(**at_hour(1, process="sample.sleep", duration_ms=9000))
+    web.run(**at_hour(3, duration_ms=200))
+    web.run(**at_hour(3, duration_ms=400))
+    web.run(**at_hour(5, status=RunStatus.misfired, started_at=None, queued_at=None,
+                      duration_ms=None))  # placed by its due time: it never started
+    web.run(**at_hour(30))  # before the default window (24 h)
+    hour = utc_hour(datetime.now(UTC))
+    since = (hour - timedelta(hours=23)).astimezone(ZoneInfo("Europe/Madrid"))
+    words = since.strftime("%Y-%m-%dT%H:%M")
+    doc = web.same(f"/api/v1/stats/hourly?since={words}", "monitor", "stats", "--hourly",
+                   "--since", words)  # fmt: skip
+    assert len(doc["hours"]) == 24 and doc["durations_of"] is None and doc["durations"] == []
+    found = {h["hour"]: {k: n for k, n in h["counts"].items() if n} for h in doc["hours"]}
+    assert {k: v for k, v in found.items() if v} == {
+        (hour - timedelta(hours=1)).isoformat(): {"success": 2, "error": 1},
+        (hour - timedelta(hours=3)).isoformat(): {"success": 2},
+        (hour - timedelta(hours=5)).isoformat(): {"misfired": 1},
+    }
+    table = web.same(f"/api/v1/stats?since={words}", "monitor", "stats", "--since", words)
+    assert sum(h["total"] for h in doc["hours"]) == sum(row["total"] for row in table) == 6
+    echo = web.same(f"/api/v1/stats/hourly?since={words}&process=sample.echo", "monitor",
+                    "stats", "--hourly", "--since", words, "--process", "sample.echo")  # fmt: skip
+    timed = {h["hour"]: (h["runs"], h["p50_ms"], h["max_ms"]) for h in echo["durations"]}
+    assert timed[(hour - timedelta(hours=1)).isoformat()] == (2, 200.0, 300)
+    assert timed[(hour - timedelta(hours=3)).isoformat()] == (2, 300.0, 400)
+    assert timed[(hour - timedelta(hours=5)).isoformat()] == (0, None, None)
+    assert sum(h["total"] for h in echo["hours"]) == 5
+    default = web.client.get("/api/v1/stats/hourly").json()
+    assert len(default["hours"]) == 25  # 24 h back from now: the hour it falls in to now's
+    assert sum(h["total"] for h in default["hours"]) == 6  # not the run of 30 h ago
+    refused = web.client.get("/api/v1/stats/hourly?since=40d")
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "since"
+
+
 def test_registry_groups_workers_queues_beats_equal_the_clis(web: Web) -> None:
     web.cli.ok("group", "create", "nightly", "--step", "sample.echo who=<i>x</i>")
     web.same("/api/v1/processes", "processes")
@@ -206,3 +252,6 @@ def test_the_openapi_description_names_every_endpoint(web: Web) -> None:
         described["paths"]
     )
     assert "security" in described["paths"]["/api/v1/requests"]["post"]
+    hourly = described["paths"]["/api/v1/stats/hourly"]["get"]
+    assert hourly["summary"].startswith("bgproc monitor stats --hourly --json")
+    assert {p["name"] for p in hourly["parameters"]} == {"process", "since"}

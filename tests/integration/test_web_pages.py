@@ -7,7 +7,12 @@ import re
 
 from bgproc.statuses import RunStatus
 from bgproc.web.auth import SESSION_COOKIE, Access
-from tests.integration.test_web_api import TOKEN, Web, web_app  # noqa: F401 (fixture `web`)
+from tests.integration.test_web_api import (  # noqa: F401 (fixture `web`)
+    TOKEN,
+    Web,
+    at_hour,
+    web_app,
+)
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -74,7 +79,7 @@ def test_every_page_renders(web: Web) -> None:
     web.run(group_run_id=parent)
     for path in ("/requests", "/requests/new", "/monitor", "/monitor?status=success&since=2h",
                  f"/runs/{parent}", "/workers", "/processes", "/groups", "/groups/nightly",
-                 "/login"):  # fmt: skip
+                 "/login", "/stats", "/stats?since=7d&process=sample.echo"):  # fmt: skip
         answer = web.client.get(path)
         assert answer.status_code == 200, (path, answer.text[-500:])
     assert "Steps" in web.client.get(f"/runs/{parent}").text
@@ -93,3 +98,31 @@ def test_a_yearly_request_round_trips_through_the_form(web: Web) -> None:
     edit = web.client.get("/requests/1/edit").text
     assert re.search(r'id="f-month" name="month" value="2"', edit)
     assert re.search(r'<option selected>yearly</option>', edit)
+
+
+def test_the_stats_page_draws_the_windows_runs_per_hour_and_durations(web: Web) -> None:
+    web.run(**at_hour(1, process=SCRIPT, duration_ms=1500))
+    web.run(**at_hour(1, process=SCRIPT, duration_ms=2500, status=RunStatus.error))
+    web.run(**at_hour(2, process=SCRIPT, duration_ms=500))
+    web.run(**at_hour(4, duration_ms=100))
+    web.run(**at_hour(30, duration_ms=100))  # before the window
+    page = web.client.get("/stats").text
+    assert '<a href="/stats" aria-current="page">Stats</a>' in page
+    assert SCRIPT not in page and ESCAPED in page
+    runs, durations = re.findall(r"<svg .*?</svg>", page, re.S)
+    assert runs.count('<g class="bar">') == 3  # hours 1, 2 and 4 back
+    assert "2 runs (1 success, 1 error)" in runs
+    assert "hour (Europe/Madrid)" in runs
+    # the busiest process's durations, in seconds: 2 points, the 2 hours it ran in
+    assert f"Duration per hour of {ESCAPED}" in page and "The busiest process" in page
+    assert durations.count('<g class="point">') == 2 and "duration (s)" in durations
+    table = re.search(r'<table id="stats-table">.*?</table>', page, re.S)
+    assert table is not None and table.group().count("<tr>") == 3  # header, 2 processes
+    echo = web.client.get("/stats?process=sample.echo&since=48h").text
+    runs, durations = re.findall(r"<svg .*?</svg>", echo, re.S)
+    assert runs.count('<g class="bar">') == 2 and durations.count('<g class="point">') == 2
+    assert "The busiest process" not in echo and "duration (ms)" in durations
+    empty = web.client.get("/stats?since=1m").text
+    assert empty.count("No runs in this window") >= 2 and "Duration per hour" not in empty
+    refused = web.client.get("/stats?since=40d")
+    assert refused.status_code == 400 and "since" in refused.text
