@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
+from bgproc.progress import Progress, checked, first_report
 from bgproc.timing.inputs import parse_text
 
 SECRET_MASK = "***"
@@ -56,7 +57,8 @@ PARAM_TYPES: dict[type, str] = {
 
 
 class ProcessContext:
-    """What a running process gets as ``ctx``: its logger, its ids, and a cooperative stop flag."""
+    """What a running process gets as ``ctx``: its logger, its ids, a cooperative stop flag
+    and a way to say how far it has come."""
 
     def __init__(
         self,
@@ -64,11 +66,30 @@ class ProcessContext:
         run_id: int | None = None,
         request_id: int | None = None,
         stop_event: threading.Event | None = None,
+        report: Callable[[Progress], None] | None = None,
     ) -> None:
         self.log = log
         self.run_id = run_id
         self.request_id = request_id
         self._stop_event = stop_event  # None: the run cannot be killed
+        self._report = report  # None: progress is not recorded (a run outside a worker)
+        self._progress: Progress | None = None
+
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Report how far the run has come (``ctx.progress(40, 100, "invoices")``): shown
+        with a rate and the time left by ``monitor show``/``watch``, the run's page and the
+        API. Cheap enough to call for every item: the worker stores the latest report with
+        the run's other changes, a few times a second at most."""
+        done, total, message = checked(done, total, message)
+        now = datetime.now(UTC)
+        latest = self._progress
+        if latest is None:
+            latest = first_report(done, total, message, now)
+        else:
+            latest = latest.after(done, total, message, now)
+        self._progress = latest
+        if self._report is not None:
+            self._report(latest)
 
     def should_stop(self) -> bool:
         """True once a kill was asked for: a killable process checks it and returns early."""

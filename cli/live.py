@@ -17,6 +17,7 @@ from bgproc.installation import Installation
 from bgproc.services.documents import (
     beats_document,
     human_duration,
+    progress_text,
     queues_document,
     workers_document,
 )
@@ -174,7 +175,8 @@ def kill(installation: Installation, run_id: int, timeout: str) -> None:
 
 
 def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
-    table = new_table("Latest runs", ("id", "process", "status", "when", "duration", "worker"))
+    columns = ("id", "process", "status", "when", "duration", "worker", "progress")
+    table = new_table("Latest runs", columns)
     for view in views:
         table.add_row(*cells(
             str(view.id),
@@ -183,6 +185,7 @@ def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
             short_time(view.when, zone),
             human_duration(view.duration_ms),
             view.worker or "",
+            progress_text(view.progress) if view.progress else "",
         ))
     return table
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
-from bgproc.services.documents import human_duration, run_document
+from bgproc.services.documents import human_duration, progress_text, run_document
 from bgproc.services.hourly import HourlyStats, hourly_stats, hourly_window
 from bgproc.services.runfilters import (
     MAX_ID,
@@ -161,6 +161,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("duration", human_duration(view.duration_ms)),
             ("worker", view.worker),
             ("attempt", view.attempt),
+            ("progress", progress_text(view.progress) if view.progress else None),
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),

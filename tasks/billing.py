@@ -15,7 +15,8 @@ from bgproc import ProcessContext, Secret, process
 )
 def close_day(ctx: ProcessContext, day: str, token: Secret, retries: int = 3) -> dict:
     ctx.log.info("closing %s", day)  # goes to the Process Log
-    print("progress 50%")  # captured too
+    print("ledger checked")  # captured too
+    ctx.progress(1, 2, "ledger checked")  # shown live, with a rate and the time left
     if ctx.should_stop():  # a kill asked for: return early
         return {"stopped": True}
     return {"closed": day}  # a JSON-able result, stored with the run

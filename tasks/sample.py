@@ -15,17 +15,21 @@ def echo(ctx: ProcessContext, **params: str) -> dict[str, Any]:
 
 
 @process(
-    "sample.sleep", description="Sleep, logging each second; stops early when killed", killable=True
+    "sample.sleep",
+    description="Sleep, logging each second and reporting progress; stops early when killed",
+    killable=True,
 )
 def sleep(ctx: ProcessContext, seconds: float = 1.0) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     second = 0
+    ctx.progress(0, seconds, "sleeping")
     while (left := deadline - time.monotonic()) > 0:
         if ctx.sleep(min(1.0, left)):
             ctx.log.info("stopped after %d s", second)
             return {"slept": second, "stopped": True}
         second += 1
         ctx.log.info("slept %d s", second)
+        ctx.progress(min(second, seconds), seconds, "sleeping")
     return {"slept": seconds, "stopped": False}
 
 

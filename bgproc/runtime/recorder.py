@@ -38,6 +38,7 @@ from redis import Redis
 from sqlalchemy import Engine, Update, bindparam, func, or_, update
 
 from bgproc.outages import Outages, outage_of
+from bgproc.progress import Progress
 from bgproc.statuses import RunStatus
 from bgproc.store.db import execute_many, writing
 from bgproc.store.models import ProcessRun
@@ -124,6 +125,14 @@ class RunRecorder:
         """The run has its outcome (a status that is final, with its end time)."""
         with self._lock:
             self._change(end.run_id, end.attempt, end.columns()).ended = True
+            self._wake.notify()
+        self._start_writer()
+
+    def progress(self, run_id: int, attempt: int, progress: Progress) -> None:
+        """The run's latest ``ctx.progress`` report: stored with its next batch, so a process
+        reporting every item costs one write per interval, whatever its pace."""
+        with self._lock:
+            self._change(run_id, attempt, {"progress": progress.as_json()})
             self._wake.notify()
         self._start_writer()
 

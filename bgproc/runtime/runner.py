@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -36,6 +37,7 @@ from celery.exceptions import Reject
 
 from bgproc.errors import NotFound, Unavailable
 from bgproc.installation import Installation, installation_of
+from bgproc.progress import Progress
 from bgproc.registry import ProcessContext, ProcessSpec
 from bgproc.runtime.fire import Fire
 from bgproc.runtime.leases import Lease
@@ -305,12 +307,17 @@ class Runner:
             RunStart(run_id, attempt, self.fire.worker, started), spec.killable
         )
         log = spec.logger
+        redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
+
+        def record_progress(progress: Progress) -> None:
+            progress = replace(progress, message=redaction.text(progress.message))
+            self.recorder.progress(run_id, attempt, progress)
+
         context = ProcessContext(
-            log=log, run_id=run_id, request_id=ticket.request_id, stop_event=stop
+            log, run_id, ticket.request_id, stop_event=stop, report=record_progress
         )
         status, result, error, trace = RunStatus.success, None, None, None
         frames: TracebackType | None = None  # the process's, for Celery's report
-        redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
         # The capture ends (its last lines handed over) before the run's end is reported:
         # the recorder stores them first, so an ended run's log is complete.
         redact = redaction.text if redaction else None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bgproc.statuses import GROUP_LABEL_PREFIX
 
 if TYPE_CHECKING:
+    from bgproc.progress import Progress
     from bgproc.registry import ProcessSpec
     from bgproc.services.control import BeatInfo, QueueDepth, Whereabouts, WorkerInfo
     from bgproc.services.health import Check
@@ -89,6 +90,11 @@ def log_document(chunk: LogChunk) -> dict[str, Any]:
     }
 
 
+def progress_document(progress: Progress) -> dict[str, Any]:
+    """A run's progress as the run's page shows it live: the figures and the sentence."""
+    return {**progress.as_json(), "text": progress_text(progress)}
+
+
 def kill_document(outcome: KillOutcome) -> dict[str, Any]:
     """How a kill ended: the run as it stands, and whether it is killed or still running."""
     return {
@@ -120,6 +126,25 @@ def beats_document(beats: Sequence[BeatInfo], now: datetime) -> list[Any]:
 def health_document(checks: Sequence[Check]) -> dict[str, Any]:
     """``health --json``: healthy only when every check is."""
     return {"healthy": all(c.ok for c in checks), "checks": [c.as_json() for c in checks]}
+
+
+def progress_text(progress: Progress) -> str:
+    """``40 / 100 (40.0 %), 2.5/s, about 24.0 s left: loading invoices``: a run's progress
+    as ``monitor show``, ``monitor watch`` and the run's page tell it."""
+    text = f"{_number(progress.done)}"
+    if progress.total is not None:
+        text += f" / {_number(progress.total)}"
+    if progress.percent is not None:
+        text += f" ({progress.percent:.1f} %)"
+    if progress.rate_per_s is not None:
+        text += f", {progress.rate_per_s:.3g}/s"
+    if progress.remaining_s is not None:
+        text += f", about {human_duration(progress.remaining_s * 1000)} left"
+    return f"{text}: {progress.message}" if progress.message else text
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if not float(value).is_integer() else str(int(value))
 
 
 def human_duration(ms: float | None) -> str:

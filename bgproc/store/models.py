@@ -34,7 +34,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0006"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0007"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -217,6 +217,8 @@ class ProcessRun(Base):
     traceback: Mapped[str | None] = mapped_column(Text)
     # none_as_null: "no result" is SQL NULL, not the JSON text 'null'.
     result: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    # The latest ctx.progress report (bgproc.progress.Progress.as_json); NULL: none made.
+    progress: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     task_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     channel: Mapped[Channel] = mapped_column(
         _str_enum(Channel), default=Channel.scheduler, server_default=Channel.scheduler.value

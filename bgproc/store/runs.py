@@ -19,6 +19,7 @@ from sqlalchemy import Engine, delete, func, insert, literal, select, update
 from sqlalchemy.orm import defer
 
 from bgproc.errors import InvalidInput, NotFound
+from bgproc.progress import Progress
 from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RunStatus
 from bgproc.store.db import read_session, reading, session_scope, writing
 from bgproc.store.hourly import HourCounts, HourDurations, hourly_counts, hourly_durations
@@ -42,6 +43,7 @@ class LogChunk:
     end: int  # the offset of the next read
     finished: bool  # the run has ended: its log is complete
     restarted: bool = False  # the log got shorter than the offset: ``text`` is all of it
+    progress: Progress | None = None  # the run's latest report, read with the text
 
 
 class RunStore:
@@ -302,14 +304,18 @@ class RunStore:
                         func.coalesce(func.length(columns.log), 0),
                         func.substr(columns.log, start + 1),
                         columns.status,
+                        columns.progress,
                     ).where(columns.id == run_id)
                 ).one_or_none()
                 if row is None:
                     raise NotFound("run", run_id)
-                length, text, status = row
+                length, text, status, progress = row
                 if length >= start:
                     text = text or ""
-                    return LogChunk(text, start + len(text), status in TERMINAL, restarted)
+                    progress = None if progress is None else Progress.from_json(progress)
+                    return LogChunk(
+                        text, start + len(text), status in TERMINAL, restarted, progress
+                    )
                 start = 0  # rewritten shorter than what was read: start over
         raise AssertionError("unreachable: a log cannot be shorter than 0")
 

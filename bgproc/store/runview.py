@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, String, and_, func, or_
 from sqlalchemy import type_coerce as as_type
 
 from bgproc.errors import NotFound
+from bgproc.progress import Progress
 from bgproc.registry import Registry
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.models import ProcessRun
@@ -60,6 +61,7 @@ class RunView:
     task_id: str | None
     log: str | None
     group_run_id: int | None = None
+    progress: Progress | None = None  # the latest ctx.progress report
 
     @property
     def finished(self) -> bool:
@@ -106,6 +108,7 @@ class RunView:
             "attempt": self.attempt,
             "error": self.error,
             "task_id": self.task_id,
+            "progress": None if self.progress is None else self.progress.as_json(),
         }
         if full:
             data.update(traceback=self.traceback, result=self.result, log=self.log)
@@ -134,6 +137,7 @@ def view_of(row: ProcessRun, full: bool = True) -> RunView:
         task_id=row.task_id,
         log=row.log if full else None,
         group_run_id=row.group_run_id,
+        progress=None if row.progress is None else Progress.from_json(row.progress),
     )
 
 

@@ -31,7 +31,8 @@ def _event(name: str, data: object) -> str:
 
 async def log_events(request: Request) -> Response:
     """``GET /api/v1/runs/{id}/log/stream?offset=N``: ``log`` events until the run ends,
-    then one ``end`` event; ``unavailable`` while the database cannot be read."""
+    then one ``end`` event; ``progress`` events as the run reports it (``ctx.progress``);
+    ``unavailable`` while the database cannot be read."""
     web: Web = request.app.state.web
     try:
         web.access.check_host(request)
@@ -43,8 +44,11 @@ async def log_events(request: Request) -> Response:
         return failure_response(error, web.installation)
 
     async def stream() -> AsyncIterator[str]:
-        chunk = first
+        chunk, shown = first, None
         while True:
+            if chunk.progress is not None and chunk.progress != shown:
+                shown = chunk.progress
+                yield _event("progress", documents.progress_document(shown))
             if chunk.text or chunk.restarted:
                 yield _event("log", documents.log_document(chunk))
             if chunk.finished:

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from bgproc.errors import InvalidInput
-from bgproc.services.documents import human_duration
+from bgproc.services.documents import human_duration, progress_text
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.timing.fields import FIELDS_OF
 from bgproc.web import forms
@@ -251,6 +251,7 @@ def _run_page(web: Web, request: Request, number: int, failure: Failure | None =
         log=chunk.text, log_end=chunk.end, finished=finished,
         killable=killable and not finished, failure=failure,
         rerunnable=finished and not process.startswith(GROUP_LABEL_PREFIX),
+        progress_line=progress_text(chunk.progress) if chunk.progress else "",
     )  # fmt: skip
 
 

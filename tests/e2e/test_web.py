@@ -144,6 +144,10 @@ def test_a_running_runs_log_arrives_live_and_kill_ends_it_killed(
     page.goto(f"/runs/{run_id}")
     expect()(page.locator("#log")).to_contain_text("slept 2 s")  # without reloading the page
     assert stack.runs()[-1].status is RunStatus.processing  # it arrived before the end
+    expect()(page.locator("#run-progress-text")).to_contain_text(" / 30 (")  # live as well
+    shown = page.locator("#run-progress-text").text_content()
+    expect()(page.locator("#run-progress-text")).not_to_have_text(shown)  # and it moves
+    assert float(page.locator("#run-progress-bar").get_attribute("value") or 0) > 0
     page.click("text=Kill")
     expect()(page.locator("#run-status")).to_have_text("killed")
     assert stack.runs()[-1].status is RunStatus.killed

@@ -342,3 +342,27 @@ def test_0005_downgrade_refuses_a_timing_0004_cannot_hold_and_changes_nothing(
         assert _documents(engine) == {1: OLD_DOCUMENT, 2: later}
     finally:
         engine.dispose()
+
+
+def test_0007_adds_a_runs_progress_and_takes_it_back_keeping_the_runs(
+    old_database: Engine,
+) -> None:
+    engine = old_database
+    _migrate(engine, "0007")
+    progress = {"done": 1, "total": 2, "message": "", "at": "2027-01-01T00:00:00+00:00",
+                "first_at": "2027-01-01T00:00:00+00:00", "first_done": 0}  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            ProcessRun.__table__.update().where(ProcessRun.id == 1).values(progress=progress)
+        )
+    with engine.connect() as connection:
+        assert connection.scalar(select(ProcessRun.progress).where(ProcessRun.id == 1)) == progress
+
+    _migrate(engine, "0006", down=True)
+
+    assert "progress" not in {c["name"] for c in inspect(engine).get_columns("bgproc_run")}
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 3
+    _migrate(engine, "head")
+    with engine.connect() as connection:
+        assert connection.scalar(select(ProcessRun.progress).where(ProcessRun.id == 1)) is None

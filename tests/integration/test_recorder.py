@@ -7,6 +7,7 @@ The recorder batches a run's changes off the run's thread; these tests drive it 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, update
 
+from bgproc.registry import ProcessContext
 from bgproc.runtime.recorder import RunRecorder
 from bgproc.runtime.sweeper import sweep, sweep_unsent
 from bgproc.services.control import Control
@@ -198,3 +200,29 @@ def test_a_run_queued_long_ago_whose_message_is_gone_is_lost_once_checked(
     assert store.get(vanished).status is RunStatus.lost
     assert "never reached a worker" in (store.get(vanished).error or "")
     assert store.get(waiting).status is store.get(recent).status is RunStatus.queued
+
+
+def test_the_latest_progress_is_stored_once_per_batch_and_read_with_the_log(
+    engine: Engine, recorder: RunRecorder
+) -> None:
+    run_id = _queued(engine)
+    recorder.started(RunStart(run_id, 1, "w", datetime.now(UTC)), False)
+    ctx = ProcessContext(
+        logging.getLogger("test"), run_id, report=lambda p: recorder.progress(run_id, 1, p)
+    )
+    for done in range(1, 1001):  # one batch whatever the pace: the latest report wins
+        ctx.progress(done, 2000, f"item {done}")
+    recorder.flush()
+    store = RunStore(engine)
+    view = store.get(run_id)
+    assert view.progress is not None
+    assert (view.progress.done, view.progress.total, view.progress.message) == (
+        1000, 2000, "item 1000"
+    )
+    assert view.progress.first_done == 1
+    assert view.as_json()["progress"] == view.progress.as_json()
+    assert store.read_log(run_id).progress == view.progress
+
+    recorder.ended(RunOutcome(run_id, 1, RunStatus.success, datetime.now(UTC)))
+    recorder.flush()
+    assert store.get(run_id).progress == view.progress  # the last report stays with the run

@@ -41,6 +41,14 @@ function liveLog() {
       if (atBottom) pre.scrollTop = pre.scrollHeight;
       state.textContent = "";
     });
+    source.addEventListener("progress", (event) => {
+      const progress = JSON.parse(event.data);
+      const bar = document.getElementById("run-progress-bar");
+      bar.hidden = false;
+      if (progress.percent === null) bar.removeAttribute("value");  // indeterminate
+      else bar.value = progress.percent;
+      document.getElementById("run-progress-text").textContent = progress.text;
+    });
     source.addEventListener("unavailable", (event) => {
       state.textContent = JSON.parse(event.data).error.message;
     });
