@@ -50,6 +50,8 @@ METRICS_WINDOW_RUNS = 10_000
 # Limits of what is stored: beyond them a value is a typo, and the columns hold no more.
 MAX_NAME_CHARS = 200  # a request's or a group's name
 MAX_REQUEST_ID = MAX_GROUP_ID = 2**31 - 1  # their id columns are 32-bit INTEGER on PostgreSQL
+DEFAULT_REQUESTS_LISTED = 100  # a page of `request list` and of GET /api/v1/requests
+MAX_REQUESTS_LISTED = 1000  # a page is for reading; more is what `after` is for
 USERINFO_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*):.*@")  # scheme://user:password@
 
 

@@ -11,11 +11,11 @@ from bgproc.installation import Installation
 from bgproc.services.documents import preview_document, request_document
 from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
-from bgproc.settings import MAX_REQUEST_ID
+from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID, MAX_REQUESTS_LISTED
 from bgproc.timing.inputs import parse_int, parse_params
 from cli.lazy import LazyGroup
 from cli.options import WholeNumber, json_option, param_option, timing_fields, timing_options
-from cli.output import local_time, print_fields, print_json, print_table, say
+from cli.output import local_time, print_fields, print_json, print_table, say, tell
 
 if TYPE_CHECKING:
     from bgproc.services.requestview import RequestView
@@ -125,21 +125,37 @@ def create(
 @click.option(
     "--process", default=None, help="Only requests of this process (group:NAME for a group)."
 )
+@click.option(
+    "--limit",
+    default=str(DEFAULT_REQUESTS_LISTED),
+    metavar="N",
+    help=f"At most N requests (1..{MAX_REQUESTS_LISTED}, default {DEFAULT_REQUESTS_LISTED}).",
+)
+@click.option(
+    "--after", default=None, metavar="ID", help="Requests with ids above ID: the next page."
+)
 @json_option
 @click.pass_obj
 def list_requests(
-    installation: Installation, status: str | None, process: str | None, as_json: bool
+    installation: Installation,
+    status: str | None,
+    process: str | None,
+    limit: str,
+    after: str | None,
+    as_json: bool,
 ) -> None:
-    """List process requests."""
-    views = installation.requests.list(status=status, process=process)
+    """List process requests in id order, a page at a time (stderr tells the next page)."""
+    views = installation.requests.list(status=status, process=process, after=after, limit=limit)
     if as_json:
         print_json([v.as_json() for v in views])
-        return
-    print_table(
-        "Process requests",
-        ["id", "process", "name", "status", "timing"],
-        ([v.id, v.label, v.name, v.status.value, v.timing.describe()] for v in views),
-    )
+    else:
+        print_table(
+            "Process requests",
+            ["id", "process", "name", "status", "timing"],
+            ([v.id, v.label, v.name, v.status.value, v.timing.describe()] for v in views),
+        )
+    if views and len(views) == int(limit):
+        tell(f"more: --after {views[-1].id}")
 
 
 @request.command()

@@ -24,12 +24,17 @@ from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
 from bgproc.services.groups import GROUP_QUEUE, check_schedulable, find_group
 from bgproc.services.requestview import RequestView, timing_of, view_of
-from bgproc.settings import MAX_NAME_CHARS, MAX_REQUEST_ID
+from bgproc.settings import (
+    DEFAULT_REQUESTS_LISTED,
+    MAX_NAME_CHARS,
+    MAX_REQUEST_ID,
+    MAX_REQUESTS_LISTED,
+)
 from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
-from bgproc.timing.inputs import parse_choice, parse_text
+from bgproc.timing.inputs import parse_choice, parse_int, parse_text
 from bgproc.timing.plan import Misfire, Timing
 from bgproc.timing.walltime import utc_now
 
@@ -83,8 +88,19 @@ class RequestService:
         with read_session(self.engine) as session:
             return self._view(self._row(session, request_id), reveal=reveal)
 
-    def list(self, status: str | None = None, process: str | None = None) -> list[RequestView]:
-        query = select(ProcessRequest).order_by(ProcessRequest.id)
+    def list(
+        self,
+        status: str | None = None,
+        process: str | None = None,
+        after: str | int | None = None,
+        limit: str | int = DEFAULT_REQUESTS_LISTED,
+    ) -> list[RequestView]:
+        """One page of requests in id order: those after id ``after`` (the last id of the
+        page before), at most ``limit``; read by the primary key however many there are."""
+        count = parse_int(limit, "limit", 1, MAX_REQUESTS_LISTED)
+        query = select(ProcessRequest).order_by(ProcessRequest.id).limit(count)
+        if after is not None and after != "":
+            query = query.where(ProcessRequest.id > parse_int(after, "after", 0, MAX_REQUEST_ID))
         if status:
             query = query.where(
                 ProcessRequest.status == parse_choice(status, "status", RequestStatus)

@@ -27,7 +27,7 @@ from bgproc.services import documents
 from bgproc.services.hourly import hourly_stats, hourly_window
 from bgproc.services.preview import MAX_FIRES, preview
 from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, since_filter
-from bgproc.settings import MAX_REQUEST_ID
+from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID
 from bgproc.statuses import RunStatus
 from bgproc.store.runview import RunView
 from bgproc.timing.fields import TIMING_KEYS
@@ -155,7 +155,12 @@ def request_details(installation: Installation, number: int, count: int) -> dict
 
 
 def get_requests(installation: Installation, call: Call) -> Any:
-    views = installation.requests.list(status=call.query("status"), process=call.query("process"))
+    views = installation.requests.list(
+        status=call.query("status"),
+        process=call.query("process"),
+        after=call.query("after"),
+        limit=call.query("limit") or DEFAULT_REQUESTS_LISTED,
+    )
     return [view.as_json() for view in views]
 
 
@@ -300,7 +305,8 @@ REQUEST_BODY = (
     + ", ".join(TIMING_KEYS)
 )
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("GET", "/requests", get_requests, "request list --json", ("status", "process")),
+    Endpoint("GET", "/requests", get_requests, "request list --json",
+             ("status", "process", "after", "limit")),
     Endpoint("POST", "/requests", create_request, "request create --json", acts=True,
              body=REQUEST_BODY + "; schedule (default true)", status=201),
     Endpoint("GET", "/requests/{id}", get_request, "request show ID --json", ("next",)),

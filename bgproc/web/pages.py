@@ -95,18 +95,17 @@ def redirect(url: str) -> RedirectResponse:
 def requests_page(web: Web, request: Request, form: Mapping[str, Any]) -> Response:
     words = request.query_params
     status, process = words.get("status") or None, words.get("process") or None
-    views = web.installation.requests.list(status=status, process=process)
-    page = int(words["page"]) if words.get("page", "").isdigit() else 1
-    page = max(page, 1)
-    start = (page - 1) * REQUESTS_PER_PAGE
-    shown = views[start : start + REQUESTS_PER_PAGE]
-    more = len(views) > start + REQUESTS_PER_PAGE
+    after = words.get("after") or None
+    views = web.installation.requests.list(
+        status=status, process=process, after=after, limit=REQUESTS_PER_PAGE + 1
+    )  # one more than shown: whether there is a next page
+    shown, more = views[:REQUESTS_PER_PAGE], len(views) > REQUESTS_PER_PAGE
     query = {k: v for k, v in (("status", status), ("process", process)) if v}
     return render(
         web, request, "requests.html", views=shown, status_filter=status or "",
-        process=process or "",
-        statuses=[s.value for s in RequestStatus], page=page, more=more,
-        page_url=lambda n: "/requests?" + urlencode({**query, "page": n}),
+        process=process or "", statuses=[s.value for s in RequestStatus],
+        first_url="/requests" + (f"?{urlencode(query)}" if query else "") if after else None,
+        next_url="/requests?" + urlencode({**query, "after": shown[-1].id}) if more else None,
     )  # fmt: skip
 
 

@@ -401,3 +401,29 @@ def test_a_missing_import_is_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch)
 def test_db_upgrade_is_idempotent(cli: Cli) -> None:
     assert "up to date" in cli.ok("db", "upgrade").out
     assert "up to date" in cli.ok("db", "upgrade").out
+
+
+def test_request_list_pages_by_id_and_tells_the_next_page(cli: Cli) -> None:
+    for number in range(5):
+        cli.ok("request", "create", "sample.echo", "--param", f"n={number}", "--no-schedule")
+    first = cli.ok("request", "list", "--limit", "2", "--json")
+    assert [r["id"] for r in first.json()] == [1, 2]
+    assert first.err.strip() == "more: --after 2"
+    second = cli.ok("request", "list", "--limit", "2", "--after", "2")
+    assert "more: --after 4" in second.err and "sample.echo" in second.out
+    last = cli.ok("request", "list", "--limit", "2", "--after", "4", "--json")
+    assert [r["id"] for r in last.json()] == [5] and last.err == ""
+    assert cli.ok("request", "list", "--json").json()[-1]["id"] == 5  # 100 to a page
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--limit", "0"], "Error: limit: must be between 1 and 1000 (got 0)"),
+        (["--limit", "many"], "Error: limit: 'many' is not a whole number"),
+        (["--after", "-1"], "Error: after: must be between 0 and 2147483647 (got -1)"),
+    ],
+)
+def test_request_list_refuses_a_bad_page(cli: Cli, args: list[str], said: str) -> None:
+    result = cli("request", "list", *args)
+    assert (result.code, result.err.strip()) == (2, said)

@@ -87,6 +87,9 @@ def test_requests_documents_equal_the_clis(web: Web) -> None:
     web.same("/api/v1/requests", "request", "list")
     web.same("/api/v1/requests?status=unscheduled", "request", "list", "--status", "unscheduled")
     web.same("/api/v1/requests?process=sample.echo", "request", "list", "--process", "sample.echo")
+    web.same("/api/v1/requests?limit=1", "request", "list", "--limit", "1")
+    web.same(f"/api/v1/requests?after={number}", "request", "list", "--after", str(number))
+    assert web.client.get("/api/v1/requests?limit=0").json()["error"]["field"] == "limit"
     web.same(f"/api/v1/requests/{other}?next=3", "request", "show", other, "--next", "3")
 
     changed = web.client.patch(f"/api/v1/requests/{other}", json={"name": "renamed"},

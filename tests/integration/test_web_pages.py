@@ -4,8 +4,10 @@ field by field with nothing written, Etendo's buttons."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bgproc.statuses import RunStatus
+from bgproc.web import pages
 from bgproc.web.auth import SESSION_COOKIE, Access
 from tests.integration.test_web_api import (  # noqa: F401 (fixture `web`)
     TOKEN,
@@ -126,3 +128,15 @@ def test_the_stats_page_draws_the_windows_runs_per_hour_and_durations(web: Web) 
     assert empty.count("No runs in this window") >= 2 and "Duration per hour" not in empty
     refused = web.client.get("/stats?since=40d")
     assert refused.status_code == 400 and "since" in refused.text
+
+
+def test_the_requests_page_goes_a_page_at_a_time(web: Web, monkeypatch: Any) -> None:
+    monkeypatch.setattr(pages, "REQUESTS_PER_PAGE", 2)
+    for number in range(5):
+        web.cli.ok("request", "create", "sample.echo", "--param", f"n={number}", "--no-schedule")
+    first = web.client.get("/requests").text
+    assert 'href="/requests/2"' in first and 'href="/requests/3"' not in first
+    assert 'href="/requests?after=2">Next page' in first and "First page" not in first
+    last = web.client.get("/requests?after=4").text
+    assert 'href="/requests/5"' in last and 'href="/requests/4"' not in last
+    assert "Next page" not in last and 'href="/requests">First page' in last
