@@ -60,6 +60,24 @@ class RunView:
     task_id: str | None
     log: str | None
     group_run_id: int | None = None
+    first_run_id: int | None = None  # a retry's first attempt (the fire's first run)
+    try_number: int = 1
+    max_tries: int | None = None  # None: no retry policy came into play
+    retry_at: datetime | None = None  # its retry is due then (cleared if it was stopped)
+    retry_run_id: int | None = None
+
+    @property
+    def retry(self) -> dict[str, Any] | None:
+        """Its place among its fire's attempts, as ``"retry"`` in JSON; None outside retries."""
+        if self.max_tries is None:
+            return None
+        return {
+            "attempt": self.try_number,
+            "of": self.max_tries,
+            "first_run_id": self.first_run_id or self.id,
+            "retrying_at": iso(self.retry_at),
+            "retry_run_id": self.retry_run_id,
+        }
 
     @property
     def finished(self) -> bool:
@@ -106,6 +124,7 @@ class RunView:
             "attempt": self.attempt,
             "error": self.error,
             "task_id": self.task_id,
+            "retry": self.retry,
         }
         if full:
             data.update(traceback=self.traceback, result=self.result, log=self.log)
@@ -134,6 +153,11 @@ def view_of(row: ProcessRun, full: bool = True) -> RunView:
         task_id=row.task_id,
         log=row.log if full else None,
         group_run_id=row.group_run_id,
+        first_run_id=row.first_run_id,
+        try_number=row.try_number,
+        max_tries=row.max_tries,
+        retry_at=row.retry_at,
+        retry_run_id=row.retry_run_id,
     )
 
 
