@@ -342,6 +342,7 @@ SCHEDULED = ["request", "create", "sample.echo", "--timing", "scheduled", "--fre
 def test_each_retry_option_is_refused_naming_it_and_nothing_is_written(
     world: World, options: list[str], message: str
 ) -> None:
+    world.seed()
     for argv in (
         [*SCHEDULED, *options],  # would write a RedBeat entry too
         ["request", "update", "2", *options],
