@@ -346,3 +346,44 @@ def test_0005_downgrade_refuses_a_timing_0004_cannot_hold_and_changes_nothing(
         assert _documents(engine) == {1: OLD_DOCUMENT, 2: later}
     finally:
         engine.dispose()
+
+
+def test_0007_adds_the_retry_columns_to_existing_rows_and_takes_them_away(
+    blank_db_url: str,
+) -> None:
+    # Given a database at 0006 with a request and a run
+    engine = make_engine(blank_db_url)
+    _migrate(engine, "0006")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO bgproc_request (process, params, timing, created_at, updated_at)"
+            " VALUES ('sample.echo', '{}', '{\"v\": 1, \"timing\": \"immediate\","
+            " \"tz\": \"UTC\"}', '2027-01-01', '2027-01-01')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO bgproc_run (request_id, process, params) VALUES (1, 'sample.echo', '{}')"
+        )
+    try:
+        # When it is upgraded to 0007
+        _migrate(engine, "0007")
+
+        # Then the old rows have no policy and are first attempts
+        with session_scope(engine) as session:
+            request = session.get(ProcessRequest, 1)
+            run = session.get(ProcessRun, 1)
+            assert request is not None and request.retry is None
+            assert run is not None and (run.try_number, run.max_tries, run.first_run_id) == (
+                1, None, None
+            )  # fmt: skip
+
+        # And downgraded, the columns go and the rows stay
+        _migrate(engine, "0006", down=True)
+        found = inspect(engine)
+        assert "retry" not in {c["name"] for c in found.get_columns("bgproc_request")}
+        assert not {"first_run_id", "try_number", "max_tries", "retry_at", "retry_run_id"} & {
+            c["name"] for c in found.get_columns("bgproc_run")
+        }
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 1
+    finally:
+        engine.dispose()
