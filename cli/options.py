@@ -51,8 +51,8 @@ def retry_options(command: F) -> F:
                 metavar="N",
                 help="Retries on error (Celery's autoretry, K8s backoffLimit): a run that "
                 "ends error is run again, up to N more times (0: never; default: the "
-                "process's). E.g. --retries 3 --retry-backoff 30s runs again 30 s, 60 s "
-                "and 120 s after each failure.",
+                "process's). E.g. --retries 3 --retry-backoff 30s runs it again 30 s after "
+                "the first failure, 60 s after the second and 120 s after the third.",
             ),
             click.option(
                 "--retry-backoff",
