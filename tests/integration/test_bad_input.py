@@ -28,6 +28,7 @@ from bgproc.settings import Settings
 from bgproc.store.db import make_engine
 from bgproc.store.models import Base, InstallationKey
 from bgproc.timing.inputs import field_label
+from bgproc.timing.retry import RETRY_KEYS
 from tests import bad_values as bad
 from tests.integration.cli_harness import BROKER, Cli, delete_prefix, isolate
 
@@ -413,7 +414,9 @@ def test_a_plan_past_the_calendar_just_ends(world: World) -> None:
 
 # -- the request service, with loose Python values --------------------------------------------
 
-SERVICE_FIELDS = {field_label(k) for k in TIMING_KEYS} | {"name", "misfire", "process", "status"}
+SERVICE_FIELDS = {field_label(k) for k in (*TIMING_KEYS, *RETRY_KEYS)} | {
+    "name", "misfire", "process", "status"
+}  # fmt: skip
 
 
 @st.composite
