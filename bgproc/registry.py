@@ -22,6 +22,7 @@ from typing import Any, get_args, get_type_hints
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.progress import Progress, checked, first_report
 from bgproc.timing.inputs import parse_text
+from bgproc.timing.retry import DEFAULT_BACKOFF_S, RetryPolicy, read_retry
 
 SECRET_MASK = "***"
 MAX_PARAM_CHARS = 10_000  # a parameter is a value, not a payload
@@ -168,6 +169,7 @@ class ProcessSpec:
     killable: bool = False
     queue: str = "celery"
     time_limit_s: int | None = None
+    retry: RetryPolicy | None = None  # its requests' default; ad-hoc runs follow it too
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -361,11 +363,26 @@ def process(
     killable: bool = False,
     queue: str = "celery",
     time_limit_s: int | None = None,
+    retries: int = 0,
+    retry_backoff: int | str = DEFAULT_BACKOFF_S,
+    retry_max: int | str | None = None,
+    retry_jitter: bool = False,
     registry: Registry = REGISTRY,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``func(ctx, ...)`` as the process ``name``; the function itself is unchanged."""
+    """Register ``func(ctx, ...)`` as the process ``name``; the function itself is unchanged.
+
+    ``retries`` (with ``retry_backoff``, in seconds or as ``30s``/``5m``, ``retry_max``
+    and ``retry_jitter``) is the default retry policy of its runs; a request's own wins.
+    """
     if not name or not set(name) <= PROCESS_NAME_CHARS or len(name) > MAX_PROCESS_NAME_CHARS:
         raise ValueError(f"process name {name!r}: use lowercase letters, digits, '.', '_', '-'")
+    try:
+        retry = read_retry(
+            {"retries": retries, "retry_backoff": retry_backoff, "retry_max": retry_max,
+             "retry_jitter": retry_jitter}
+        ) if retries else None  # fmt: skip
+    except InvalidInput as refusal:
+        raise ValueError(f"process {name}: {refusal}") from None
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         params, accepts_any = _params_of(func, name)
@@ -381,6 +398,7 @@ def process(
                 killable=killable,
                 queue=queue,
                 time_limit_s=time_limit_s,
+                retry=retry,
             )
         )
         return func

@@ -157,7 +157,8 @@ def queues(installation: Installation, as_json: bool) -> None:
 def kill(installation: Installation, run_id: int, timeout: str) -> None:
     """Stop a run of a killable process; it ends as `killed`.
 
-    A queued run is killed at once. A running one is asked to stop: its process sees
+    A queued run is killed at once, and so is a retry waiting for its backoff (killing
+    the failed run it retries stops it too). A running one is asked to stop: its process sees
     ctx.should_stop() within about half a second and returns. Exit 0 once it is killed,
     1 if it still runs after --timeout, 4 if the run has ended or its process is not killable.
     """
@@ -166,7 +167,8 @@ def kill(installation: Installation, run_id: int, timeout: str) -> None:
     if outcome.group:
         say(f"group run {run_id} killed")
     elif outcome.killed:
-        say(f"run {run_id} killed")
+        of = "" if outcome.run.id == run_id else f" (the retry of run {run_id}, not yet due)"
+        say(f"run {outcome.run.id} killed{of}")
     elif not outcome.still_running:
         say(f"run {run_id} ended {outcome.run.status.value} before the kill took effect")
     else:

@@ -14,17 +14,17 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
-from bgproc.services.documents import human_duration, progress_text, run_document
+from bgproc.services.documents import human_duration, progress_text, retry_words, run_document
 from bgproc.services.hourly import HourlyStats, hourly_stats, hourly_window
 from bgproc.services.runfilters import (
     MAX_ID,
     MAX_LIMIT,
-    parse_duration,
     process_filter,
     run_filters,
     since_filter,
 )
 from bgproc.statuses import RunStatus
+from bgproc.timing.inputs import parse_duration
 from cli.lazy import LazyGroup
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table, say, tell
@@ -162,6 +162,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("worker", view.worker),
             ("attempt", view.attempt),
             ("progress", progress_text(view.progress) if view.progress else None),
+            ("retry", retry_words(view, lambda instant: local_time(instant, zone))),
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),

@@ -40,6 +40,45 @@ def timing_options(command: F) -> F:
     return command
 
 
+def retry_options(command: F) -> F:
+    """``--retries N --retry-backoff D [--retry-max D] [--retry-jitter]``, as plain text:
+    bgproc validates them (:func:`bgproc.timing.retry.read_retry`), naming the option."""
+    for option in reversed(
+        [
+            click.option(
+                "--retries",
+                default=None,
+                metavar="N",
+                help="Retries on error (Celery's autoretry, K8s backoffLimit): a run that "
+                "ends error is run again, up to N more times (0: never; default: the "
+                "process's). E.g. --retries 3 --retry-backoff 30s runs it again 30 s after "
+                "the first failure, 60 s after the second and 120 s after the third.",
+            ),
+            click.option(
+                "--retry-backoff",
+                default=None,
+                metavar="DURATION",
+                help="Wait before the first retry (30s, 5m, 1h; default 30s), doubled "
+                "before each next one (Celery's retry_backoff).",
+            ),
+            click.option(
+                "--retry-max",
+                default=None,
+                metavar="DURATION",
+                help="Wait at most this long between retries (Celery's retry_backoff_max).",
+            ),
+            click.option(
+                "--retry-jitter/--no-retry-jitter",
+                default=None,
+                help="Draw each wait at random between 0 and its backoff (Celery's "
+                "retry_jitter), so that many failed runs do not all retry at once.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(
         command

@@ -13,8 +13,16 @@ from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID, MAX_REQUESTS_LISTED
 from bgproc.timing.inputs import parse_int, parse_params
+from bgproc.timing.retry import RETRY_KEYS
 from cli.lazy import LazyGroup
-from cli.options import WholeNumber, json_option, param_option, timing_fields, timing_options
+from cli.options import (
+    WholeNumber,
+    json_option,
+    param_option,
+    retry_options,
+    timing_fields,
+    timing_options,
+)
 from cli.output import local_time, print_fields, print_json, print_table, say, tell
 
 if TYPE_CHECKING:
@@ -41,6 +49,7 @@ def _request_options(command: Any) -> Any:
                 metavar="run-once|skip",
                 help="After beat downtime: fire once (default) or skip the missed fire.",
             ),
+            retry_options,
             timing_options,
             json_option,
         ]
@@ -51,7 +60,7 @@ def _request_options(command: Any) -> Any:
 
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
-    for key in ("name", "prevent_concurrent", "misfire", "process", "group"):
+    for key in ("name", "prevent_concurrent", "misfire", "process", "group", *RETRY_KEYS):
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("params"):
@@ -78,11 +87,18 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
             ("params", ", ".join(f"{k}={v}" for k, v in view.params.items()) or "-"),
             ("prevent concurrent", "yes" if view.prevent_concurrent else "no"),
             ("misfire", view.misfire.value),
+            ("retries", _retries(view)),
             ("created", local_time(view.created_at, zone)),
             ("updated", local_time(view.updated_at, zone)),
             ("next runs", "\n".join(local_time(f, zone) for f in next_runs) or "-"),
         ],
     )
+
+
+def _retries(view: RequestView) -> str:
+    if view.retry is None:
+        return "none"
+    return view.retry.describe() + ("" if view.retry_is_own else " (the process's default)")
 
 
 @click.group(cls=LazyGroup, lazy={"run": "cli.rerun:run_request"})

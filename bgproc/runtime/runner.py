@@ -43,6 +43,7 @@ from bgproc.runtime.fire import Fire
 from bgproc.runtime.leases import Lease
 from bgproc.runtime.logcapture import LogCapture
 from bgproc.runtime.outcome import DROPPED, Outcome, RunFailed, report
+from bgproc.runtime.retrying import Retrier
 from bgproc.runtime.runrequest import RunRequest
 from bgproc.settings import RUN_TASK
 from bgproc.statuses import Channel, RequestStatus, RunStatus
@@ -334,16 +335,18 @@ class Runner:
             error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
         ended = utc_now()
         error = error and redaction.text(error)
-        self.recorder.ended(
-            RunOutcome(
-                run_id,
-                attempt,
-                status,
-                ended,
-                duration_ms=int((ended - started).total_seconds() * 1000),
-                result=redaction.value(bounded_result(result)),
-                error=error,
-                traceback=trace and redaction.text(trace),
-            )
+        outcome = RunOutcome(
+            run_id,
+            attempt,
+            status,
+            ended,
+            duration_ms=int((ended - started).total_seconds() * 1000),
+            result=redaction.value(bounded_result(result)),
+            error=error,
+            traceback=trace and redaction.text(trace),
         )
+        # An error with a retry left is stored at once, with its retry; the recorder's
+        # copy of the end then changes nothing, and lets go of the run (its lease).
+        Retrier(self.installation).retried(ticket, spec, outcome)
+        self.recorder.ended(outcome)
         self.outcome = Outcome(status, error, frames if status is RunStatus.error else None)

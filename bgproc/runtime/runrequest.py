@@ -11,7 +11,9 @@ main process sees both and closes the run. A worker that dies whole is found by 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
@@ -27,6 +29,17 @@ from bgproc.statuses import RunStatus
 from bgproc.timing.walltime import utc_now
 
 logger = logging.getLogger("bgproc.runner")  # one logger for a run, in either process
+# The requests of messages held until their ETA (a retry waiting for its backoff): Celery
+# keeps them in its timer, not in ``state.requests``, until they are due.
+_WAITING: weakref.WeakSet[RunRequest] = weakref.WeakSet()
+_WAITING_LOCK = threading.Lock()  # added by the consumer, read by housekeeping
+
+
+def held_for_later() -> set[str]:
+    """Task ids of the messages this worker holds for later and has not acknowledged: they
+    are this worker's as much as the running ones (:mod:`bgproc.runtime.redelivery`)."""
+    with _WAITING_LOCK:
+        return {request.id for request in _WAITING if not request.acknowledged}
 
 
 class RunRequest(Request):
@@ -39,6 +52,9 @@ class RunRequest(Request):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._received_at = time.time()
+        if self.eta is not None:
+            with _WAITING_LOCK:
+                _WAITING.add(self)
 
     @property
     def request_dict(self) -> dict[str, Any]:

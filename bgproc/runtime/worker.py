@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from bgproc.installation import Installation, built, installation_of
 from bgproc.outages import REDIS, Outages, outage_of
 from bgproc.runtime.logcapture import storable
+from bgproc.runtime.runrequest import held_for_later
 from bgproc.runtime.sweeper import sweep, sweep_unsent
 from bgproc.services.control import WorkerInfo
 from bgproc.statuses import Channel, RunStatus
@@ -97,7 +98,7 @@ class Housekeeping:
         while the others may still be reconnecting after an outage: they would look dead)."""
         redelivery = self.installation.redelivery
         now_s = time.time()  # before the look: anything delivered earlier is in it
-        redelivery.announce(self.info.name, list(state.requests), now_s)
+        redelivery.announce(self.info.name, {*state.requests, *held_for_later()}, now_s)
         if steady_s >= self.installation.settings.redeliver_after_s:
             redelivery.give_back_orphans(now_s)
 

@@ -7,11 +7,11 @@ instants as ISO 8601 text with their offset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bgproc.statuses import GROUP_LABEL_PREFIX
+from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
 
 if TYPE_CHECKING:
     from bgproc.progress import Progress
@@ -42,6 +42,7 @@ def process_document(spec: ProcessSpec) -> dict[str, Any]:
         ],
         "accepts_any_params": spec.accepts_any,
         "prevent_concurrent": spec.prevent_concurrent,
+        "retry": spec.retry.as_dict() if spec.retry is not None else None,
         "killable": spec.killable,
         "queue": spec.queue,
         "time_limit_s": spec.time_limit_s,
@@ -145,6 +146,23 @@ def progress_text(progress: Progress) -> str:
 
 def _number(value: float) -> str:
     return f"{value:g}" if not float(value).is_integer() else str(int(value))
+def retry_words(view: RunView, shown: Callable[[datetime], str]) -> str | None:
+    """A run's place among its fire's attempts, as both front ends say it: ``attempt 1 of
+    3, retrying at … (run 9)``; None for a run that no retry policy touched."""
+    if view.max_tries is None:
+        return None
+    words = f"attempt {view.try_number} of {view.max_tries}"
+    if view.first_run_id is not None:
+        words += f" (a retry of run {view.first_run_id})"
+    if view.status is RunStatus.queued and view.first_run_id is not None and view.scheduled_at:
+        return f"{words}, due at {shown(view.scheduled_at)}"
+    if view.retry_at is not None:
+        return f"{words}, retrying at {shown(view.retry_at)} (run {view.retry_run_id})"
+    if view.retry_run_id is not None:
+        return f"{words}; its retry, run {view.retry_run_id}, was stopped"
+    if view.status is RunStatus.error and view.try_number >= view.max_tries:
+        return f"{words}: no retries left"
+    return words
 
 
 def human_duration(ms: float | None) -> str:

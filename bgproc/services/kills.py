@@ -1,7 +1,8 @@
 """Killing a run: what may be killed, and how each kind of run ends (any front end's rules).
 
 A run of a killable process is asked to stop through Redis (its worker looks every half
-second); a queued one is closed at once, so no worker starts it. A group run ends
+second); a queued one is closed at once, so no worker starts it. A retry waiting for its
+backoff (or the failed run it retries) is stopped at once, whatever its process. A group run ends
 ``killed`` at once: no further step starts, and its open steps are asked to stop.
 """
 
@@ -51,9 +52,13 @@ class Killer:
     def kill(self, run_id: int, wait_s: float) -> KillOutcome:
         """Kill ``run_id`` and wait up to ``wait_s`` for a running one to stop."""
         view = self.runs.get(run_id)
+        now = datetime.now(UTC)
+        waiting = self._waiting_retry(view)
+        if waiting is not None:  # a retry not yet due, or the failed run it retries
+            self.runs.stop_retry(waiting, RunStatus.killed, "killed before this retry was due", now)
+            return KillOutcome(self.runs.get(waiting), group=False)
         if view.finished:
             raise Conflict(f"run {run_id} has already ended ({view.status.value})")
-        now = datetime.now(UTC)
         if view.process.startswith(GROUP_LABEL_PREFIX):
             self._kill_group(view, now)
             return KillOutcome(self.runs.get(run_id), group=True)
@@ -68,6 +73,18 @@ class Killer:
         while not (view := self.runs.get(run_id)).finished and time.monotonic() < deadline:
             time.sleep(KILL_POLL_S)
         return KillOutcome(view, group=False)
+
+    def _waiting_retry(self, view: RunView) -> int | None:
+        """The retry still waiting that killing ``view`` stops: ``view`` itself, or the
+        retry of a failed run. A retry that never started is stopped whatever its process:
+        nothing runs to be asked."""
+        if view.status is RunStatus.queued and view.first_run_id is not None:
+            return view.id
+        if view.retry_at is not None and view.retry_run_id is not None:
+            retry = self.runs.get(view.retry_run_id)
+            if retry.status is RunStatus.queued:
+                return retry.id
+        return None
 
     def _kill_group(self, view: RunView, now: datetime) -> None:
         why = "killed on request: no further step starts"

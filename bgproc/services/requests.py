@@ -30,12 +30,14 @@ from bgproc.settings import (
     MAX_REQUEST_ID,
     MAX_REQUESTS_LISTED,
 )
-from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus
+from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.store.db import read_session, session_scope
-from bgproc.store.models import ProcessGroup, ProcessRequest
+from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
+from bgproc.store.retries import stop_retries
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
 from bgproc.timing.inputs import parse_choice, parse_int, parse_text
 from bgproc.timing.plan import Misfire, Timing
+from bgproc.timing.retry import RETRY_KEYS, RetryPolicy, read_retry
 from bgproc.timing.walltime import utc_now
 
 if TYPE_CHECKING:
@@ -143,6 +145,7 @@ class RequestService:
             row.name = _name(fields.get("name"))
             row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
             row.misfire = self._misfire(fields).value
+            row.retry = _retry(fields)
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
             session.add(row)
@@ -173,6 +176,7 @@ class RequestService:
             row.name = _name(merged.get("name"))
             row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
             row.misfire = self._misfire(merged).value
+            row.retry = _retry(merged)
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
@@ -197,12 +201,16 @@ class RequestService:
             return self._view(row)
 
     def unschedule(self, request_id: int) -> RequestView:
-        """Remove the entry, then mark the request unscheduled."""
+        """Remove the entry, then mark the request unscheduled; its retries still waiting
+        end ``skipped`` (they would be refused when due anyway: say so now)."""
         with self._session() as session:
             row = self._row(session, request_id)
             self._redis(lambda: self.entries.remove(row.id))
+            now = self.clock()
             row.status = RequestStatus.unscheduled
-            row.updated_at = self.clock()
+            row.updated_at = now
+            why = f"skipped: request {row.id} was unscheduled before this retry was due"
+            stop_retries(session, ProcessRun.request_id == row.id, RunStatus.skipped, why, now)
             return self._view(row)
 
     def complete(self, request_id: int) -> None:
@@ -297,6 +305,10 @@ class RequestService:
             prevent_concurrent=row.prevent_concurrent,
             misfire=row.misfire,
         )
+        if row.retry is not None:
+            policy = RetryPolicy.from_dict(row.retry)
+            fields.update(zip(RETRY_KEYS, (policy.retries, policy.backoff_s, policy.max_s,
+                                            policy.jitter), strict=True))  # fmt: skip
         return fields
 
     def _row(self, session: Session, request_id: int) -> ProcessRequest:
@@ -340,6 +352,12 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 
 def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:
     return {k: fields.get(k) for k in TIMING_KEYS if fields.get(k) is not None}
+
+
+def _retry(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The request's own retry policy as stored (None: its process's default)."""
+    policy = read_retry(fields)
+    return policy.as_dict() if policy is not None else None
 
 
 def _name(value: object) -> str | None:

@@ -16,6 +16,7 @@ from bgproc.registry import Registry
 from bgproc.statuses import RequestStatus, group_label
 from bgproc.store.models import ProcessRequest
 from bgproc.timing.plan import Misfire, Timing
+from bgproc.timing.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,19 @@ class RequestView:
     misfire: Misfire
     created_at: datetime
     updated_at: datetime
+    retry: RetryPolicy | None = None  # the policy its runs follow: its own, or its process's
+    retry_is_own: bool = False  # set on the request (else the process's default, if any)
+
+    @property
+    def retry_document(self) -> dict[str, Any] | None:
+        """``"retry"`` in JSON: the policy, where it comes from, and in words."""
+        if self.retry is None:
+            return None
+        return {
+            **self.retry.as_dict(),
+            "from": "request" if self.retry_is_own else "process",
+            "description": self.retry.describe(),
+        }
 
     @property
     def label(self) -> str:
@@ -57,6 +71,7 @@ class RequestView:
             "description": self.timing.describe(),
             "prevent_concurrent": self.prevent_concurrent,
             "misfire": self.misfire.value,
+            "retry": self.retry_document,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -72,11 +87,14 @@ def timing_of(row: ProcessRequest) -> Timing:
 
 def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) -> RequestView:
     """The row as callers see it: secret parameters masked unless ``reveal`` (the runner's)."""
+    default: RetryPolicy | None = None
     try:
         spec = registry.get(row.process or "")
         masked = dict(row.params) if reveal else spec.masked(row.params)
+        default = spec.retry
     except NotFound:
         masked = dict(row.params)
+    own = RetryPolicy.from_dict(row.retry) if row.retry is not None else None
     return RequestView(
         id=row.id,
         name=row.name,
@@ -90,4 +108,6 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         misfire=Misfire(row.misfire),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        retry=own or default,
+        retry_is_own=own is not None,
     )

@@ -7,8 +7,7 @@ from now) and a keyset page (``before``); each refusal names its field.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,25 +15,18 @@ from bgproc.errors import InvalidInput
 from bgproc.registry import MAX_PROCESS_NAME_CHARS
 from bgproc.settings import MAX_REQUEST_ID
 from bgproc.statuses import RunStatus, group_label
-from bgproc.timing.inputs import parse_choice, parse_instant, parse_int, parse_text
+from bgproc.timing.inputs import (
+    DURATION,
+    parse_choice,
+    parse_duration,
+    parse_instant,
+    parse_int,
+    parse_text,
+)
 
 MAX_LIMIT = 1000  # a page is for reading; more is what --before is for
 MAX_ID = 10**12 - 1  # a run id past this is a typo
-DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
-UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
 PAST_INSTANT = "a date-time or a duration back from now (use 2h, 30m or 2027-01-31T09:30)"
-
-
-def parse_duration(text: str, field: str) -> timedelta:
-    """``30m``, ``12h``, ``7d`` (also ``s``, ``w``) as a positive timedelta."""
-    match = DURATION.match(text.strip().lower())
-    if match is None:
-        raise InvalidInput(field, f"{text!r} is not a duration (use e.g. 30m, 12h or 7d)")
-    duration = timedelta(seconds=int(match[1]) * UNIT_S[match[2]])
-    if not timedelta(0) < duration <= MAX_DURATION:
-        raise InvalidInput(field, f"{text!r} must be longer than 0 and at most 100 years")
-    return duration
 
 
 def instant_or_ago(text: str | None, field: str, zone: ZoneInfo, now: datetime) -> datetime | None:

@@ -34,7 +34,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0007"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0008"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -170,6 +170,8 @@ class ProcessRequest(Base):
     timing: Mapped[dict[str, Any]] = mapped_column(JSON)
     prevent_concurrent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     misfire: Mapped[str] = mapped_column(String(16), default="run-once", server_default="run-once")
+    # ``RetryPolicy.as_dict()``; NULL: the process's default (``@process(retries=…)``)
+    retry: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     status: Mapped[RequestStatus] = mapped_column(
         _str_enum(RequestStatus),
         default=RequestStatus.unscheduled,
@@ -227,3 +229,11 @@ class ProcessRun(Base):
     group_run_id: Mapped[int | None] = mapped_column(
         _BIG_ID, ForeignKey("bgproc_run.id", ondelete="CASCADE"), index=True
     )
+    # Retries on error (migration 0007): a retry is a run of its own, linked to the first
+    # attempt of its fire. Plain ids, no foreign keys: pruning may take the first attempt
+    # before its retries, and SQLite would have to copy the whole table to add one.
+    first_run_id: Mapped[int | None] = mapped_column(_BIG_ID, index=True)
+    try_number: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    max_tries: Mapped[int | None] = mapped_column(Integer)  # NULL: no retry policy applied
+    retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # its retry is due then
+    retry_run_id: Mapped[int | None] = mapped_column(_BIG_ID)  # the run that retries it

@@ -25,10 +25,11 @@ from bgproc.store.db import read_session, reading, session_scope, writing
 from bgproc.store.hourly import HourCounts, HourDurations, hourly_counts, hourly_durations
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun, UtcDateTime
 from bgproc.store.pruning import PRUNE_BATCH, Pruned, prune
+from bgproc.store.retries import Retry, RetryBasis, fail_and_retry, retry_basis, stop_retries_of
 from bgproc.store.runview import TERMINAL, RunView, filters, view_of
 from bgproc.store.stats import ProcessStats, process_stats
 from bgproc.store.tickets import Ticket, installation_key, read_ticket
-from bgproc.store.transitions import NewRun
+from bgproc.store.transitions import NewRun, RunOutcome
 
 # A listing first filters the newest runs by primary key; only a filter that matches few of
 # them falls back to the filter's index (which sorts every older match by id).
@@ -151,6 +152,19 @@ class RunStore:
         )
         with writing(self.engine) as connection:
             return connection.execute(claim).rowcount == 1
+
+    # -- retries (:mod:`bgproc.store.retries`) ---------------------------------------------
+
+    def retry_basis(self, run_id: int) -> RetryBasis | None:
+        return retry_basis(self.engine, run_id)
+
+    def fail_and_retry(self, outcome: RunOutcome, retry: Retry, now: datetime) -> int | None:
+        """End the attempt and queue its retry, together (None: the attempt was not ours)."""
+        return fail_and_retry(self.engine, outcome, retry, now)
+
+    def stop_retry(self, run_id: int, status: RunStatus, why: str, now: datetime) -> bool:
+        """End the retry ``run_id`` if it still waits (a kill, a message not sent)."""
+        return bool(stop_retries_of(self.engine, ProcessRun.id == run_id, status, why, now))
 
     def queued_before(self, before: datetime, limit: int) -> list[tuple[int, str]]:
         """(id, task id) of the oldest runs still queued since before ``before``."""

@@ -62,6 +62,24 @@ class RunView:
     log: str | None
     group_run_id: int | None = None
     progress: Progress | None = None  # the latest ctx.progress report
+    first_run_id: int | None = None  # a retry's first attempt (the fire's first run)
+    try_number: int = 1
+    max_tries: int | None = None  # None: no retry policy came into play
+    retry_at: datetime | None = None  # its retry is due then (cleared if it was stopped)
+    retry_run_id: int | None = None
+
+    @property
+    def retry(self) -> dict[str, Any] | None:
+        """Its place among its fire's attempts, as ``"retry"`` in JSON; None outside retries."""
+        if self.max_tries is None:
+            return None
+        return {
+            "attempt": self.try_number,
+            "of": self.max_tries,
+            "first_run_id": self.first_run_id or self.id,
+            "retrying_at": iso(self.retry_at),
+            "retry_run_id": self.retry_run_id,
+        }
 
     @property
     def finished(self) -> bool:
@@ -109,6 +127,7 @@ class RunView:
             "error": self.error,
             "task_id": self.task_id,
             "progress": None if self.progress is None else self.progress.as_json(),
+            "retry": self.retry,
         }
         if full:
             data.update(traceback=self.traceback, result=self.result, log=self.log)
@@ -138,6 +157,11 @@ def view_of(row: ProcessRun, full: bool = True) -> RunView:
         log=row.log if full else None,
         group_run_id=row.group_run_id,
         progress=None if row.progress is None else Progress.from_json(row.progress),
+        first_run_id=row.first_run_id,
+        try_number=row.try_number,
+        max_tries=row.max_tries,
+        retry_at=row.retry_at,
+        retry_run_id=row.retry_run_id,
     )
 
 

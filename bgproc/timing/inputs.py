@@ -7,6 +7,7 @@ hand typed values out or raise :class:`InvalidInput`.
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -20,6 +21,9 @@ YEAR_RANGE = (1970, 2199)  # beyond these, plans are typos, and date arithmetic 
 RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 INSTANT = "a date-time (use 2027-01-31T09:30, now or +10m)"
 MAX_DIGITS_SHOWN = 40  # a longer number is out of every range: said by its length
+DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
+UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
 
 
 def field_label(key: str) -> str:
@@ -57,6 +61,28 @@ def parse_instant(
     if value.tzinfo is None:
         return resolve_wall(value, zone)
     return value.astimezone(UTC)
+
+
+def parse_duration(text: object, field: str, longest: timedelta = MAX_DURATION) -> timedelta:
+    """``30m``, ``12h``, ``7d`` (also ``s``, ``w``) as a positive timedelta, at most
+    ``longest``: the one reading of a duration, for pruning and retries alike."""
+    match = DURATION.match(str(text).strip().lower())
+    if match is None:
+        raise InvalidInput(field, f"{text!r} is not a duration (use e.g. 30s, 30m, 12h or 7d)")
+    duration = timedelta(seconds=int(match[1]) * UNIT_S[match[2]])
+    if not timedelta(0) < duration <= longest:
+        raise InvalidInput(
+            field, f"{text!r} must be longer than 0 and at most {_spoken(longest)}"
+        )
+    return duration
+
+
+def _spoken(duration: timedelta) -> str:
+    """A bound as a refusal says it: ``100 years``, ``7 days``."""
+    if duration == MAX_DURATION:
+        return "100 years"
+    days = duration.days
+    return f"{days} days" if days > 1 else f"{int(duration.total_seconds())} seconds"
 
 
 def typed_instant(instant: datetime, zone: ZoneInfo) -> str:

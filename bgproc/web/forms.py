@@ -17,7 +17,8 @@ from bgproc.timing.fields import TIMING_KEYS
 from bgproc.timing.inputs import parse_params as parse_pairs
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire")
+TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire",
+               "retries", "retry_backoff", "retry_max")  # fmt: skip
 SECRET_SHOWN = "***"
 
 
@@ -53,6 +54,8 @@ def fields_of_form(form: Mapping[str, Any], days: list[str]) -> dict[str, Any]:
     if days:
         fields["days"] = ",".join(days)
     fields["prevent_concurrent"] = form.get("prevent_concurrent") == "on"
+    if "retries" in fields:  # the box says nothing without a policy to go with
+        fields["retry_jitter"] = form.get("retry_jitter") == "on"
     params = parse_params(str(form.get("params", "")))
     if params or "group" not in fields:
         fields["params"] = params
@@ -77,6 +80,11 @@ def form_of_request(document: Mapping[str, Any]) -> dict[str, Any]:
         return datetime.fromisoformat(text).astimezone(zone).replace(tzinfo=None).isoformat()
 
     values = {key: str(timing[key]) for key in TEXT_FIELDS if timing.get(key) is not None}
+    retry = document.get("retry")
+    if retry is not None and retry["from"] == "request":  # the process's default is no edit
+        values.update(retries=str(retry["retries"]), retry_backoff=f"{retry['backoff_s']}s",
+                      retry_max=f"{retry['max_s']}s" if retry["max_s"] else "",
+                      retry_jitter="on" if retry["jitter"] else "")  # fmt: skip
     values.update(
         start=local(timing.get("start")),
         finish=local(timing.get("finish")),

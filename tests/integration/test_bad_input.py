@@ -28,6 +28,7 @@ from bgproc.settings import Settings
 from bgproc.store.db import make_engine
 from bgproc.store.models import Base, InstallationKey
 from bgproc.timing.inputs import field_label
+from bgproc.timing.retry import RETRY_KEYS
 from tests import bad_values as bad
 from tests.integration.cli_harness import BROKER, Cli, delete_prefix, isolate
 
@@ -173,11 +174,20 @@ def world(
 # -- commands ------------------------------------------------------------------------------
 
 # Fields a refusal may name although the command did not give them: what a plan requires.
+# (--retry-jitter is a flag: a refusal of it alone names it, "needs --retries N")
 REQUIRABLE = frozenset(
-    {"frequency", "at", "start", "cron", "days", "month", "day", "ordinal", "weekday"}
-)
-REQUEST_OPTIONS = {"name": bad.names, "misfire": bad.misfire}
-REQUEST_FLAGS = ("--no-schedule", "--prevent-concurrent", "--allow-concurrent", "--json")
+    {"frequency", "at", "start", "cron", "days", "month", "day", "ordinal", "weekday",
+     "retry-jitter"}
+)  # fmt: skip
+REQUEST_OPTIONS = {
+    "name": bad.names,
+    "misfire": bad.misfire,
+    "retries": bad.ints,
+    "retry-backoff": bad.durations,
+    "retry-max": bad.durations,
+}
+REQUEST_FLAGS = ("--no-schedule", "--prevent-concurrent", "--allow-concurrent", "--json",
+                 "--retry-jitter", "--no-retry-jitter")  # fmt: skip
 request_ids = st.one_of(st.sampled_from(["1", "2"]), bad.ids)
 since = st.one_of(bad.datetimes, bad.durations)
 valid_processes = st.sampled_from(["sample.echo", "sample.sleep"])
@@ -306,6 +316,47 @@ def test_monitor_and_run(world: World) -> None:
     attempt()
 
 
+# -- the retry options (issue 17), each refused naming it ---------------------------------
+
+SCHEDULED = ["request", "create", "sample.echo", "--timing", "scheduled", "--frequency",
+             "seconds", "--interval", "5"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--retries", "x"], "retries: 'x' is not a whole number"),
+        (["--retries", "-1"], "retries: must be between 0 and 100 (got -1)"),
+        (["--retries", "101"], "retries: must be between 0 and 100 (got 101)"),
+        (["--retries", "٣"], "retries: '٣' is not a whole number"),
+        (["--retry-backoff", "30s"], "retry-backoff: needs --retries N"),
+        (["--retries", "2", "--retry-backoff", "0s"], "retry-backoff: '0s' must be longer than 0"),
+        (["--retries", "2", "--retry-backoff", "soon"], "retry-backoff: 'soon' is not a duration"),
+        (["--retries", "2", "--retry-backoff", "8d"], "retry-backoff: '8d' must be longer"),
+        (["--retry-max", "1h"], "retry-max: needs --retries N"),
+        (["--retries", "2", "--retry-max", "1x"], "retry-max: '1x' is not a duration"),
+        (["--retries", "2", "--retry-backoff", "1m", "--retry-max", "30s"],
+         "retry-max: is shorter than --retry-backoff (60 s)"),
+        (["--retry-jitter"], "retry-jitter: needs --retries N"),
+    ],
+)
+def test_each_retry_option_is_refused_naming_it_and_nothing_is_written(
+    world: World, options: list[str], message: str
+) -> None:
+    world.seed()
+    for argv in (
+        [*SCHEDULED, *options],  # would write a RedBeat entry too
+        ["request", "update", "2", *options],
+        ["request", "update", "1", *options],  # a scheduled one: rescheduled on success
+    ):
+        before = world.snapshot()
+        result = world.cli(*argv)
+        assert result.code == 2, _short(result)
+        [line] = result.err.splitlines()
+        assert line.startswith(f"Error: {message}"), _short((argv, result.err))
+        assert world.snapshot() == before
+
+
 # -- inputs that broke the contract once ---------------------------------------------------
 
 LONG_CRON = ",".join(map(str, range(60))) + " " + ",".join(map(str, range(24))) + " * * *"
@@ -363,7 +414,9 @@ def test_a_plan_past_the_calendar_just_ends(world: World) -> None:
 
 # -- the request service, with loose Python values --------------------------------------------
 
-SERVICE_FIELDS = {field_label(k) for k in TIMING_KEYS} | {"name", "misfire", "process", "status"}
+SERVICE_FIELDS = {field_label(k) for k in (*TIMING_KEYS, *RETRY_KEYS)} | {
+    "name", "misfire", "process", "status"
+}  # fmt: skip
 
 
 @st.composite

@@ -51,6 +51,7 @@ SPEC_FIELDS = {  # design §4, every one of them
     "channel",
     "group_run_id",
     "progress",  # ctx.progress (issue 16)
+    "retry",  # issue 17: the attempt's place among its fire's retries (null outside them)
 }
 TIME_FIELDS = ("scheduled_at", "queued_at", "started_at", "ended_at")
 

@@ -213,6 +213,30 @@ def test_refusals_are_json_naming_the_field(web: Web) -> None:
     assert web.cli.ok("request", "list", "--json").json() == []  # nothing written
 
 
+def test_the_retry_fields_are_taken_refused_and_changed_as_the_clis(web: Web) -> None:
+    later = {"process": "sample.fail", "timing": "later", "start": "2030-01-07T00:00",
+             "schedule": False}  # fmt: skip
+    for body, field in (
+        ({"retries": "x"}, "retries"),
+        ({"retries": 2, "retry_backoff": "0s"}, "retry-backoff"),
+        ({"retries": 2, "retry_max": 1.5}, "retry-max"),
+        ({"retries": 2, "retry_jitter": "yes"}, "retry-jitter"),
+        ({"retry_backoff": 30}, "retry-backoff"),
+    ):
+        bad = web.post("/api/v1/requests", {**later, **body})
+        assert (bad.status_code, bad.json()["error"]["field"]) == (400, field), body
+    assert web.cli.ok("request", "list", "--json").json() == []  # nothing written
+    made = web.post("/api/v1/requests", {**later, "retries": 2, "retry_backoff": 90,
+                                         "retry_jitter": True})  # fmt: skip
+    assert made.status_code == 201, made.text
+    number = made.json()["id"]
+    assert made.json()["retry"]["backoff_s"] == 90 and made.json()["retry"]["jitter"] is True
+    changed = web.client.patch(f"/api/v1/requests/{number}", json={"retry_max": "1h"},
+                               headers=BEARER)  # fmt: skip
+    assert changed.status_code == 200 and changed.json()["retry"]["max_s"] == 3600
+    web.same(f"/api/v1/requests/{number}", "request", "show", str(number))
+
+
 def test_actions_need_the_operator_and_refuse_cross_site_requests(web: Web) -> None:
     body = {"process": "sample.echo", "timing": "immediate"}
     assert web.client.post("/api/v1/requests", json=body).status_code == 401

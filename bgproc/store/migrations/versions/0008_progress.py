@@ -1,7 +1,7 @@
 """A run's progress: the latest ``ctx.progress(done, total, message)`` report, as JSON.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04
 
 One nullable column, written by the worker's recorder with the run's other changes (at
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
