@@ -6,7 +6,6 @@ each worker runs comes from the monitor database. Parsing and printing only.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from bgproc.services.documents import (
 )
 from bgproc.statuses import RunStatus
 from bgproc.timing.inputs import parse_int
+from cli.ctrlc import CtrlC
 from cli.monitor import RUN_ID, short_time
 from cli.options import json_option, settings_zone
 from cli.output import cells, console, display, new_table, print_json, say, tell
@@ -221,21 +221,18 @@ def watch(installation: Installation, interval: str, count: str | None) -> None:
     # Live redraws a terminal; elsewhere it would print once, at the end (or never, if killed).
     live = Live(console=console(), auto_refresh=False) if console().is_terminal else None
     done = 0
-    try:
-        if live is not None:
-            live.start()
-        while rounds is None or done < rounds:
-            if done:
-                time.sleep(every_s)
-            done += 1
+    with CtrlC() as ctrl_c:
+        try:
             if live is not None:
-                live.update(view(), refresh=True)
-            else:
-                say(f"-- {short_time(datetime.now(UTC), zone)}")
-                display(view())
-    except KeyboardInterrupt:
-        raise click.exceptions.Exit(130) from None
-    finally:
-        if live is not None:
-            live.stop()
+                live.start()
+            while (rounds is None or done < rounds) and not (done and ctrl_c.wait(every_s)):
+                done += 1
+                if live is not None:
+                    live.update(view(), refresh=True)
+                else:
+                    say(f"-- {short_time(datetime.now(UTC), zone)}")
+                    display(view())
+        finally:
+            if live is not None:
+                live.stop()
 

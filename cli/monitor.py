@@ -6,7 +6,6 @@ shown goes through the registry's mask first, so a secret parameter never reache
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from bgproc.services.runfilters import (
 )
 from bgproc.statuses import RunStatus
 from bgproc.timing.inputs import parse_duration
+from cli.ctrlc import CtrlC
 from cli.lazy import LazyGroup
 from cli.options import WholeNumber, json_option, settings_zone
 from cli.output import local_time, print_fields, print_json, print_table, say, tell
@@ -216,23 +216,21 @@ def show(installation: Installation, run_id: int, as_json: bool) -> None:
 def log(installation: Installation, run_id: int, follow: bool) -> None:
     """Print the Process Log of a run."""
     runs, printed = installation.runs, ""
-    try:  # from the first line on: a Ctrl-C right after it still ends the follow cleanly
-        chunk = runs.read_log(run_id)
-        printed = chunk.text
-        say(chunk.text, newline=False)
-        while follow and not chunk.finished:
-            time.sleep(FOLLOW_POLL_S)
-            chunk = runs.read_log(run_id, chunk.end)
-            if chunk.restarted:
-                tell("[the log was rewritten; printing it again]")
-            if chunk.text:
-                say(chunk.text, newline=False)
-                printed = chunk.text
-    except KeyboardInterrupt:
-        raise click.exceptions.Exit(130) from None  # Ctrl-C ends a follow; not an error
-    finally:
-        if printed and not printed.endswith("\n"):
-            say()
+    with CtrlC() as ctrl_c:
+        try:
+            chunk = runs.read_log(run_id)
+            printed = chunk.text
+            say(chunk.text, newline=False)
+            while follow and not chunk.finished and not ctrl_c.wait(FOLLOW_POLL_S):
+                chunk = runs.read_log(run_id, chunk.end)
+                if chunk.restarted:
+                    tell("[the log was rewritten; printing it again]")
+                if chunk.text:
+                    say(chunk.text, newline=False)
+                    printed = chunk.text
+        finally:
+            if printed and not printed.endswith("\n"):
+                say()
 
 
 def _stats_table(rows: list[ProcessStats], zone: ZoneInfo) -> None:
