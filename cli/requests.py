@@ -13,6 +13,7 @@ from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID, MAX_REQUESTS_LISTED
 from bgproc.timing.inputs import parse_int, parse_params
+from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, MAX_CATCH_UP
 from bgproc.timing.retry import RETRY_KEYS
 from cli.lazy import LazyGroup
 from cli.options import (
@@ -46,8 +47,18 @@ def _request_options(command: Any) -> Any:
             click.option(
                 "--misfire",
                 default=None,
-                metavar="run-once|skip",
-                help="After beat downtime: fire once (default) or skip the missed fire.",
+                metavar="run-once|skip|catch-up",
+                help="Fires missed while no beat ran (Quartz's misfires): one run for the "
+                "latest (run-once, the default), none (skip), or one run each, oldest first "
+                "(catch-up).",
+            ),
+            click.option(
+                "--catch-up-max",
+                default=None,
+                metavar="N",
+                help=f"With --misfire catch-up: run at most the newest N missed fires "
+                f"(1..{MAX_CATCH_UP}, default {DEFAULT_CATCH_UP_MAX}); older ones are "
+                "recorded misfired.",
             ),
             retry_options,
             timing_options,
@@ -60,7 +71,8 @@ def _request_options(command: Any) -> Any:
 
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
-    for key in ("name", "prevent_concurrent", "misfire", "process", "group", *RETRY_KEYS):
+    for key in ("name", "prevent_concurrent", "misfire", "catch_up_max", "process", "group",
+                *RETRY_KEYS):  # fmt: skip
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("params"):
@@ -86,7 +98,8 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
             ("timing", timing.describe()),
             ("params", ", ".join(f"{k}={v}" for k, v in view.params.items()) or "-"),
             ("prevent concurrent", "yes" if view.prevent_concurrent else "no"),
-            ("misfire", view.misfire.value),
+            ("misfire", view.misfire.value
+             + (f" (at most {view.catch_up_max})" if view.catch_up_max else "")),
             ("retries", _retries(view)),
             ("created", local_time(view.created_at, zone)),
             ("updated", local_time(view.updated_at, zone)),

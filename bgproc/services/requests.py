@@ -36,7 +36,7 @@ from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.store.retries import stop_retries
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
 from bgproc.timing.inputs import parse_choice, parse_int, parse_text
-from bgproc.timing.plan import Misfire, Timing
+from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, MAX_CATCH_UP, Misfire, Timing
 from bgproc.timing.retry import RETRY_KEYS, RetryPolicy, read_retry
 from bgproc.timing.walltime import utc_now
 
@@ -145,6 +145,7 @@ class RequestService:
             row.name = _name(fields.get("name"))
             row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
             row.misfire = self._misfire(fields).value
+            row.catch_up_max = _catch_up_max(fields, row.misfire)
             row.retry = _retry(fields)
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
@@ -176,6 +177,7 @@ class RequestService:
             row.name = _name(merged.get("name"))
             row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
             row.misfire = self._misfire(merged).value
+            row.catch_up_max = _catch_up_max(merged, row.misfire, given=fields)
             row.retry = _retry(merged)
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
@@ -256,6 +258,7 @@ class RequestService:
                 misfire=row.misfire,
                 queue=queue,
                 time_limit_s=time_limit_s,
+                catch_up_max=row.catch_up_max,
             )
         )
         session.info.setdefault("on_rollback", []).append(lambda: self.entries.remove(row.id))
@@ -304,6 +307,7 @@ class RequestService:
             name=row.name,
             prevent_concurrent=row.prevent_concurrent,
             misfire=row.misfire,
+            catch_up_max=row.catch_up_max,
         )
         if row.retry is not None:
             policy = RetryPolicy.from_dict(row.retry)
@@ -352,6 +356,21 @@ def _redis_errors() -> tuple[type[Exception], ...]:
 
 def _timing_fields(fields: Mapping[str, Any]) -> dict[str, object]:
     return {k: fields.get(k) for k in TIMING_KEYS if fields.get(k) is not None}
+
+
+def _catch_up_max(
+    fields: Mapping[str, Any], misfire: str, given: Mapping[str, Any] | None = None
+) -> int | None:
+    """The bound of ``--misfire catch-up`` (its default if not given); None for the other
+    policies, which refuse one given with them (an update that leaves catch-up drops it)."""
+    value = fields.get("catch_up_max")
+    if misfire != Misfire.CATCH_UP:
+        if (given if given is not None else fields).get("catch_up_max") not in (None, ""):
+            raise InvalidInput("catch_up_max", "is for --misfire catch-up only")
+        return None
+    if value in (None, ""):
+        return DEFAULT_CATCH_UP_MAX
+    return parse_int(value, "catch_up_max", 1, MAX_CATCH_UP)
 
 
 def _retry(fields: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ class RequestView:
     updated_at: datetime
     retry: RetryPolicy | None = None  # the policy its runs follow: its own, or its process's
     retry_is_own: bool = False  # set on the request (else the process's default, if any)
+    catch_up_max: int | None = None  # with misfire catch-up: how many missed fires run at most
 
     @property
     def retry_document(self) -> dict[str, Any] | None:
@@ -71,6 +72,7 @@ class RequestView:
             "description": self.timing.describe(),
             "prevent_concurrent": self.prevent_concurrent,
             "misfire": self.misfire.value,
+            "catch_up_max": self.catch_up_max,
             "retry": self.retry_document,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -110,4 +112,5 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         updated_at=row.updated_at,
         retry=own or default,
         retry_is_own=own is not None,
+        catch_up_max=row.catch_up_max,
     )

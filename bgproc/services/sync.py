@@ -205,7 +205,7 @@ def _rebuild(
     else:
         entry = entries.build(
             row.id, timing, scheduled_from=point, misfire=row.misfire, queue=queue,
-            time_limit_s=time_limit_s,
+            time_limit_s=time_limit_s, catch_up_max=row.catch_up_max,
         )
         plan.puts.append((entry, meta))
         plan.rebuilt.append(row.id)

@@ -19,7 +19,7 @@ from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
 from bgproc.settings import RUN_TASK
 from bgproc.store.schedules import Occurrence, ScheduleDecoder, ScheduleEncoder, TimingSchedule
-from bgproc.timing.plan import Misfire, Timing
+from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, Misfire, Timing
 
 logger = get_logger(__name__)
 
@@ -255,7 +255,9 @@ class TimingEntry(RedBeatSchedulerEntry):
         """Plan from ``at`` as if scheduled then, unless the entry changed since it was read:
         for a request no beat watched until ``at``, what fell due before was missed by none."""
         schedule = self.schedule
-        planned = self._but(schedule=TimingSchedule(schedule.timing, at, schedule.misfire))
+        planned = self._but(schedule=TimingSchedule(
+            schedule.timing, at, schedule.misfire, catch_up_max=schedule.catch_up_max
+        ))  # fmt: skip
         script = get_redis(self.app).register_script(PUT_IF_UNCHANGED_LUA)
         keys = [self.key, self.app.redbeat_conf.schedule_key]
         meta = self.meta_raw or ""
@@ -293,9 +295,13 @@ class EntryStore:
         misfire: Misfire | str,
         queue: str,
         time_limit_s: int | None = None,
+        catch_up_max: int | None = None,
     ) -> TimingEntry:
         """The entry of a request, not yet written (sync writes it conditionally)."""
-        schedule = TimingSchedule(timing, scheduled_from, Misfire(misfire), app=self.app)
+        schedule = TimingSchedule(
+            timing, scheduled_from, Misfire(misfire), app=self.app,
+            catch_up_max=catch_up_max or DEFAULT_CATCH_UP_MAX,
+        )  # fmt: skip
         limits = {"time_limit": time_limit_s} if time_limit_s else {}
         return TimingEntry(
             name=entry_name(request_id),

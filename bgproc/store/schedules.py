@@ -16,7 +16,7 @@ from celery.schedules import BaseSchedule, schedstate
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
 from bgproc.timing.fields import TimingKind
-from bgproc.timing.plan import ONE_MICROSECOND, Misfire, Timing
+from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, ONE_MICROSECOND, Misfire, Timing
 
 SCHEDULE_TYPE = "bgproc_timing"  # the JSON tag of a TimingSchedule in a RedBeat definition
 # Fires later than this were missed (beat down or failing over), not just late: beat wakes
@@ -46,6 +46,7 @@ class TimingSchedule(BaseSchedule):
         misfire: Misfire = Misfire.RUN_ONCE,
         nowfun: Callable[[], datetime] | None = None,
         app: Any = None,
+        catch_up_max: int = DEFAULT_CATCH_UP_MAX,
     ) -> None:
         if timing.start is None:
             raise ValueError("a TimingSchedule needs an anchored timing (with a start)")
@@ -55,6 +56,7 @@ class TimingSchedule(BaseSchedule):
         self.timing = timing
         self.scheduled_from = scheduled_from.astimezone(UTC)
         self.misfire = Misfire(misfire)
+        self.catch_up_max = catch_up_max
 
     @property
     def one_shot(self) -> bool:
@@ -84,7 +86,9 @@ class TimingSchedule(BaseSchedule):
         the next pending one comes at the next look (each fire exactly once, in
         order). Older pending fires were missed (beat was down): they collapse
         into one run for the latest (``run-once``) or none (``skip``), never a
-        burst, and are reported as missed. A fire before the second the plan was
+        burst, and are reported as missed; with ``catch-up`` each of the newest
+        ``catch_up_max`` runs, oldest first, one per look, and only the older
+        ones are reported as missed. A fire before the second the plan was
         scheduled from was missed by no beat: only a one-shot has one, when a beat
         took it after its start (no beat ran meanwhile), and it runs.
         """
@@ -101,10 +105,26 @@ class TimingSchedule(BaseSchedule):
             latest, pending = after, pending + 1
         if self.misfire is Misfire.SKIP:
             return Occurrence(latest, False, pending, first, self.timing.next_fire(latest))
+        if self.misfire is Misfire.CATCH_UP:
+            return self._caught_up(first, pending, now)
         missed = pending - 1
         return Occurrence(
             latest, True, missed, first if missed else None, self.timing.next_fire(latest)
         )
+
+    def _caught_up(self, first: datetime, pending: int, now: datetime) -> Occurrence:
+        """The oldest pending fire that catch-up still runs; the older ones beyond the bound
+        are missed. Counted again at each look, so each fire runs once, in order."""
+        if pending <= self.catch_up_max:
+            return Occurrence(first, True, 0, None, self.timing.next_fire(first))
+        dropped = pending - self.catch_up_max
+        due = first
+        for _ in range(dropped):
+            following = self.timing.next_fire(due)
+            if following is None or following > now:  # the scan stood in for more: run now
+                break
+            due = following
+        return Occurrence(due, True, dropped, first, self.timing.next_fire(due))
 
     def remaining_estimate(self, last_run_at: datetime | None) -> timedelta | None:
         """Time to the next fire; None when nothing is left (RedBeat relies on that)."""
@@ -126,6 +146,7 @@ class TimingSchedule(BaseSchedule):
             "timing": self.timing.as_dict(),
             "scheduled_from": self.scheduled_from.isoformat(),
             "misfire": self.misfire.value,
+            "catch_up_max": self.catch_up_max,
         }
 
     @classmethod
@@ -135,15 +156,17 @@ class TimingSchedule(BaseSchedule):
             Timing.from_dict(data["timing"]),
             scheduled_from=datetime.fromisoformat(data["scheduled_from"]),
             misfire=Misfire(data["misfire"]),
+            catch_up_max=data.get("catch_up_max", DEFAULT_CATCH_UP_MAX),  # older entries: none
         )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TimingSchedule):
             return NotImplemented
-        return (self.timing, self.scheduled_from, self.misfire) == (
+        return (self.timing, self.scheduled_from, self.misfire, self.catch_up_max) == (
             other.timing,
             other.scheduled_from,
             other.misfire,
+            other.catch_up_max,
         )
 
     def __repr__(self) -> str:

@@ -35,8 +35,16 @@ from bgproc.timing.walltime import resolve_wall, to_wall
 
 
 class Misfire(StrEnum):
+    """What beat does with the fires it missed while it was down (Quartz's misfire
+    instructions): one run for the latest, none, or each of them (up to a bound)."""
+
     RUN_ONCE = "run-once"
     SKIP = "skip"
+    CATCH_UP = "catch-up"
+
+
+DEFAULT_CATCH_UP_MAX = 10  # catch-up runs at most this many missed fires (the newest)
+MAX_CATCH_UP = 1000  # as many as beat counts one by one (schedules.MISFIRE_SCAN_LIMIT)
 
 
 INTERVAL_UNIT = {

@@ -18,7 +18,7 @@ from bgproc.timing.inputs import parse_params as parse_pairs
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire",
-               "retries", "retry_backoff", "retry_max")  # fmt: skip
+               "catch_up_max", "retries", "retry_backoff", "retry_max")  # fmt: skip
 SECRET_SHOWN = "***"
 
 
@@ -90,6 +90,7 @@ def form_of_request(document: Mapping[str, Any]) -> dict[str, Any]:
         finish=local(timing.get("finish")),
         name=document.get("name") or "",
         misfire=document["misfire"],
+        catch_up_max=str(document["catch_up_max"] or ""),
         prevent_concurrent="on" if document["prevent_concurrent"] else "",
         params=params_text(document["params"]),
         target=document["process"] or f"{GROUP_LABEL_PREFIX}{document['group']}",

@@ -433,6 +433,39 @@ def test_misfire_fires_once_or_skips_then_follows_the_plan(
     assert (last["bgproc_scheduled_at"], last["bgproc_misfired_count"]) == (at(100).isoformat(), 0)
 
 
+@pytest.mark.parametrize(("bound", "dropped"), [(20, 0), (9, 0), (3, 6), (1, 8)])
+def test_catch_up_runs_each_missed_fire_oldest_first_up_to_its_bound(
+    bound: int,
+    dropped: int,
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a series every 10 s that fired at its start, then beat went down for 95 s
+    timing = every_seconds(10)
+    put(store, 1, timing, misfire="catch-up", catch_up_max=bound)
+    before = beat()
+    before.tick()
+    before.close()
+    # When beat comes back and looks as often as it asks to
+    after = beat()
+    clock.now = at(95)
+    for _ in range(20):
+        if (after.tick() or 0) > 0:
+            break
+    # Then the newest `bound` of the nine missed fires ran, oldest first, and only the older
+    # ones were reported missed; the plan goes on at its next fire
+    ran = [h["bgproc_scheduled_at"] for h in published(client, settings)[1:]]
+    assert ran == [at(s).isoformat() for s in range(10 + 10 * dropped, 100, 10)]
+    first_run = at(10 + 10 * dropped)
+    expected = [(1, Occurrence(first_run, True, dropped, at(10), first_run + timedelta(seconds=10)))]
+    assert after.misfires == (expected if dropped else [])
+    assert accounted(published(client, settings), timing) == [at(s) for s in range(0, 100, 10)]
+    assert store.next_fire(1) == at(100)
+
+
 @pytest.mark.parametrize("policy", ["run-once", "skip"])
 @pytest.mark.parametrize("beat_before", [False, True], ids=["no-beat-ever", "beat-stopped-before"])
 def test_a_plan_no_beat_watched_starts_when_a_beat_takes_it(
