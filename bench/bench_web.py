@@ -20,8 +20,8 @@ Issue 16's bench, in two parts per backend:
   Logs of four ``bench.ticker`` runs (a line and a progress report a second each, on a second
   worker of their own queue; the clients in a child process of their own), rounds
   interleaved none / followed / none / … after one warm-up round, so load noise shows.
-  Printed: each round, and the median of each followed round's rate over the mean of the
-  unfollowed rounds beside it.
+  Printed: each round with the web server's CPU (from ``/proc``), and the median of each
+  followed round's rate over the mean of the unfollowed rounds beside it.
 """
 
 from __future__ import annotations
@@ -184,6 +184,12 @@ def followers(base: str, run_ids: list[int], count: int) -> Iterator[Synchronize
             child.join()
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used: what the web server costs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -231,18 +237,22 @@ def bench_followed(backend: str, tasks: int, rounds: int, count: int) -> None:
             measure = rounds_of(installation, client, folder, env, tasks, check)
             print(f"  warm-up round (not counted): {measure():8.0f} tasks/s")
             rates: list[tuple[int, float]] = []
+            server = processes.started[0].pid
             for number in range(2 * rounds + 1):
+                began, used = time.monotonic(), cpu_s(server)
                 if number % 2:
                     with followers(f"http://127.0.0.1:{port}", followed, count) as events:
-                        began, seen = time.monotonic(), events.value
+                        began, used, seen = time.monotonic(), cpu_s(server), events.value
                         rate = measure()
                         per_s = (events.value - seen) / (time.monotonic() - began)
-                    note = f"  ({per_s:.0f} events/s received by the followers)"
+                    note = f", {per_s:.0f} events/s received by the followers"
                     rates.append((count, rate))
                 else:
                     rate, note = measure(), ""
                     rates.append((0, rate))
-                print(f"  round: {rates[-1][0]:3d} followers {rate:8.0f} tasks/s{note}")
+                busy = (cpu_s(server) - used) / (time.monotonic() - began)
+                print(f"  round: {rates[-1][0]:3d} followers {rate:8.0f} tasks/s  (bgproc web "
+                      f"{busy:.0%} of a core{note})")  # fmt: skip
             ratios = [rates[n][1] / ((rates[n - 1][1] + rates[n + 1][1]) / 2)
                       for n in range(1, len(rates), 2)]  # fmt: skip
             print(f"  {count} followers against none: median ratio to the rounds beside "
