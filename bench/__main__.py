@@ -1,4 +1,4 @@
-"""Every benchmark of bench/, one after another: ``python -m bench`` (about ten minutes).
+"""Every benchmark of bench/, one after another: ``python -m bench`` (about a quarter of an hour).
 
 Each prints what it measures, the machine, and its figures; BENCHMARKS.md records them.
 Run on a quiet machine: the figures compare bgproc with bare Celery / RedBeat measured
@@ -18,6 +18,7 @@ BENCHMARKS = (
     "bench_throughput",
     "bench_monitor",
     "bench_metrics",
+    "bench_web",
 )
 
 

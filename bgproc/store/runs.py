@@ -10,13 +10,13 @@ modules of their own.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy import Engine, delete, func, insert, literal, select, update
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.progress import Progress
@@ -309,29 +309,38 @@ class RunStore:
     def read_log(self, run_id: int, offset: int = 0) -> LogChunk:
         """The log from character ``offset`` on, cut in the database: following a growing
         log reads only what is new, and the finished flag comes from the same snapshot."""
-        columns = ProcessRun.__table__.c
-        start = max(offset, 0)
         with read_session(self.engine) as session:
-            for restarted in (False, True):
-                row = session.execute(
-                    select(
-                        func.coalesce(func.length(columns.log), 0),
-                        func.substr(columns.log, start + 1),
-                        columns.status,
-                        columns.progress,
-                    ).where(columns.id == run_id)
-                ).one_or_none()
-                if row is None:
-                    raise NotFound("run", run_id)
-                length, text, status, progress = row
-                if length >= start:
-                    text = text or ""
-                    progress = None if progress is None else Progress.from_json(progress)
-                    return LogChunk(
-                        text, start + len(text), status in TERMINAL, restarted, progress
-                    )
-                start = 0  # rewritten shorter than what was read: start over
-        raise AssertionError("unreachable: a log cannot be shorter than 0")
+            chunk = _log_chunk(session, run_id, offset)
+        if chunk is None:
+            raise NotFound("run", run_id)
+        return chunk
+
+    def read_logs(self, wanted: Mapping[int, Collection[int]]) -> dict[tuple[int, int], LogChunk]:
+        """What each run's log grew by since each of its offsets, as :meth:`read_log` for
+        every ``(run, offset)``; one query gives every run's length, status and progress,
+        and only the logs that changed are read again, so a web server following many
+        logs makes a few queries per tick, not one per follower. A run missing is left out."""
+        columns = ProcessRun.__table__.c
+        chunks: dict[tuple[int, int], LogChunk] = {}
+        with read_session(self.engine) as session:
+            states = session.execute(
+                select(
+                    columns.id,
+                    func.coalesce(func.length(columns.log), 0),
+                    columns.status,
+                    columns.progress,
+                ).where(columns.id.in_(list(wanted)))
+            ).all()
+            for number, length, status, progress in states:
+                for offset in wanted[number]:
+                    if length == max(offset, 0):
+                        shown = None if progress is None else Progress.from_json(progress)
+                        chunks[number, offset] = LogChunk(
+                            "", length, status in TERMINAL, False, shown
+                        )
+                    elif (chunk := _log_chunk(session, number, offset)) is not None:
+                        chunks[number, offset] = chunk
+        return chunks
 
     def prune(
         self,
@@ -345,3 +354,27 @@ class RunStore:
         return prune(
             self.engine, now=now, older_than=older_than, batch_size=batch_size, dry_run=dry_run
         )
+
+
+def _log_chunk(session: Session, run_id: int, offset: int) -> LogChunk | None:
+    """:meth:`RunStore.read_log` in ``session``: ``None`` when there is no such run."""
+    columns = ProcessRun.__table__.c
+    start = max(offset, 0)
+    for restarted in (False, True):
+        row = session.execute(
+            select(
+                func.coalesce(func.length(columns.log), 0),
+                func.substr(columns.log, start + 1),
+                columns.status,
+                columns.progress,
+            ).where(columns.id == run_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        length, text, status, progress = row
+        if length >= start:
+            text = text or ""
+            progress = None if progress is None else Progress.from_json(progress)
+            return LogChunk(text, start + len(text), status in TERMINAL, restarted, progress)
+        start = 0  # rewritten shorter than what was read: start over
+    raise AssertionError("unreachable: a log cannot be shorter than 0")

@@ -19,7 +19,7 @@ from bgproc.web import pages, statspage
 from bgproc.web.api import ENDPOINTS, PREFIX, Web, endpoint
 from bgproc.web.auth import Access
 from bgproc.web.errors import JSON
-from bgproc.web.live import log_events
+from bgproc.web.live import LogPoller, log_events
 from bgproc.web.metrics import metrics
 from bgproc.web.openapi import openapi
 
@@ -74,4 +74,5 @@ def create_app(installation: Installation, access: Access) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.web = Web(installation, access)
+    app.state.log_poller = LogPoller(installation.runs)
     return app

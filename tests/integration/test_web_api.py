@@ -7,24 +7,32 @@ live ones leave them.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import Engine, event, update
 from starlette.testclient import TestClient
 
+from bgproc.errors import NotFound
 from bgproc.installation import Installation
+from bgproc.progress import Progress
 from bgproc.services.control import BeatInfo, WorkerInfo
 from bgproc.settings import Settings
 from bgproc.statuses import Channel, RunStatus
+from bgproc.store.models import ProcessRun
 from bgproc.store.transitions import NewRun
 from bgproc.timing.walltime import utc_hour
 from bgproc.web.app import create_app
 from bgproc.web.auth import CSRF_HEADER, SESSION_COOKIE, Access
+from bgproc.web.live import LogPoller
 from tests.integration.cli_harness import StoreCli, isolated
 
 TOKEN = "operator-token-for-tests"
@@ -282,3 +290,99 @@ def test_the_openapi_description_names_every_endpoint(web: Web) -> None:
     hourly = described["paths"]["/api/v1/stats/hourly"]["get"]
     assert hourly["summary"].startswith("bgproc monitor stats --hourly --json")
     assert {p["name"] for p in hourly["parameters"]} == {"process", "since"}
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
+    """The (name, data) of each server-sent event read from ``lines``."""
+    name = ""
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield name, json.loads(line.removeprefix("data: "))
+
+
+def _grow(engine: Engine, number: int, text: str, **values: Any) -> None:
+    """What a worker's recorder does: the log longer, maybe a new status or progress."""
+    table = ProcessRun.__table__
+    with engine.begin() as connection:
+        connection.execute(
+            update(table).where(table.c.id == number).values(log=table.c.log + text, **values)
+        )
+
+
+def test_a_log_stream_sends_what_the_log_grows_by_its_progress_and_its_end(web: Web) -> None:
+    # Given a running run whose log and progress grow while it is followed
+    now = datetime.now(UTC)
+    first = Progress(1, 4, "working", now, now, 1)
+    number = web.run(status=RunStatus.processing, ended_at=None, duration_ms=None, log="one\n")
+    engine = web.installation.engine
+    _grow(engine, number, "", progress=first.as_json())
+    web.client.app.state.log_poller.poll_s = 0.02
+    seen: list[tuple[str, Any]] = []
+    with web.client.stream("GET", f"/api/v1/runs/{number}/log/stream?offset=2") as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        for event in _events(answer.iter_lines()):
+            seen.append(event)
+            if len(seen) == 2:
+                _grow(engine, number, "two\n",
+                      progress=first.after(2, 4, "working", now + timedelta(seconds=1)).as_json())
+            elif len(seen) == 4:
+                _grow(engine, number, "three\n", status=RunStatus.success)  # fmt: skip
+    # Then the stream told the progress and the text from the offset on, then the end
+    progress = [data["done"] for name, data in seen if name == "progress"]
+    text = "".join(data["text"] for name, data in seen if name == "log")
+    assert progress == [1, 2] and text == "e\ntwo\nthree\n"
+    assert seen[-1] == ("end", {"end": len("one\ntwo\nthree\n")})
+
+
+def test_many_streams_of_a_few_runs_cost_one_read_per_tick(web: Web) -> None:
+    # Given 50 followers of one run and 10 of another, at two different offsets
+    one = web.run(status=RunStatus.processing, log="0123456789")
+    other = web.run(status=RunStatus.processing, log="abc")
+    poller = LogPoller(web.installation.runs, poll_s=0.01)
+    reads: list[dict[int, set[int]]] = []
+    statements: list[str] = []
+    read_logs = web.installation.runs.read_logs
+
+    def counted(wanted: dict[int, set[int]]) -> Any:
+        reads.append(wanted)
+        return read_logs(wanted)
+
+    poller.runs = SimpleNamespace(read_logs=counted)  # type: ignore[assignment]
+    engine = web.installation.engine
+
+    def statement(*args: Any) -> None:
+        statements.append(args[2])
+
+    async def tick(wanted: list[tuple[int, int]]) -> list[Any]:
+        return await asyncio.gather(*(poller.next_chunk(n, offset) for n, offset in wanted))
+
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        # When nothing grew: one read of the store, one statement for all of them
+        quiet = asyncio.run(tick([(one, 10)] * 50 + [(other, 3)] * 10))
+        assert len(reads) == 1 and reads[0] == {one: {10}, other: {3}}
+        assert len([s for s in statements if "bgproc_run" in s]) == 1
+        assert {(c.text, c.end, c.finished) for c in quiet} == {("", 10, False), ("", 3, False)}
+        # And when one log grew: still one read, the new text once per offset
+        _grow(engine, one, "ab")
+        reads.clear()
+        statements.clear()
+        grown = asyncio.run(tick([(one, 10)] * 40 + [(one, 4)] * 10 + [(other, 3)] * 10))
+        assert len(reads) == 1
+        assert len([s for s in statements if "bgproc_run" in s]) == 3
+        assert [c.text for c in grown[:1] + grown[40:41]] == ["ab", "456789ab"]
+        assert {c.end for c in grown[:50]} == {12}
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+
+
+def test_a_stream_of_a_missing_run_is_refused_and_a_deleted_one_says_so(web: Web) -> None:
+    assert web.client.get("/api/v1/runs/999999/log/stream").status_code == 404
+    number = web.run(status=RunStatus.processing)
+    chunk = asyncio.run(LogPoller(web.installation.runs, poll_s=0.01).next_chunk(number, 0))
+    assert chunk.text == "hello\n"
+    web.installation.runs.forget(number)
+    with pytest.raises(NotFound):
+        asyncio.run(LogPoller(web.installation.runs, poll_s=0.01).next_chunk(number, 0))
