@@ -220,7 +220,7 @@ params = st.lists(
     max_size=3,
 )
 names = _or_junk("month end", "é" * 200, "x" * 200)
-misfire = _or_junk("run-once", "skip", "RUN-ONCE", "run_once")
+misfire = _or_junk("run-once", "skip", "catch-up", "RUN-ONCE", "run_once")
 ids = st.one_of(
     st.integers(-3, 4).map(str),
     st.integers(-(2**70), 2**70).map(str),

@@ -366,11 +366,11 @@ def _catch_up_max(
     value = fields.get("catch_up_max")
     if misfire != Misfire.CATCH_UP:
         if (given if given is not None else fields).get("catch_up_max") not in (None, ""):
-            raise InvalidInput("catch_up_max", "is for --misfire catch-up only")
+            raise InvalidInput("catch-up-max", "is for --misfire catch-up only")
         return None
     if value in (None, ""):
         return DEFAULT_CATCH_UP_MAX
-    return parse_int(value, "catch_up_max", 1, MAX_CATCH_UP)
+    return parse_int(value, "catch-up-max", 1, MAX_CATCH_UP)
 
 
 def _retry(fields: Mapping[str, Any]) -> dict[str, Any] | None:

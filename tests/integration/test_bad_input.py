@@ -182,6 +182,7 @@ REQUIRABLE = frozenset(
 REQUEST_OPTIONS = {
     "name": bad.names,
     "misfire": bad.misfire,
+    "catch-up-max": bad.ints,
     "retries": bad.ints,
     "retry-backoff": bad.durations,
     "retry-max": bad.durations,
@@ -357,6 +358,35 @@ def test_each_retry_option_is_refused_naming_it_and_nothing_is_written(
         assert world.snapshot() == before
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--catch-up-max", "3"], "catch-up-max: is for --misfire catch-up only"),
+        (["--misfire", "skip", "--catch-up-max", "3"], "catch-up-max: is for --misfire catch-up"),
+        (["--misfire", "catch-up", "--catch-up-max", "0"],
+         "catch-up-max: must be between 1 and 1000 (got 0)"),
+        (["--misfire", "catch-up", "--catch-up-max", "lots"],
+         "catch-up-max: 'lots' is not a whole number"),
+        (["--misfire", "catchup"], "misfire: 'catchup' is not one of: run-once, skip, catch-up"),
+    ],
+)
+def test_each_catch_up_option_is_refused_naming_it_and_nothing_is_written(
+    world: World, options: list[str], message: str
+) -> None:
+    world.seed()
+    for argv in (
+        [*SCHEDULED, *options],
+        ["request", "update", "2", *options],
+        ["request", "update", "1", *options],
+    ):
+        before = world.snapshot()
+        result = world.cli(*argv)
+        assert result.code == 2, _short(result)
+        [line] = result.err.splitlines()
+        assert line.startswith(f"Error: {message}"), _short((argv, result.err))
+        assert world.snapshot() == before
+
+
 # -- inputs that broke the contract once ---------------------------------------------------
 
 LONG_CRON = ",".join(map(str, range(60))) + " " + ",".join(map(str, range(24))) + " * * *"
@@ -415,7 +445,7 @@ def test_a_plan_past_the_calendar_just_ends(world: World) -> None:
 # -- the request service, with loose Python values --------------------------------------------
 
 SERVICE_FIELDS = {field_label(k) for k in (*TIMING_KEYS, *RETRY_KEYS)} | {
-    "name", "misfire", "process", "status"
+    "name", "misfire", "catch-up-max", "process", "status"
 }  # fmt: skip
 
 

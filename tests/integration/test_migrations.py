@@ -409,3 +409,22 @@ def test_0007_adds_the_retry_columns_to_existing_rows_and_takes_them_away(
             assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_0009_adds_catch_ups_bound_and_back_turns_catch_up_into_run_once(
+    old_database: Engine,
+) -> None:
+    engine = old_database
+    _migrate(engine, "0009")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE bgproc_request SET misfire = 'catch-up', catch_up_max = 5 WHERE id = 1"
+        )
+
+    _migrate(engine, "0008", down=True)
+
+    assert "catch_up_max" not in {c["name"] for c in inspect(engine).get_columns("bgproc_request")}
+    with engine.connect() as connection:
+        misfires = connection.exec_driver_sql("SELECT DISTINCT misfire FROM bgproc_request").all()
+    assert misfires == [("run-once",)]
+    _migrate(engine, "head")

@@ -460,7 +460,8 @@ def test_catch_up_runs_each_missed_fire_oldest_first_up_to_its_bound(
     ran = [h["bgproc_scheduled_at"] for h in published(client, settings)[1:]]
     assert ran == [at(s).isoformat() for s in range(10 + 10 * dropped, 100, 10)]
     first_run = at(10 + 10 * dropped)
-    expected = [(1, Occurrence(first_run, True, dropped, at(10), first_run + timedelta(seconds=10)))]
+    following = first_run + timedelta(seconds=10)
+    expected = [(1, Occurrence(first_run, True, dropped, at(10), following))]
     assert after.misfires == (expected if dropped else [])
     assert accounted(published(client, settings), timing) == [at(s) for s in range(0, 100, 10)]
     assert store.next_fire(1) == at(100)
