@@ -216,7 +216,8 @@ def test_a_non_loopback_bind_without_a_token_is_refused(stack: Stack) -> None:
     refused = stack.cli("web", "--bind", "0.0.0.0:8765", check=False)
     assert refused.code == 2
     assert refused.err.strip().splitlines() == [
-        "Error: bind: 0.0.0.0 is not a loopback address: set BGPROC_WEB_TOKEN to serve it"
+        "Error: bind: 0.0.0.0 is not a loopback address: set BGPROC_WEB_TOKEN or "
+        "BGPROC_WEB_USERS_FILE to serve it"
     ]
 
 

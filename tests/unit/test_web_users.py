@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,44 @@ def test_passwd_refuses_in_one_line(
     assert done.code == 2 and done.out == ""
     assert len(done.err.strip().splitlines()) == 1 and done.err.startswith(error), done.err
     assert stdin.strip() not in done.err
+
+
+def test_a_bad_users_file_refuses_to_start_the_server_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    users.write_text(f"# bgproc web\nana:viewer:{GOOD}\nbob:root:{GOOD}\n")
+    monkeypatch.setenv("BGPROC_WEB_USERS_FILE", str(users))
+    monkeypatch.delenv("BGPROC_WEB_TOKEN", raising=False)
+    done = Cli(capsys)("web", "--bind", "0.0.0.0:8765")
+    assert (done.code, done.out) == (2, "")
+    assert done.err.splitlines() == [f"Error: BGPROC_WEB_USERS_FILE: {users} line 3: unknown "
+                                     "role 'root' (viewer or operator)"]  # fmt: skip
+
+
+def test_users_let_a_non_loopback_address_be_served_without_the_token() -> None:
+    from cli.web import checked_bind
+
+    assert checked_bind("0.0.0.0:8765", "", users=True) == ("0.0.0.0", 8765, False)
+    with pytest.raises(InvalidInput, match="set BGPROC_WEB_TOKEN or BGPROC_WEB_USERS_FILE"):
+        checked_bind("0.0.0.0:8765", "", users=False)
+
+
+def test_a_users_file_every_local_user_may_read_is_warned_of(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from bgproc.settings import Settings
+    from cli.web import web_users
+
+    users = tmp_path / "users"
+    users.write_text(f"ana:viewer:{GOOD}\n")
+    installation: Any = SimpleNamespace(settings=Settings(web_users_file=str(users)))
+    users.chmod(0o600)
+    assert list(web_users(installation)) == ["ana"]
+    assert capsys.readouterr().err == ""
+    users.chmod(0o644)
+    web_users(installation)
+    assert capsys.readouterr().err == (f"bgproc web: warning: every user of this machine may "
+                                       f"read {users} (chmod 600 it)\n")  # fmt: skip
