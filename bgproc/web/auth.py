@@ -157,7 +157,8 @@ class Access:
             who = Who(_un_b64url(encoded), Role(role))
         except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
             return None
-        if who.name and who.name not in self.users:
+        user = self.users.get(who.name)
+        if who.name and (user is None or user.role is not who.role):  # gone, or role changed
             return None
         expected = self.session_of(who).encode()
         return who if hmac.compare_digest(given.encode(), expected) else None

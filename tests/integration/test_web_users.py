@@ -187,6 +187,11 @@ def test_a_forged_or_altered_session_is_refused(web: Web, site: TestClient) -> N
         assert site.post("/api/v1/requests", json=BODY).status_code == 401, cookie
     site.cookies.set(SESSION_COOKIE, ana)
     assert site.get("/api/v1/runs").status_code == 200
+    demoted = {**USERS, "bob": User("bob", R.viewer, USERS["bob"].hash)}
+    bob = log_in(site, "bob").cookies[SESSION_COOKIE]
+    with TestClient(create_app(web.installation, Access(TOKEN, False, users=demoted)),
+                    base_url=SITE, cookies={SESSION_COOKIE: bob}) as client:  # fmt: skip
+        assert client.get("/api/v1/runs").status_code == 401
     for changed in (removed, Access(TOKEN, reads_open=False, users=new_password)):
         app = create_app(web.installation, changed)  # the file changed, the server restarted
         with TestClient(app, base_url=SITE, cookies={SESSION_COOKIE: ana}) as client:
