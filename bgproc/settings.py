@@ -134,6 +134,7 @@ class Settings:
     redeliver_after_s: float = DEFAULT_REDELIVER_AFTER_S
     extra: Mapping[str, str] = field(default_factory=dict)
     web_token: str = field(default="", repr=False)  # `bgproc web`'s operator token; never shown
+    web_users_file: str = ""  # `bgproc web`'s users (name:role:hash lines), if any
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -152,6 +153,7 @@ class Settings:
             run_lease_s=_seconds(environ, "BGPROC_RUN_LEASE_S", DEFAULT_RUN_LEASE_S),
             redeliver_after_s=_redeliver_after_s(environ),
             web_token=environ.get("BGPROC_WEB_TOKEN", "").strip(),
+            web_users_file=environ.get("BGPROC_WEB_USERS_FILE", "").strip(),
         )
 
     @property

@@ -95,7 +95,7 @@ def _web_options() -> list[click.Option]:
                      help="Serve the web windows too (bgproc web), stopping with up."),
         click.Option(["--bind"], metavar="HOST:PORT", default=None,
                      help="Where --web listens (default 127.0.0.1:8765; implies --web). Any "
-                     "address but loopback needs BGPROC_WEB_TOKEN."),
+                     "address but loopback needs BGPROC_WEB_TOKEN or BGPROC_WEB_USERS_FILE."),
     ]  # fmt: skip
 
 
@@ -157,10 +157,10 @@ def up(ctx: click.Context, web: bool, bind: str | None, **_: object) -> None:
 
 def _web_argv(installation: Installation, bind: str | None) -> list[str]:
     """``bgproc web``'s command line, its address checked now: a refusal stops up at once."""
-    from cli.web import DEFAULT_BIND, checked_bind
+    from cli.web import DEFAULT_BIND, checked_bind, web_users
 
     address = bind or DEFAULT_BIND
-    checked_bind(address, installation.settings.web_token)
+    checked_bind(address, installation.settings.web_token, bool(web_users(installation)))
     return [sys.executable, "-m", "bgproc", "web", "--bind", address]
 
 

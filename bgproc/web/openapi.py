@@ -56,7 +56,7 @@ def openapi() -> dict[str, Any]:
             },
         }
         if spec.acts:
-            operation["security"] = [{"token": []}, {"session": []}]
+            operation["security"] = [{"token": []}, {"user": []}, {"session": []}]
         if spec.body:
             operation["requestBody"] = {
                 "description": spec.body,
@@ -74,8 +74,12 @@ def openapi() -> dict[str, Any]:
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer",
                           "description": "BGPROC_WEB_TOKEN"},
+                "user": {"type": "http", "scheme": "basic",
+                         "description": "a user of BGPROC_WEB_USERS_FILE (actions: an "
+                         "operator)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "bgproc_session",
-                            "description": "set by /login; actions also need X-CSRF-Token"},
+                            "description": "set by /login (the token or a user); actions also need "
+                            "an operator and X-CSRF-Token"},
             },
         },
     }  # fmt: skip

@@ -36,7 +36,7 @@ from bgproc.web.api import (
     run_id,
     zone_of,
 )
-from bgproc.web.auth import CSRF_FIELD, SESSION_COOKIE, Refused
+from bgproc.web.auth import CSRF_FIELD, SESSION_COOKIE, TOKEN_HOLDER, Refused, Who
 from bgproc.web.errors import Failure, failure_of
 
 logger = logging.getLogger("bgproc.web")
@@ -64,7 +64,7 @@ def render(
     web: Web, request: Request, template: str, status: int = 200, **context: Any
 ) -> Response:
     """A page, with what every page shows: who is logged in, the CSRF token for its forms."""
-    operator = web.access.is_operator(request)
+    who = web.access.who(request)
     zone = web.installation.settings.timezone
 
     def when(text: str | datetime | None) -> str:
@@ -75,8 +75,10 @@ def render(
         return instant.astimezone(zone_of(web.installation)).replace(microsecond=0).isoformat(" ")
 
     context.update(
-        operator=operator,
-        csrf=web.access.csrf_value if operator else "",
+        who=who,
+        operator=who is not None and who.acts,
+        viewer=who is not None and not who.acts,
+        csrf=web.access.csrf_for(request),
         csrf_field=CSRF_FIELD,
         zone=zone,
         when=when,
@@ -342,22 +344,48 @@ def login_page(web: Web, request: Request, form: Mapping[str, Any]) -> Response:
     given = request.query_params.get("token", "")
     target = _safe_next(request.query_params.get("next", "/monitor"))
     if given and web.access.token_matches(given):  # the link `bgproc web` printed
-        return _logged_in(web, request, target)
-    return render(web, request, "login.html", next=target, wrong=bool(given))
+        return _logged_in(web, request, TOKEN_HOLDER, target)
+    wrong = "That is not the operator token." if given else ""
+    return _login_form(web, request, target, wrong, 401 if given else 200)
+
+
+def _login_form(
+    web: Web, request: Request, target: str, wrong: str = "", status: int = 200, name: str = ""
+) -> Response:
+    return render(web, request, "login.html", status=status, next=target, wrong=wrong,
+                  users=bool(web.access.users), name=name)  # fmt: skip
 
 
 def login(web: Web, request: Request, form: Mapping[str, Any]) -> Response:
-    web.access.check_origin(request)
+    """A user's name and password, or the token. A wrong one is answered in one message
+    (never saying which part was wrong) and logged without what was typed: an unknown
+    name is often a password typed in the wrong box."""
+    access = web.access
+    access.check_origin(request)
     target = _safe_next(str(form.get("next", "/monitor")))
-    if not web.access.token_matches(str(form.get("token", ""))):
-        return render(web, request, "login.html", status=401, next=target, wrong=True)
-    return _logged_in(web, request, target)
+    peer = request.client.host if request.client else "?"
+    if "token" in form:
+        if access.token_matches(str(form["token"])):
+            return _logged_in(web, request, TOKEN_HOLDER, target)
+        logger.warning("bgproc web: failed login with the operator token from %s", peer)
+        return _login_form(web, request, target, "That is not the operator token.", 401)
+    name = str(form.get("name", "")).strip()
+    try:
+        who = access.log_in(name, str(form.get("password", "")))
+    except Refused as refused:
+        said = refused.message[:1].upper() + refused.message[1:] + "."
+        return _login_form(web, request, target, said, refused.status, name)
+    if who is None:
+        known = f"as {name!r}" if name in access.users else "with an unknown name"
+        logger.warning("bgproc web: failed login %s from %s", known, peer)
+        return _login_form(web, request, target, "Wrong user name or password.", 401, name)
+    return _logged_in(web, request, who, target)
 
 
-def _logged_in(web: Web, request: Request, target: str) -> Response:
+def _logged_in(web: Web, request: Request, who: Who, target: str) -> Response:
     response = redirect(target)
     response.set_cookie(
-        SESSION_COOKIE, web.access.session_value, httponly=True, samesite="strict",
+        SESSION_COOKIE, web.access.session_of(who), httponly=True, samesite="strict",
         secure=request.url.scheme == "https", path="/",
     )  # fmt: skip
     return response

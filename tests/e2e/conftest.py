@@ -154,11 +154,13 @@ class Stack:
 
     # -- the command line ----------------------------------------------------------
 
-    def cli(self, *args: str, check: bool = True, timeout_s: float = CLI_TIMEOUT_S) -> Result:
-        """Run ``bgproc ARGS`` to its end; ``check`` asserts exit code 0."""
+    def cli(
+        self, *args: str, check: bool = True, timeout_s: float = CLI_TIMEOUT_S, stdin: str = ""
+    ) -> Result:
+        """Run ``bgproc ARGS`` to its end, ``stdin`` its input; ``check`` asserts exit code 0."""
         done = subprocess.run(
             [*BGPROC, *args], cwd=self.tmp_path, env=self.env, capture_output=True,
-            text=True, timeout=timeout_s, check=False,
+            text=True, timeout=timeout_s, check=False, input=stdin,
         )
         result = Result(tuple(args), done.returncode, done.stdout, done.stderr)
         if check:

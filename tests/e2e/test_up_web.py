@@ -130,5 +130,6 @@ def test_up_web_off_loopback_without_a_token_is_refused_before_starting(stack: S
     refused = stack.cli("up", "--web", "--bind", "0.0.0.0:8765", check=False)
     assert refused.code == 2
     assert refused.err.strip().splitlines() == [
-        "Error: bind: 0.0.0.0 is not a loopback address: set BGPROC_WEB_TOKEN to serve it"
+        "Error: bind: 0.0.0.0 is not a loopback address: set BGPROC_WEB_TOKEN or "
+        "BGPROC_WEB_USERS_FILE to serve it"
     ]

@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,10 @@ class Server:
             return status, body.decode()
 
 
-def start_web(stack: Stack) -> Server:
+def start_web(stack: Stack, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     proc = stack.spawn("web", "web", "--bind", f"127.0.0.1:{port}",
-                       env={"BGPROC_WEB_TOKEN": TOKEN})  # fmt: skip
+                       env=env if env is not None else {"BGPROC_WEB_TOKEN": TOKEN})  # fmt: skip
     server = Server(proc, f"http://127.0.0.1:{port}")
     proc.wait_log("bgproc web:")
 
@@ -74,19 +75,18 @@ def web(stack: Stack) -> Server:
     return start_web(stack)
 
 
-@pytest.fixture
-def page(web: Server, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A logged-in browser tab on the server; its screenshot is kept if the test fails."""
+@contextmanager
+def browser_tab(url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A browser tab on the server at ``url``; its screenshot is kept if the test fails."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (.ci/setup installs Debian's chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip's playwright is missing")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        tab = browser.new_page(base_url=web.url)
+        tab = browser.new_page(base_url=url)
         tab.set_default_timeout(UI_TIMEOUT_MS)
         alerts: list[str] = []
         tab.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
-        tab.goto(f"/login?token={TOKEN}")
         try:
             yield tab
         finally:
@@ -96,6 +96,14 @@ def page(web: Server, tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
                 print(f"screenshot of the failing page: {shot}")
             browser.close()
         assert alerts == [], f"a script ran in the page: {alerts}"
+
+
+@pytest.fixture
+def page(web: Server, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A browser tab logged in with the token."""
+    with browser_tab(web.url, tmp_path, request) as tab:
+        tab.goto(f"/login?token={TOKEN}")
+        yield tab
 
 
 def expect() -> Any:
@@ -216,7 +224,8 @@ def test_a_non_loopback_bind_without_a_token_is_refused(stack: Stack) -> None:
     refused = stack.cli("web", "--bind", "0.0.0.0:8765", check=False)
     assert refused.code == 2
     assert refused.err.strip().splitlines() == [
-        "Error: bind: 0.0.0.0 is not a loopback address: set BGPROC_WEB_TOKEN to serve it"
+        "Error: bind: 0.0.0.0 is not a loopback address: set BGPROC_WEB_TOKEN or "
+        "BGPROC_WEB_USERS_FILE to serve it"
     ]
 
 
@@ -233,3 +242,57 @@ def test_the_server_rides_out_a_redis_restart(stack: Stack, private_redis: Priva
     assert server.get("/api/v1/queues")[0] == 200  # the very next request
     assert server.get("/workers")[0] == 200
     assert server.proc.alive()
+
+
+PASSWORDS = {"ana": "ana's long password", "bob": "bob's long password"}
+
+
+@pytest.fixture
+def users_tab(stack: Stack, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A browser tab on a ``bgproc web`` of users ana (viewer) and bob (operator), made by
+    ``bgproc web passwd``, and no token."""
+    users = tmp_path / "users"
+    lines = [stack.cli("web", "passwd", name, "--role", role, stdin=PASSWORDS[name] + "\n").out
+             for name, role in (("ana", "viewer"), ("bob", "operator"))]  # fmt: skip
+    users.write_text("# bgproc web users\n" + "".join(lines))
+    users.chmod(0o600)
+    server = start_web(stack, env={"BGPROC_WEB_USERS_FILE": str(users)})
+    assert "log in as one of the 2 users of" in server.proc.tail()
+    with browser_tab(server.url, tmp_path, request) as tab:
+        yield tab
+
+
+def log_in(tab: Any, name: str, password: str) -> None:
+    tab.goto("/login?next=/monitor")
+    tab.fill("#name", name)
+    tab.fill("#password", password)
+    tab.click("form[aria-label='Log in as a user'] button[type=submit]")
+
+
+def test_a_viewer_sees_no_buttons_an_operator_acts(stack: Stack, users_tab: Any) -> None:
+    page = users_tab
+    number = stack.create("sample.echo", "--timing", "immediate", "--no-schedule")
+    run_id = int(stack.cli("run", "sample.sleep", "--param", "seconds=30").out)  # queued
+    log_in(page, "ana", "not ana's password")
+    expect()(page.locator("#login-error")).to_have_text("Wrong user name or password.")
+    log_in(page, "ana", PASSWORDS["ana"])
+    page.wait_for_url("**/monitor")
+    expect()(page.locator("#who")).to_have_text("ana (viewer)")
+    page.goto(f"/requests/{number}")
+    expect()(page.locator(".actions")).to_contain_text("Read-only")
+    for label in ("Delete", "Schedule", "Run now"):
+        expect()(page.get_by_role("button", name=label)).to_have_count(0)
+    page.goto(f"/runs/{run_id}")
+    expect()(page.locator("#run-status")).to_have_text("queued")
+    expect()(page.get_by_role("button", name="Kill")).to_have_count(0)
+    page.get_by_role("button", name="Log out").click()
+    expect()(page.locator("#who")).to_have_count(0)
+
+    log_in(page, "bob", PASSWORDS["bob"])
+    expect()(page.locator("#who")).to_have_text("bob (operator)")
+    page.goto(f"/runs/{run_id}")
+    expect()(page.get_by_role("button", name="Kill")).to_have_count(1)
+    page.goto(f"/requests/{number}")
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_url("**/requests")
+    assert stack.cli("request", "list", "--json").json() == []
