@@ -54,7 +54,8 @@ def test_the_file_gives_each_user_a_role() -> None:
     assert PASSWORD not in repr(users) and "scrypt" not in repr(users)
 
 
-GOOD = hash_password(PASSWORD)
+# A fixed line (hash_password(PASSWORD) once): test ids must be the same in every xdist worker
+GOOD = "scrypt$16384$8$1$tIYiko66BgC0+mg4+1M6Kw==$gluTDYblTEehXqXWK/v57K3eLslWuPY6nRUkJZSJIxc="
 
 
 @pytest.mark.parametrize(
@@ -74,6 +75,7 @@ GOOD = hash_password(PASSWORD)
     ],
 )
 def test_a_bad_line_is_refused_naming_the_file_and_line(line: str, why: str) -> None:
+    assert verify_password(PASSWORD, GOOD)  # the fixed line is a good one
     with pytest.raises(InvalidInput) as refused:
         parse_users(f"# users\nbob:operator:{GOOD}\n{line}\n", "/etc/bgproc/users")
     assert refused.value.field == "BGPROC_WEB_USERS_FILE"
