@@ -40,7 +40,8 @@ class Progress:
         elapsed = (self.at - self.first_at).total_seconds()
         if elapsed <= 0 or self.done <= self.first_done:
             return None
-        return (self.done - self.first_done) / elapsed
+        rate = (self.done - self.first_done) / elapsed
+        return rate if rate > 0 else None  # too little done to measure
 
     @property
     def remaining_s(self) -> float | None:

@@ -45,6 +45,13 @@ def _request_options(command: Any) -> Any:
                 help="Skip a fire while a run of this request is still going.",
             ),
             click.option(
+                "--replace-running/--no-replace-running",
+                default=None,
+                help="With --prevent-concurrent: a fire that finds this request's run still "
+                "going kills it (a killable process) and starts, instead of being skipped "
+                "(Kubernetes' concurrencyPolicy: Replace).",
+            ),
+            click.option(
                 "--misfire",
                 default=None,
                 metavar="run-once|skip|catch-up",
@@ -71,8 +78,8 @@ def _request_options(command: Any) -> Any:
 
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
-    for key in ("name", "prevent_concurrent", "misfire", "catch_up_max", "process", "group",
-                *RETRY_KEYS):  # fmt: skip
+    for key in ("name", "prevent_concurrent", "replace_running", "misfire", "catch_up_max",
+                "process", "group", *RETRY_KEYS):  # fmt: skip
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("params"):
@@ -97,7 +104,8 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
             ("status", view.status.value),
             ("timing", timing.describe()),
             ("params", ", ".join(f"{k}={v}" for k, v in view.params.items()) or "-"),
-            ("prevent concurrent", "yes" if view.prevent_concurrent else "no"),
+            ("prevent concurrent", ("yes, replacing the running run" if view.replace_running
+                                    else "yes") if view.prevent_concurrent else "no"),
             ("misfire", view.misfire.value
              + (f" (at most {view.catch_up_max})" if view.catch_up_max else "")),
             ("retries", _retries(view)),

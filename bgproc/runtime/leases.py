@@ -27,13 +27,16 @@ _RELEASE = (
 
 
 class Lease:
-    """A renewed Redis lease on ``key``: ``acquire()``, then ``release()`` when done."""
+    """A renewed Redis lease on ``key``: ``acquire()``, then ``release()`` when done.
 
-    def __init__(self, redis: Redis, key: str, ttl_ms: int = LEASE_TTL_MS) -> None:
+    Its value names the run that holds it (``RUN_ID:token``): a fire that replaces the
+    running run (``--replace-running``) reads whom to stop."""
+
+    def __init__(self, redis: Redis, key: str, holder: int, ttl_ms: int = LEASE_TTL_MS) -> None:
         self.redis = redis
         self.key = key
         self.ttl_ms = ttl_ms
-        self.token = uuid.uuid4().hex
+        self.token = f"{holder}:{uuid.uuid4().hex}"
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -44,6 +47,14 @@ class Lease:
         self._renewer = threading.Thread(target=self._renew, name=f"lease {self.key}", daemon=True)
         self._renewer.start()
         return True
+
+    @staticmethod
+    def holder(redis: Redis, key: str) -> int | None:
+        """The run holding the lease on ``key``; None if it is free (or held by a worker
+        older than holder names)."""
+        value = redis.get(key)
+        head = value.split(b":", 1)[0] if value else b""
+        return int(head) if head.isdigit() else None
 
     def release(self) -> None:
         """Stop renewing and free the lease (only if it is still ours)."""

@@ -51,6 +51,8 @@ from bgproc.store.tickets import Ticket
 from bgproc.store.transitions import RunOutcome, RunRefusal, RunStart, bounded_result
 from bgproc.timing.walltime import utc_now
 
+REPLACE_WAIT_S = 30.0  # a replaced run has this long to stop (its lease expires as soon)
+REPLACE_POLL_S = 0.2
 logger = logging.getLogger("bgproc.runner")
 RUNNABLE_REQUEST = frozenset({RequestStatus.scheduled, RequestStatus.complete})
 # A run found in one of these was started before: this delivery is its next attempt.
@@ -112,14 +114,12 @@ class Runner:
             self._refuse(ticket, attempt, status, why)
             return
         lease_key = self._lease_key(ticket, spec)
-        lease = Lease(self.installation.redis, lease_key) if lease_key else None
-        if lease is not None and not lease.acquire():
-            self._refuse(
-                ticket,
-                attempt,
-                RunStatus.skipped,
-                "skipped: a run of this process is still going (prevent concurrent executions)",
-            )
+        lease = Lease(self.installation.redis, lease_key, ticket.run_id) if lease_key else None
+        if lease is not None and not lease.acquire() and not self._replaced(ticket, lease):
+            why = "a run of this process is still going (prevent concurrent executions)"
+            if ticket.request_replace_running:
+                why = f"the running run did not stop within {REPLACE_WAIT_S:.0f} s to be replaced"
+            self._refuse(ticket, attempt, RunStatus.skipped, f"skipped: {why}")
             return
         try:
             self._execute(ticket, attempt, spec)
@@ -286,6 +286,25 @@ class Runner:
             return self.installation.registry.get(ticket.process), None
         except NotFound:
             return None, (RunStatus.error, f"{ticket.process} is not a registered process: refused")
+
+    def _replaced(self, ticket: Ticket, lease: Lease) -> bool:
+        """``--replace-running``: ask the request's running run to stop, and take the lease
+        once it has (True); False if it is not a replacing request, or the run held on."""
+        own = self.installation.settings.key("lease", "request", str(ticket.request_id))
+        if not ticket.request_replace_running or lease.key != own:  # never another's run
+            return False
+        redis = self.installation.redis
+        holder = Lease.holder(redis, lease.key)
+        if holder is not None and holder != ticket.run_id:
+            logger.info("run %s replaces run %s of request %s: asking it to stop",
+                        ticket.run_id, holder, ticket.request_id)  # fmt: skip
+            self.installation.control.ask_kill(holder)
+        deadline = time.monotonic() + REPLACE_WAIT_S
+        while time.monotonic() < deadline:
+            if lease.acquire():
+                return True
+            time.sleep(REPLACE_POLL_S)
+        return False
 
     def _lease_key(self, ticket: Ticket, spec: ProcessSpec) -> str | None:
         key = self.installation.settings.key

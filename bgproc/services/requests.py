@@ -144,6 +144,7 @@ class RequestService:
             timing = Timing.build(_timing_fields(fields), now=now, default_tz=self.default_tz)
             row.name = _name(fields.get("name"))
             row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
+            row.replace_running = self._replace_running(row, fields)
             row.misfire = self._misfire(fields).value
             row.catch_up_max = _catch_up_max(fields, row.misfire)
             row.retry = _retry(fields)
@@ -176,6 +177,9 @@ class RequestService:
             timing = Timing.build(_timing_fields(merged), now=now, default_tz=self.default_tz)
             row.name = _name(merged.get("name"))
             row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
+            if fields.get("prevent_concurrent") is False and "replace_running" not in fields:
+                merged["replace_running"] = False  # --allow-concurrent ends replacing too
+            row.replace_running = self._replace_running(row, merged)
             row.misfire = self._misfire(merged).value
             row.catch_up_max = _catch_up_max(merged, row.misfire, given=fields)
             row.retry = _retry(merged)
@@ -291,6 +295,26 @@ class RequestService:
             raise InvalidInput("process", f"{name!r} is not a registered process") from None
         return spec, spec.validate_params(fields.get("params") or {})
 
+    def _replace_running(self, row: ProcessRequest, fields: Mapping[str, Any]) -> bool:
+        """``--replace-running``: only for a request that prevents concurrent runs, of a
+        process whose runs can be killed (the running one must be stopped to replace it)."""
+        if not fields.get("replace_running"):
+            return False
+        if not row.prevent_concurrent:
+            raise InvalidInput("replace-running", "needs --prevent-concurrent")
+        if row.process is None:
+            raise InvalidInput("replace-running", "is for a process, not a group")
+        spec = self.registry.get(row.process)
+        if not spec.killable:
+            raise InvalidInput(
+                "replace-running", f"{row.process} is not killable: its run cannot be replaced"
+            )
+        if spec.prevent_concurrent:  # its lease is the process's: the run may be another's
+            raise InvalidInput(
+                "replace-running", f"{row.process} allows one run at a time of any request"
+            )
+        return True
+
     @staticmethod
     def _misfire(fields: Mapping[str, Any]) -> Misfire:
         value = parse_choice(fields.get("misfire") or Misfire.RUN_ONCE.value, "misfire", Misfire)
@@ -306,6 +330,7 @@ class RequestService:
             params=row.params,
             name=row.name,
             prevent_concurrent=row.prevent_concurrent,
+            replace_running=row.replace_running,
             misfire=row.misfire,
             catch_up_max=row.catch_up_max,
         )

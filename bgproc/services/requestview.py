@@ -42,6 +42,7 @@ class RequestView:
     retry: RetryPolicy | None = None  # the policy its runs follow: its own, or its process's
     retry_is_own: bool = False  # set on the request (else the process's default, if any)
     catch_up_max: int | None = None  # with misfire catch-up: how many missed fires run at most
+    replace_running: bool = False  # a fire kills the run still going instead of skipping
 
     @property
     def retry_document(self) -> dict[str, Any] | None:
@@ -71,6 +72,7 @@ class RequestView:
             "timing": self.timing.as_dict(),
             "description": self.timing.describe(),
             "prevent_concurrent": self.prevent_concurrent,
+            "replace_running": self.replace_running,
             "misfire": self.misfire.value,
             "catch_up_max": self.catch_up_max,
             "retry": self.retry_document,
@@ -113,4 +115,5 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         retry=own or default,
         retry_is_own=own is not None,
         catch_up_max=row.catch_up_max,
+        replace_running=row.replace_running,
     )

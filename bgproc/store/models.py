@@ -34,7 +34,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0009"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0010"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -169,6 +169,8 @@ class ProcessRequest(Base):
     # new frequency or field needs no migration (read it with ``Timing.from_dict``).
     timing: Mapped[dict[str, Any]] = mapped_column(JSON)
     prevent_concurrent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # with prevent_concurrent: a fire kills the request's run still going, then starts (K8s Replace)
+    replace_running: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     misfire: Mapped[str] = mapped_column(String(16), default="run-once", server_default="run-once")
     catch_up_max: Mapped[int | None] = mapped_column(Integer)  # misfire catch-up's bound
     # ``RetryPolicy.as_dict()``; NULL: the process's default (``@process(retries=…)``)

@@ -35,6 +35,7 @@ class Ticket:
     request_prevent_concurrent: bool
     request_group_id: int | None  # the request names a group
     group_run_id: int | None  # this run is a step of that group run
+    request_replace_running: bool = False  # kill the request's run still going, then start
 
     @property
     def is_group_run(self) -> bool:
@@ -87,6 +88,7 @@ TICKET_QUERY = (
         _REQUEST.c.prevent_concurrent,
         _REQUEST.c.group_id,
         _RUN.c.group_run_id,
+        _REQUEST.c.replace_running,
     )
     .select_from(_RUN.outerjoin(_REQUEST))
     .where(_RUN.c.id == bindparam("run_id"))
@@ -117,4 +119,5 @@ def read_ticket(engine: Engine, run_id: int) -> Ticket | None:
         request_prevent_concurrent=bool(row[8]),
         request_group_id=row[9],
         group_run_id=row[10],
+        request_replace_running=bool(row[11]),
     )

@@ -46,7 +46,7 @@ MAX_KILL_WAIT_S = 60
 MAX_BODY_BYTES = 1_000_000
 REQUEST_FIELDS = frozenset(
     {*TIMING_KEYS, *RETRY_KEYS, "process", "group", "params", "name", "prevent_concurrent",
-     "misfire", "catch_up_max"}
+     "replace_running", "misfire", "catch_up_max"}
 )  # fmt: skip
 RUN_FILTERS = ("process", "group", "status", "request", "since", "until", "limit", "before")
 
@@ -303,9 +303,9 @@ def get_stats_hourly(installation: Installation, call: Call) -> Any:
 
 REQUEST_BODY = (
     "a request's fields as `request create` takes them (underscores for dashes): process "
-    "or group, params (an object), name, prevent_concurrent, misfire, catch_up_max, the retry "
-    "fields (retries, retry_backoff and retry_max as 30s/5m/1h or seconds, retry_jitter true or "
-    "false) and the timing fields: " + ", ".join(TIMING_KEYS)
+    "or group, params (an object), name, prevent_concurrent, replace_running, misfire, "
+    "catch_up_max, the retry fields (retries, retry_backoff and retry_max as 30s/5m/1h or "
+    "seconds, retry_jitter true or false) and the timing fields: " + ", ".join(TIMING_KEYS)
 )
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/requests", get_requests, "request list --json",

@@ -54,6 +54,7 @@ def fields_of_form(form: Mapping[str, Any], days: list[str]) -> dict[str, Any]:
     if days:
         fields["days"] = ",".join(days)
     fields["prevent_concurrent"] = form.get("prevent_concurrent") == "on"
+    fields["replace_running"] = form.get("replace_running") == "on"
     if "retries" in fields:  # the box says nothing without a policy to go with
         fields["retry_jitter"] = form.get("retry_jitter") == "on"
     params = parse_params(str(form.get("params", "")))
@@ -92,6 +93,7 @@ def form_of_request(document: Mapping[str, Any]) -> dict[str, Any]:
         misfire=document["misfire"],
         catch_up_max=str(document["catch_up_max"] or ""),
         prevent_concurrent="on" if document["prevent_concurrent"] else "",
+        replace_running="on" if document["replace_running"] else "",
         params=params_text(document["params"]),
         target=document["process"] or f"{GROUP_LABEL_PREFIX}{document['group']}",
     )

@@ -177,7 +177,7 @@ def world(
 # (--retry-jitter is a flag: a refusal of it alone names it, "needs --retries N")
 REQUIRABLE = frozenset(
     {"frequency", "at", "start", "cron", "days", "month", "day", "ordinal", "weekday",
-     "retry-jitter"}
+     "retry-jitter", "replace-running"}
 )  # fmt: skip
 REQUEST_OPTIONS = {
     "name": bad.names,
@@ -188,7 +188,8 @@ REQUEST_OPTIONS = {
     "retry-max": bad.durations,
 }
 REQUEST_FLAGS = ("--no-schedule", "--prevent-concurrent", "--allow-concurrent", "--json",
-                 "--retry-jitter", "--no-retry-jitter")  # fmt: skip
+                 "--retry-jitter", "--no-retry-jitter", "--replace-running",
+                 "--no-replace-running")  # fmt: skip
 request_ids = st.one_of(st.sampled_from(["1", "2"]), bad.ids)
 since = st.one_of(bad.datetimes, bad.durations)
 valid_processes = st.sampled_from(["sample.echo", "sample.sleep"])
@@ -385,6 +386,30 @@ def test_each_catch_up_option_is_refused_naming_it_and_nothing_is_written(
         [line] = result.err.splitlines()
         assert line.startswith(f"Error: {message}"), _short((argv, result.err))
         assert world.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*SCHEDULED, "--replace-running"], "replace-running: needs --prevent-concurrent"),
+        (["request", "update", "2", "--replace-running"],
+         "replace-running: needs --prevent-concurrent"),
+        ([*SCHEDULED, "--prevent-concurrent", "--replace-running"],
+         "replace-running: sample.echo is not killable: its run cannot be replaced"),
+        (["request", "update", "1", "--prevent-concurrent", "--replace-running"],
+         "replace-running: sample.echo is not killable"),
+    ],
+)
+def test_replace_running_is_refused_where_no_run_can_be_replaced(
+    world: World, argv: list[str], message: str
+) -> None:
+    world.seed()
+    before = world.snapshot()
+    result = world.cli(*argv)
+    assert result.code == 2, _short(result)
+    [line] = result.err.splitlines()
+    assert line.startswith(f"Error: {message}"), _short((argv, result.err))
+    assert world.snapshot() == before
 
 
 # -- inputs that broke the contract once ---------------------------------------------------

@@ -428,3 +428,18 @@ def test_0009_adds_catch_ups_bound_and_back_turns_catch_up_into_run_once(
         misfires = connection.exec_driver_sql("SELECT DISTINCT misfire FROM bgproc_request").all()
     assert misfires == [("run-once",)]
     _migrate(engine, "head")
+
+
+def test_0010_adds_replace_running_false_for_every_request_and_takes_it_back(
+    old_database: Engine,
+) -> None:
+    engine = old_database
+    _migrate(engine, "0010")
+    with engine.connect() as connection:
+        flags = connection.exec_driver_sql("SELECT DISTINCT replace_running FROM bgproc_request")
+        assert [bool(flag) for (flag,) in flags] == [False]
+    _migrate(engine, "0009", down=True)
+    assert "replace_running" not in {
+        c["name"] for c in inspect(engine).get_columns("bgproc_request")
+    }
+    _migrate(engine, "head")

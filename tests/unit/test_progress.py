@@ -38,6 +38,11 @@ def test_a_single_report_has_no_rate_and_no_total_no_percent() -> None:
     assert _after(5, 20, total=None).remaining_s is None
 
 
+def test_too_little_done_to_measure_has_no_rate() -> None:
+    tiny = first_report(0, 0.0, "", T0).after(5e-324, 0.0, "", T0 + timedelta(seconds=2))
+    assert (tiny.rate_per_s, tiny.remaining_s, tiny.percent) == (None, None, None)
+
+
 def test_done_past_the_total_shows_100_percent_and_nothing_left() -> None:
     over = _after(10, 120)
     assert over.percent == 100.0 and over.remaining_s == 0.0
