@@ -70,7 +70,7 @@ def monitor() -> None:
     "--status",
     default=None,
     metavar="S",
-    help="queued | processing | success | error | skipped | killed | misfired | lost.",
+    help="queued | processing | success | error | skipped | killed | misfired | lost | expired.",
 )
 @click.option(
     "--request", "request_id", default=None, metavar="ID", help="Only runs of this request."
@@ -307,8 +307,8 @@ def stats(
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run.
 
-    The success rate is of the runs that ran (success, error, killed, lost): misfired and
-    skipped fires never ran, and are counted apart.
+    The success rate is of the runs that ran (success, error, killed, lost): misfired,
+    skipped and expired fires never ran, and are counted apart.
     """
     zone = settings_zone(installation)
     now = datetime.now(UTC)

@@ -29,6 +29,7 @@ TERMINAL = frozenset(  # the statuses a run ends in: nothing moves it on from th
         RunStatus.killed,
         RunStatus.misfired,
         RunStatus.lost,
+        RunStatus.expired,
     }
 )
 
