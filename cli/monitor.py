@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
-from bgproc.services.documents import human_duration, progress_text, retry_words, run_document
+from bgproc.services.documents import (
+    human_duration,
+    overdue_words,
+    progress_text,
+    retry_words,
+    run_document,
+)
 from bgproc.services.hourly import HourlyStats, hourly_stats, hourly_window
 from bgproc.services.runfilters import (
     MAX_ID,
@@ -163,6 +169,8 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("attempt", view.attempt),
             ("progress", progress_text(view.progress) if view.progress else None),
             ("retry", retry_words(view, lambda instant: local_time(instant, zone))),
+            ("start by", local_time(view.start_by, zone) if view.start_by else None),
+            ("overdue", overdue_words(view, lambda instant: local_time(instant, zone))),
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),

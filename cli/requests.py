@@ -12,11 +12,13 @@ from bgproc.services.documents import preview_document, request_document
 from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID, MAX_REQUESTS_LISTED
+from bgproc.timing.deadlines import DEADLINE_KEYS
 from bgproc.timing.inputs import parse_int, parse_params
 from bgproc.timing.retry import RETRY_KEYS
 from cli.lazy import LazyGroup
 from cli.options import (
     WholeNumber,
+    deadline_options,
     json_option,
     param_option,
     retry_options,
@@ -50,6 +52,7 @@ def _request_options(command: Any) -> Any:
                 help="After beat downtime: fire once (default) or skip the missed fire.",
             ),
             retry_options,
+            deadline_options,
             timing_options,
             json_option,
         ]
@@ -60,7 +63,8 @@ def _request_options(command: Any) -> Any:
 
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
-    for key in ("name", "prevent_concurrent", "misfire", "process", "group", *RETRY_KEYS):
+    for key in ("name", "prevent_concurrent", "misfire", "process", "group", *RETRY_KEYS,
+                *DEADLINE_KEYS):
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("params"):
@@ -88,11 +92,19 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
             ("prevent concurrent", "yes" if view.prevent_concurrent else "no"),
             ("misfire", view.misfire.value),
             ("retries", _retries(view)),
+            ("deadlines", _deadlines(view)),
             ("created", local_time(view.created_at, zone)),
             ("updated", local_time(view.updated_at, zone)),
             ("next runs", "\n".join(local_time(f, zone) for f in next_runs) or "-"),
         ],
     )
+
+
+def _deadlines(view: RequestView) -> str:
+    words = view.deadlines.describe()
+    if view.own_deadlines is None and words != "none":
+        words += " (the process's default)"
+    return words
 
 
 def _retries(view: RequestView) -> str:

@@ -34,6 +34,7 @@ from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.store.retries import stop_retries
+from bgproc.timing.deadlines import Deadlines, check_kill_overdue, read_deadlines
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
 from bgproc.timing.inputs import parse_choice, parse_int, parse_text
 from bgproc.timing.plan import Misfire, Timing
@@ -146,6 +147,7 @@ class RequestService:
             row.prevent_concurrent = bool(fields.get("prevent_concurrent"))
             row.misfire = self._misfire(fields).value
             row.retry = _retry(fields)
+            row.deadlines = self._deadlines(row, fields)
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
             session.add(row)
@@ -177,6 +179,7 @@ class RequestService:
             row.prevent_concurrent = bool(merged.get("prevent_concurrent"))
             row.misfire = self._misfire(merged).value
             row.retry = _retry(merged)
+            row.deadlines = self._deadlines(row, merged)
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
@@ -288,6 +291,22 @@ class RequestService:
             raise InvalidInput("process", f"{name!r} is not a registered process") from None
         return spec, spec.validate_params(fields.get("params") or {})
 
+    def _deadlines(self, row: ProcessRequest, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The request's own deadlines as stored (None: its process's defaults), refused
+        where they cannot work: a kill of a process that cannot be stopped, or a maximum
+        runtime of a group run (its steps are runs of their processes)."""
+        own = read_deadlines(fields)
+        if own is None:
+            return None
+        if row.process is None:
+            if own.max_runtime_s is not None or own.kill_overdue:
+                field = "max-runtime" if own.max_runtime_s is not None else "kill-overdue"
+                raise InvalidInput(field, "a group run has none (give its processes one)")
+            return own.as_dict()
+        spec = self.registry.get(row.process)
+        check_kill_overdue(own.over(spec.deadlines), spec.killable, f"process {spec.name}")
+        return own.as_dict()
+
     @staticmethod
     def _misfire(fields: Mapping[str, Any]) -> Misfire:
         value = parse_choice(fields.get("misfire") or Misfire.RUN_ONCE.value, "misfire", Misfire)
@@ -305,6 +324,10 @@ class RequestService:
             prevent_concurrent=row.prevent_concurrent,
             misfire=row.misfire,
         )
+        if row.deadlines is not None:
+            own = Deadlines.from_dict(row.deadlines)
+            fields.update(start_deadline=own.start_s, max_runtime=own.max_runtime_s,
+                          kill_overdue=own.kill_overdue)  # fmt: skip
         if row.retry is not None:
             policy = RetryPolicy.from_dict(row.retry)
             fields.update(zip(RETRY_KEYS, (policy.retries, policy.backoff_s, policy.max_s,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bgproc.errors import InvalidInput
@@ -98,6 +98,12 @@ class Deadlines:
         return "; ".join(words) or "none"
 
 
+def start_by(due: datetime, deadline_s: int | None) -> datetime | None:
+    """By when a run due at ``due`` must start (None: it has no start deadline). A retry
+    counts from its own due time, so each attempt has the whole deadline."""
+    return due + timedelta(seconds=deadline_s) if deadline_s is not None else None
+
+
 def spoken_s(seconds: int) -> str:
     """``45 s``, ``2 min``, ``3 h``, ``7 d``: a whole unit where there is one."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -149,6 +155,8 @@ def _seconds(value: object, field: str) -> int:
     if isinstance(value, int):
         if value == 0:
             return NO_DEADLINE
+        if value < 0:
+            raise InvalidInput(field, f"must be longer than 0 (got {value})")
         value = f"{value}s"
     elif isinstance(value, str):
         text = value.strip().lower()
