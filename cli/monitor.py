@@ -130,7 +130,7 @@ def list_runs(
             [
                 view.id,
                 view.process,
-                view.status.value,
+                view.status.value + (" (overdue)" if view.overdue else ""),
                 short_time(view.when, zone),
                 human_duration(view.duration_ms),
                 view.request_id,
@@ -155,7 +155,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
         f"Run {view.id}",
         [
             ("process", view.process),
-            ("status", view.status.value),
+            ("status", view.status.value + (" (overdue)" if view.overdue else "")),
             ("channel", view.channel.value),
             ("request", view.request_id),
             ("group run", view.group_run_id),

@@ -338,9 +338,11 @@ class Runner:
     def _execute(self, ticket: Ticket, attempt: int, spec: ProcessSpec) -> None:
         run_id = ticket.run_id
         started = utc_now()
+        deadlines = self.installation.registry.deadlines_of(spec.name, ticket.request_deadlines)
         stop = self.recorder.started(
-            RunStart(run_id, attempt, self.fire.worker, started), spec.killable
-        )
+            RunStart(run_id, attempt, self.fire.worker, started), spec.killable,
+            deadlines.runtime_limit_s, deadlines.kills,
+        )  # fmt: skip
         log = spec.logger
         redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
 
@@ -366,7 +368,7 @@ class Runner:
                 logger.error("run failed: %s", error)
         if stop is not None and stop.is_set():
             status = RunStatus.killed
-            error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
+            error = stop.why + (f"; then {error}" if error else "")
         ended = utc_now()
         error = error and redaction.text(error)
         outcome = RunOutcome(

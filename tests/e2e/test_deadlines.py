@@ -108,3 +108,51 @@ def _same(a: ProcessRun, b: ProcessRun) -> bool:
     """Whether nothing of the run changed between the two reads."""
     columns = ("status", "started_at", "ended_at", "worker", "error", "log", "attempt")
     return all(getattr(a, c) == getattr(b, c) for c in columns)
+
+
+def _overdue(stack: Stack, run_id: int) -> ProcessRun:
+    def marked() -> ProcessRun | None:
+        run = _run(stack, run_id)
+        return run if run.overdue_at is not None else None
+
+    return wait_until(marked, RUN_TIMEOUT_S, 0.1, f"run {run_id} overdue")
+
+
+def test_a_run_past_its_max_runtime_is_shown_overdue_while_it_goes(stack: Stack) -> None:
+    # Given a worker and a beat, and a request of a long run with a maximum runtime
+    stack.worker_and_beat()
+    request_id = stack.create("sample.sleep", "--timing", "immediate", "--param", "seconds=6",
+                              "--max-runtime", "2s")  # fmt: skip
+
+    # When it has gone on past it
+    run = _overdue(stack, _only_run(stack, request_id).id)
+
+    # Then it is marked overdue once, about its maximum runtime after it started, and goes on
+    assert run.status is RunStatus.processing
+    assert timedelta(seconds=2) <= run.overdue_at - run.started_at <= timedelta(seconds=3)
+    shown = stack.cli("monitor", "show", str(run.id), "--json").json()
+    assert shown["status"] == "processing" and shown["overdue_at"] is not None
+    assert "OVERDUE since" in stack.cli("monitor", "show", str(run.id)).out
+    assert "overdue" in stack.cli("monitor", "list").out
+
+    # And it ends as it would have, the mark kept
+    ended = _ended(stack, run.id)
+    assert ended.status is RunStatus.success and ended.overdue_at == run.overdue_at
+    assert "was overdue from" in stack.cli("monitor", "show", str(run.id)).out
+
+
+def test_with_kill_overdue_an_overdue_run_is_killed_saying_by_whom(stack: Stack) -> None:
+    # Given a worker and a beat, and a killable long run with --kill-overdue
+    stack.worker_and_beat()
+    request_id = stack.create("sample.sleep", "--timing", "immediate", "--param", "seconds=30",
+                              "--max-runtime", "2s", "--kill-overdue")  # fmt: skip
+
+    # When it goes past its maximum runtime
+    run = _ended(stack, _only_run(stack, request_id).id)
+
+    # Then it is killed, its error saying it was its overdue kill
+    assert run.status is RunStatus.killed and run.overdue_at is not None
+    assert run.error is not None
+    assert run.error.startswith("killed: overdue, still running 2 s after it started "
+                                "(--max-runtime 2 s --kill-overdue)")  # fmt: skip
+    assert run.ended_at - run.started_at < timedelta(seconds=10)
