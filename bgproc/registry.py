@@ -21,6 +21,7 @@ from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.progress import Progress, checked, first_report
+from bgproc.timing.deadlines import Deadlines, check_kill_overdue, read_deadlines
 from bgproc.timing.inputs import parse_text
 from bgproc.timing.retry import DEFAULT_BACKOFF_S, RetryPolicy, read_retry
 
@@ -170,6 +171,7 @@ class ProcessSpec:
     queue: str = "celery"
     time_limit_s: int | None = None
     retry: RetryPolicy | None = None  # its requests' default; ad-hoc runs follow it too
+    deadlines: Deadlines | None = None  # its requests' defaults, field by field; ad-hoc too
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -340,6 +342,13 @@ class Registry:
             raise NotFound("process", name)
         return spec
 
+    def deadlines_of(self, process: str | None, own: Mapping[str, Any] | None) -> Deadlines:
+        """A run's deadlines: its request's own (``own``, as stored), each it does not set
+        its process's default (none for a group, or a process no longer registered)."""
+        mine = Deadlines.from_dict(own) if own is not None else Deadlines()
+        spec = self._specs.get(process or "")
+        return mine.over(spec.deadlines if spec is not None else None)
+
     def all(self) -> list[ProcessSpec]:
         return sorted(self._specs.values(), key=lambda s: s.name)
 
@@ -367,12 +376,17 @@ def process(
     retry_backoff: int | str = DEFAULT_BACKOFF_S,
     retry_max: int | str | None = None,
     retry_jitter: bool = False,
+    start_deadline: int | str | None = None,
+    max_runtime: int | str | None = None,
+    kill_overdue: bool = False,
     registry: Registry = REGISTRY,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(ctx, ...)`` as the process ``name``; the function itself is unchanged.
 
     ``retries`` (with ``retry_backoff``, in seconds or as ``30s``/``5m``, ``retry_max``
     and ``retry_jitter``) is the default retry policy of its runs; a request's own wins.
+    ``start_deadline`` and ``max_runtime`` (seconds, or ``5m``) with ``kill_overdue`` are
+    its runs' default deadlines; a request's own win, field by field.
     """
     if not name or not set(name) <= PROCESS_NAME_CHARS or len(name) > MAX_PROCESS_NAME_CHARS:
         raise ValueError(f"process name {name!r}: use lowercase letters, digits, '.', '_', '-'")
@@ -381,6 +395,12 @@ def process(
             {"retries": retries, "retry_backoff": retry_backoff, "retry_max": retry_max,
              "retry_jitter": retry_jitter}
         ) if retries else None  # fmt: skip
+        deadlines = read_deadlines(
+            {"start_deadline": start_deadline, "max_runtime": max_runtime,
+             "kill_overdue": kill_overdue or None}
+        )  # fmt: skip
+        if deadlines is not None:
+            check_kill_overdue(deadlines, killable, f"process {name}")
     except InvalidInput as refusal:
         raise ValueError(f"process {name}: {refusal}") from None
 
@@ -399,6 +419,7 @@ def process(
                 queue=queue,
                 time_limit_s=time_limit_s,
                 retry=retry,
+                deadlines=deadlines,
             )
         )
         return func

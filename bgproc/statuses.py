@@ -29,6 +29,7 @@ class RunStatus(StrEnum):
     killed = "killed"
     misfired = "misfired"
     lost = "lost"
+    expired = "expired"  # not started by its start deadline: never ran
 
 
 class Channel(StrEnum):

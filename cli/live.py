@@ -183,7 +183,7 @@ def _runs_table(views: list[RunView], zone: ZoneInfo) -> Table:
         table.add_row(*cells(
             str(view.id),
             view.process,
-            view.status.value,
+            view.status.value + (" (overdue)" if view.overdue else ""),
             short_time(view.when, zone),
             human_duration(view.duration_ms),
             view.worker or "",

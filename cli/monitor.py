@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 import click
 
 from bgproc.installation import Installation
-from bgproc.services.documents import human_duration, progress_text, retry_words, run_document
+from bgproc.services.documents import (
+    human_duration,
+    overdue_words,
+    progress_text,
+    retry_words,
+    run_document,
+)
 from bgproc.services.hourly import HourlyStats, hourly_stats, hourly_window
 from bgproc.services.runfilters import (
     MAX_ID,
@@ -70,7 +76,7 @@ def monitor() -> None:
     "--status",
     default=None,
     metavar="S",
-    help="queued | processing | success | error | skipped | killed | misfired | lost.",
+    help="queued | processing | success | error | skipped | killed | misfired | lost | expired.",
 )
 @click.option(
     "--request", "request_id", default=None, metavar="ID", help="Only runs of this request."
@@ -124,7 +130,7 @@ def list_runs(
             [
                 view.id,
                 view.process,
-                view.status.value,
+                view.status.value + (" (overdue)" if view.overdue else ""),
                 short_time(view.when, zone),
                 human_duration(view.duration_ms),
                 view.request_id,
@@ -149,7 +155,7 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
         f"Run {view.id}",
         [
             ("process", view.process),
-            ("status", view.status.value),
+            ("status", view.status.value + (" (overdue)" if view.overdue else "")),
             ("channel", view.channel.value),
             ("request", view.request_id),
             ("group run", view.group_run_id),
@@ -163,6 +169,8 @@ def _show_table(view: RunView, zone: ZoneInfo, whereabouts: Whereabouts | None) 
             ("attempt", view.attempt),
             ("progress", progress_text(view.progress) if view.progress else None),
             ("retry", retry_words(view, lambda instant: local_time(instant, zone))),
+            ("start by", local_time(view.start_by, zone) if view.start_by else None),
+            ("overdue", overdue_words(view, lambda instant: local_time(instant, zone))),
             ("task id", view.task_id),
             ("message", whereabouts.describe() if whereabouts else None),
             ("error", view.error),
@@ -307,8 +315,8 @@ def stats(
 ) -> None:
     """Per process: runs by status, success rate, p50/p95/max duration, last run.
 
-    The success rate is of the runs that ran (success, error, killed, lost): misfired and
-    skipped fires never ran, and are counted apart.
+    The success rate is of the runs that ran (success, error, killed, lost): misfired,
+    skipped and expired fires never ran, and are counted apart.
     """
     zone = settings_zone(installation)
     now = datetime.now(UTC)

@@ -79,6 +79,40 @@ def retry_options(command: F) -> F:
     return command
 
 
+def deadline_options(command: F) -> F:
+    """``--start-deadline D --max-runtime D [--kill-overdue]``, as plain text: bgproc
+    validates them (:func:`bgproc.timing.deadlines.read_deadlines`), naming the option."""
+    for option in reversed(
+        [
+            click.option(
+                "--start-deadline",
+                default=None,
+                metavar="DURATION|none",
+                help="Start deadline (K8s startingDeadlineSeconds, Quartz's misfire "
+                "threshold): a run not started this long after it was due (all workers "
+                "busy or down) ends expired instead of starting late. E.g. --start-deadline "
+                "5m; none: no deadline (default: the process's).",
+            ),
+            click.option(
+                "--max-runtime",
+                default=None,
+                metavar="DURATION|none",
+                help="Maximum runtime (K8s activeDeadlineSeconds): a run still going this "
+                "long after it started is marked overdue in the monitor. E.g. --max-runtime "
+                "10m; none: no limit (default: the process's).",
+            ),
+            click.option(
+                "--kill-overdue/--no-kill-overdue",
+                default=None,
+                help="Kill an overdue run (it ends killed, saying so); a killable process "
+                "only. E.g. --max-runtime 10m --kill-overdue.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(
         command

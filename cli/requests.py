@@ -12,12 +12,14 @@ from bgproc.services.documents import preview_document, request_document
 from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID, MAX_REQUESTS_LISTED
+from bgproc.timing.deadlines import DEADLINE_KEYS
 from bgproc.timing.inputs import parse_int, parse_params
 from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, MAX_CATCH_UP
 from bgproc.timing.retry import RETRY_KEYS
 from cli.lazy import LazyGroup
 from cli.options import (
     WholeNumber,
+    deadline_options,
     json_option,
     param_option,
     retry_options,
@@ -68,6 +70,7 @@ def _request_options(command: Any) -> Any:
                 "recorded misfired.",
             ),
             retry_options,
+            deadline_options,
             timing_options,
             json_option,
         ]
@@ -79,7 +82,7 @@ def _request_options(command: Any) -> Any:
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
     for key in ("name", "prevent_concurrent", "replace_running", "misfire", "catch_up_max",
-                "process", "group", *RETRY_KEYS):  # fmt: skip
+                "process", "group", *RETRY_KEYS, *DEADLINE_KEYS):  # fmt: skip
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("params"):
@@ -109,11 +112,19 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
             ("misfire", view.misfire.value
              + (f" (at most {view.catch_up_max})" if view.catch_up_max else "")),
             ("retries", _retries(view)),
+            ("deadlines", _deadlines(view)),
             ("created", local_time(view.created_at, zone)),
             ("updated", local_time(view.updated_at, zone)),
             ("next runs", "\n".join(local_time(f, zone) for f in next_runs) or "-"),
         ],
     )
+
+
+def _deadlines(view: RequestView) -> str:
+    words = view.deadlines.describe()
+    if view.own_deadlines is None and words != "none":
+        words += " (the process's default)"
+    return words
 
 
 def _retries(view: RequestView) -> str:

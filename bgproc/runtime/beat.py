@@ -23,6 +23,7 @@ from celery.utils.log import get_logger
 from bgproc.installation import Installation
 from bgproc.outages import DATABASE, REDIS, outage_of
 from bgproc.runtime.entryscheduler import EntryScheduler
+from bgproc.runtime.sweeper import expire_late
 from bgproc.services.control import BeatInfo
 from bgproc.services.sync import sync
 from bgproc.settings import RUN_ID_HEADER
@@ -34,6 +35,7 @@ from bgproc.store.transitions import NewRun
 
 logger = get_logger("celery.beat")
 HEARTBEAT_EVERY_S = 0.5  # at most; beat ticks at least every second
+EXPIRE_EVERY_S = 1.0  # how often beat ends queued runs past their start deadline
 
 
 class Scheduler(EntryScheduler):
@@ -45,6 +47,7 @@ class Scheduler(EntryScheduler):
         self.started_at = datetime.now(UTC)
         self.beat_name = f"{socket.gethostname()}:{os.getpid()}"
         self._heartbeat_due = 0.0
+        self._expiry_due = 0.0
         super().__init__(app, **kwargs)
 
     def _tick_held(self) -> float:
@@ -66,7 +69,18 @@ class Scheduler(EntryScheduler):
                     raise  # synced when the service is back
                 logger.exception("beat: sync failed; `bgproc sync` can repair")
             self._synced = True
-        return super()._tick_held()
+        next_s = super()._tick_held()
+        self._expire_late()
+        return next_s
+
+    def _expire_late(self) -> None:
+        """Queued runs past their start deadline end ``expired``, at most once a second:
+        beat ticks while no worker runs, which is when they pile up."""
+        now = time.monotonic()
+        if now < self._expiry_due:
+            return
+        self._expiry_due = now + EXPIRE_EVERY_S
+        expire_late(self.installation.runs, self.clock())
 
     def on_series_end(self, request_id: int) -> None:
         self.installation.requests.complete(request_id)
@@ -105,9 +119,11 @@ class Scheduler(EntryScheduler):
     def on_publish(self, entry: TimingEntry) -> TimingEntry:
         """A queued run per fire, before its message: the message carries the run's id."""
         task_id = str(uuid.uuid4())
-        queued = self.installation.runs.queue_fire(
-            entry.request_id, task_id, entry.last_run_at, self.clock()
-        )
+        installation = self.installation
+        queued = installation.runs.queue_fire(
+            entry.request_id, task_id, entry.last_run_at, self.clock(),
+            installation.registry.deadlines_of,
+        )  # fmt: skip
         if queued is None:
             return entry  # the request is gone: the worker refuses the fire
         run_id, process = queued

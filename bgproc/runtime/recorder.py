@@ -43,6 +43,8 @@ from bgproc.statuses import RunStatus
 from bgproc.store.db import execute_many, writing
 from bgproc.store.models import ProcessRun
 from bgproc.store.transitions import RunEnd, RunStart
+from bgproc.timing.deadlines import spoken_s
+from bgproc.timing.walltime import utc_now
 
 # How stale the monitor may be. Each batch costs ~1 ms of the worker's CPU whatever its size
 # (a commit, a pool round): at 400 runs/s a process pays ~50 µs per run at 0.05 s, ~15 at 0.2 s.
@@ -52,6 +54,7 @@ RETRY_DELAY_S = 1.0  # after a failed write (database or Redis away), try again 
 # The statuses a worker may still move: anything else was decided by someone else (the
 # worker's main process at a hard time limit, the sweeper), unless it is an older attempt.
 OPEN = (RunStatus.queued, RunStatus.processing)
+KILLED_ON_REQUEST = "killed on request (bgproc monitor kill)"
 
 logger = logging.getLogger("bgproc.recorder")
 
@@ -66,12 +69,24 @@ class _Change:
     ended: bool = False
 
 
+class StopSignal(threading.Event):
+    """A killable run's stop event, and who asked (a kill request, or its overdue kill)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.why = KILLED_ON_REQUEST
+
+
 @dataclass
 class _Running:
     """A run of this process that holds (or is about to hold) a lease."""
 
-    stop: threading.Event | None  # set on a kill request; None: not killable
+    stop: StopSignal | None  # set on a kill request; None: not killable
+    attempt: int = 1
     leased: bool = False
+    overdue_due: float | None = None  # monotonic: past its maximum runtime then
+    max_runtime_s: int | None = None
+    kill_overdue: bool = False
 
 
 class RunRecorder:
@@ -111,11 +126,23 @@ class RunRecorder:
 
     # -- what the runs report (never blocks on I/O) ------------------------------------
 
-    def started(self, start: RunStart, killable: bool) -> threading.Event | None:
-        """The run is processing; a killable run gets an event, set if a kill is asked for."""
-        stop = threading.Event() if killable else None
+    def started(
+        self,
+        start: RunStart,
+        killable: bool,
+        max_runtime_s: int | None = None,
+        kill_overdue: bool = False,
+    ) -> StopSignal | None:
+        """The run is processing; a killable run gets an event, set if a kill is asked for.
+        With ``max_runtime_s``, the writer marks it overdue once that has passed (and with
+        ``kill_overdue`` sets its event, saying why)."""
+        stop = StopSignal() if killable else None
+        due = time.monotonic() + max_runtime_s if max_runtime_s is not None else None
         with self._lock:
-            self._running[start.run_id] = _Running(stop)
+            self._running[start.run_id] = _Running(
+                stop, start.attempt, overdue_due=due, max_runtime_s=max_runtime_s,
+                kill_overdue=kill_overdue,
+            )  # fmt: skip
             self._change(start.run_id, start.attempt, start.columns())
             self._wake.notify()
         self._start_writer()
@@ -172,7 +199,7 @@ class RunRecorder:
         wake = self._wake  # this thread's own, even if a fork resets the attribute
         while True:
             with wake:
-                while not self._pending and not self._due_in_redis():
+                while not (self._mark_overdue() or self._pending or self._due_in_redis()):
                     wake.wait(self._idle_wait())
             time.sleep(self.flush_interval_s)  # let a batch gather
             try:
@@ -187,12 +214,32 @@ class RunRecorder:
             else:
                 self._outages.all_back()
 
+    def _mark_overdue(self) -> bool:
+        """Runs past their maximum runtime get ``overdue_at`` (once: stored with the next
+        batch, only while the run is open), and with kill-overdue their stop event, saying
+        who asked; whether any did (lock held)."""
+        now = time.monotonic()
+        marked = False
+        for run_id, running in self._running.items():
+            if running.overdue_due is None or now < running.overdue_due:
+                continue
+            running.overdue_due, marked = None, True
+            self._change(run_id, running.attempt, {"overdue_at": utc_now()})
+            limit = spoken_s(running.max_runtime_s or 0)
+            logger.warning("run %s is overdue: still running %s after it started", run_id, limit)
+            if running.kill_overdue and running.stop is not None:
+                running.stop.why = (f"killed: overdue, still running {limit} after it started "
+                                    f"(--max-runtime {limit} --kill-overdue)")  # fmt: skip
+                running.stop.set()
+        return marked
+
     def _idle_wait(self) -> float | None:
         """How long the writer may sleep with nothing pending (lock held)."""
         if not self._running:
             return None
         now = time.monotonic()
         due = [self._renew_due]
+        due += [r.overdue_due for r in self._running.values() if r.overdue_due is not None]
         if any(r.stop is not None for r in self._running.values()):
             due.append(self._kill_check_due)
         return max(0.0, min(due) - now)

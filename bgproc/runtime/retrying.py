@@ -27,6 +27,7 @@ from bgproc.statuses import RunStatus
 from bgproc.store.retries import Retry, RetryBasis
 from bgproc.store.tickets import Ticket
 from bgproc.store.transitions import RunOutcome
+from bgproc.timing.deadlines import start_by
 from bgproc.timing.retry import RetryPolicy
 from bgproc.timing.walltime import utc_now
 
@@ -76,7 +77,9 @@ class Retrier:
             try_number=basis.try_number + 1,
             max_tries=policy.tries,
             first_run_id=basis.first_run_id or ticket.run_id,
-        )
+            start_by=start_by(due, self.installation.registry.deadlines_of(
+                spec.name, ticket.request_deadlines).start_deadline_s),
+        )  # fmt: skip
         recorder.flush()  # the attempt's start and log first: its end then shows complete
         retry_id = runs.fail_and_retry(outcome, retry, utc_now())
         if retry_id is None:

@@ -47,6 +47,7 @@ from bgproc.runtime.retrying import Retrier
 from bgproc.runtime.runrequest import RunRequest
 from bgproc.settings import RUN_TASK
 from bgproc.statuses import Channel, RequestStatus, RunStatus
+from bgproc.store.runs import EXPIRED
 from bgproc.store.tickets import Ticket
 from bgproc.store.transitions import RunOutcome, RunRefusal, RunStart, bounded_result
 from bgproc.timing.walltime import utc_now
@@ -106,7 +107,10 @@ class Runner:
 
     def _run_one(self, ticket: Ticket) -> None:
         attempt = self._attempt(ticket)
-        if attempt is None or not self._claimed(ticket, attempt):
+        if attempt is None:
+            return
+        in_time = self._in_time(ticket, attempt)  # a claim too, when it has a deadline
+        if in_time is False or (in_time is None and not self._claimed(ticket, attempt)):
             return
         spec, refusal = self._check(ticket)
         if spec is None or refusal is not None:
@@ -176,8 +180,9 @@ class Runner:
         """The run of this message's fire of ``request_id``, found by its task id or made."""
         fire = self.fire
         return self.installation.runs.open_for_request(
-            fire.task_id, request_id, fire.scheduled_at, utc_now()
-        )
+            fire.task_id, request_id, fire.scheduled_at, utc_now(),
+            self.installation.registry.deadlines_of,
+        )  # fmt: skip
 
     def _start_group(self, ticket: Ticket) -> None:
         """A group fire: its parent run starts the group's first step (or is refused)."""
@@ -187,6 +192,14 @@ class Runner:
             status, why = refusal
             self.installation.runs.close_open(ticket.run_id, "", status, now, why)
             self.outcome = Outcome(status, why)
+            return
+        if ticket.start_by is not None and ticket.status is RunStatus.queued and (
+            now > ticket.start_by
+        ):  # the group's start reads its row locked: an expiry sweep first leaves it be
+            why = f"{EXPIRED}; {self.fire.worker} took it too late"
+            self.installation.runs.close_open(ticket.run_id, "", RunStatus.expired, now, why,
+                                              (RunStatus.queued,))  # fmt: skip
+            self.outcome = Outcome(RunStatus.expired, why)
             return
         self.installation.group_runs.start(ticket.run_id, now, self.fire.worker, ticket.attempt)
         self.outcome = Outcome(RunStatus.processing)
@@ -257,6 +270,27 @@ class Runner:
                        ticket.run_id, self.fire.task_id)  # fmt: skip
         return False
 
+    def _in_time(self, ticket: Ticket, attempt: int) -> bool | None:
+        """Whether a queued run with a start deadline may start: it claims its start in the
+        database, by its deadline (one commit, which also keeps a twin of its message from
+        starting it); too late, it ends ``expired`` instead. Of a start and the expiry sweep
+        racing, one wins; a loser's message is acked, unrun. None: no deadline applies."""
+        if ticket.start_by is None or ticket.status is not RunStatus.queued:
+            return None  # a restart (its run started in time before) has no start deadline
+        claimed = self.installation.runs.claim_in_time(
+            ticket.run_id, ticket.attempt, attempt, self.fire.worker, utc_now()
+        )
+        if claimed is True:
+            return True
+        if claimed is False:
+            logger.warning("run %s: not started by its start deadline %s: expired",
+                           ticket.run_id, ticket.start_by.isoformat())  # fmt: skip
+            self.outcome = Outcome(RunStatus.expired, "expired: not started by its deadline")
+        else:
+            logger.warning("run %s was started or expired meanwhile: message %s dropped",
+                           ticket.run_id, self.fire.task_id)  # fmt: skip
+        return False
+
     def _still_running(self, run_id: int) -> bool:
         """Whether the run's lease is alive: its worker is still renewing it."""
         key = self.installation.settings.run_leases_key
@@ -323,9 +357,11 @@ class Runner:
     def _execute(self, ticket: Ticket, attempt: int, spec: ProcessSpec) -> None:
         run_id = ticket.run_id
         started = utc_now()
+        deadlines = self.installation.registry.deadlines_of(spec.name, ticket.request_deadlines)
         stop = self.recorder.started(
-            RunStart(run_id, attempt, self.fire.worker, started), spec.killable
-        )
+            RunStart(run_id, attempt, self.fire.worker, started), spec.killable,
+            deadlines.runtime_limit_s, deadlines.kills,
+        )  # fmt: skip
         log = spec.logger
         redaction = spec.redaction(ticket.params)  # a secret the process lets out shows as ***
 
@@ -351,7 +387,7 @@ class Runner:
                 logger.error("run failed: %s", error)
         if stop is not None and stop.is_set():
             status = RunStatus.killed
-            error = "killed on request (bgproc monitor kill)" + (f"; then {error}" if error else "")
+            error = stop.why + (f"; then {error}" if error else "")
         ended = utc_now()
         error = error and redaction.text(error)
         outcome = RunOutcome(

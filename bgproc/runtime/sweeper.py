@@ -1,4 +1,5 @@
-"""The sweep: runs whose worker stopped renewing their lease are marked ``lost``.
+"""The sweeps: runs whose worker stopped renewing their lease are marked ``lost``; queued
+runs past their start deadline, ``expired``.
 
 A pool child killed by a hard time limit or a signal is reported by its worker's main
 process (:class:`bgproc.runtime.runrequest.RunRequest`); a worker killed whole, or a host that
@@ -49,6 +50,15 @@ def sweep(runs: RunStore, redis: Redis, leases_key: str, now: datetime) -> list[
     if claimed:
         logger.warning("sweeper: runs %s marked lost (no lease renewal)", claimed)
     return claimed
+
+
+def expire_late(runs: RunStore, now: datetime) -> list[int]:
+    """End ``expired`` the queued runs past their start deadline (beat's tick and every
+    worker's housekeeping call it: with every worker busy or down, beat still does)."""
+    expired = runs.expire_late(now)
+    if expired:
+        logger.warning("runs %s expired (not started by their start deadline)", expired)
+    return expired
 
 
 def sweep_unsent(

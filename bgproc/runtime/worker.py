@@ -41,7 +41,7 @@ from bgproc.installation import Installation, built, installation_of
 from bgproc.outages import REDIS, Outages, outage_of
 from bgproc.runtime.logcapture import storable
 from bgproc.runtime.runrequest import held_for_later
-from bgproc.runtime.sweeper import sweep, sweep_unsent
+from bgproc.runtime.sweeper import expire_late, sweep, sweep_unsent
 from bgproc.services.control import WorkerInfo
 from bgproc.statuses import Channel, RunStatus
 from bgproc.store.transitions import NewRun
@@ -139,6 +139,7 @@ class Housekeeping:
         for run_id in lost:
             installation.group_runs.after_step(run_id, now)
         installation.group_runs.repair(now)
+        expire_late(installation.runs, now)
 
     def _redis_steady_s(self) -> float:
         """How long Redis has answered this worker, and been up: until that covers a lease

@@ -26,6 +26,7 @@ from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RunStatus
 from bgproc.store.runs import RunStore
 from bgproc.store.tickets import ad_hoc_ticket
 from bgproc.store.transitions import NewRun
+from bgproc.timing.deadlines import start_by
 
 
 def launch(
@@ -39,6 +40,7 @@ def launch(
     stored = spec.validate_params(params)
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
+    deadline_s = spec.deadlines.start_deadline_s if spec.deadlines is not None else None
     run_id = runs.record(
         NewRun(
             process=spec.name,
@@ -48,6 +50,7 @@ def launch(
             scheduled_at=now,
             queued_at=now,
             task_id=task_id,
+            start_by=start_by(now, deadline_s),
         )
     )
     headers = message_headers(spec, run_id, stored, runs.ticket_key)
@@ -61,9 +64,11 @@ def message_headers(
     """The headers of an ad-hoc run's message: its run id and, unless a parameter of its
     process is secret (a secret never sits in Redis), its ticket signed with the
     installation's ``key``, so that the worker starts it without reading it first (see
-    :class:`bgproc.runtime.runner.Runner`)."""
+    :class:`bgproc.runtime.runner.Runner`). A run with a start deadline carries none: its
+    worker reads its ``start_by`` and claims its start in time."""
     headers: dict[str, Any] = {RUN_ID_HEADER: run_id}
-    if key is not None and not spec.secret_params:
+    in_time = spec.deadlines is not None and spec.deadlines.start_deadline_s is not None
+    if key is not None and not spec.secret_params and not in_time:
         headers[TICKET_HEADER] = ad_hoc_ticket(key, run_id, spec.name, params)
     return headers
 
@@ -118,6 +123,7 @@ def run_request(
             scheduled_at=now,
             queued_at=now,
             task_id=task_id,
+            start_by=start_by(now, view.deadlines.start_deadline_s),
         )
     )
     _send(runs, app, run_id, task_id, view.label, {RUN_ID_HEADER: run_id}, options)

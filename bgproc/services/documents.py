@@ -43,6 +43,7 @@ def process_document(spec: ProcessSpec) -> dict[str, Any]:
         "accepts_any_params": spec.accepts_any,
         "prevent_concurrent": spec.prevent_concurrent,
         "retry": spec.retry.as_dict() if spec.retry is not None else None,
+        "deadlines": spec.deadlines.as_dict() if spec.deadlines is not None else None,
         "killable": spec.killable,
         "queue": spec.queue,
         "time_limit_s": spec.time_limit_s,
@@ -163,6 +164,16 @@ def retry_words(view: RunView, shown: Callable[[datetime], str]) -> str | None:
     if view.status is RunStatus.error and view.try_number >= view.max_tries:
         return f"{words}: no retries left"
     return words
+
+
+def overdue_words(view: RunView, shown: Callable[[datetime], str]) -> str | None:
+    """``OVERDUE since …`` while an overdue run goes, ``was overdue from …`` after; None for
+    a run that never went past a maximum runtime."""
+    if view.overdue_at is None:
+        return None
+    if view.overdue:
+        return f"OVERDUE since {shown(view.overdue_at)} (past its maximum runtime)"
+    return f"was overdue from {shown(view.overdue_at)}"
 
 
 def human_duration(ms: float | None) -> str:

@@ -39,6 +39,7 @@ class Snapshot:
     window_runs: int
     runs: list[RecentRuns] = field(default_factory=list)
     processing: dict[str, int] = field(default_factory=dict)
+    overdue: dict[str, int] = field(default_factory=dict)  # processing past a max runtime
     successes: list[LastSuccess] = field(default_factory=list)
     queues: list[QueueDepth] = field(default_factory=list)
     unacked: int = 0
@@ -89,6 +90,7 @@ def gather(
     since = now - timedelta(seconds=window_s)
     snapshot.runs = read(DATABASE, lambda: recent_runs(engine, since, window_runs), [])
     snapshot.processing = read(DATABASE, lambda: processing(engine), {})
+    snapshot.overdue = read(DATABASE, lambda: processing(engine, overdue=True), {})
     snapshot.successes = read(DATABASE, lambda: last_successes(engine), [])
     snapshot.workers = read(REDIS, control.workers, [])
     snapshot.queues = read(REDIS, lambda: control.queues(queues), [])

@@ -34,6 +34,7 @@ from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.store.retries import stop_retries
+from bgproc.timing.deadlines import Deadlines, check_kill_overdue, read_deadlines
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
 from bgproc.timing.inputs import parse_choice, parse_int, parse_text
 from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, MAX_CATCH_UP, Misfire, Timing
@@ -148,6 +149,7 @@ class RequestService:
             row.misfire = self._misfire(fields).value
             row.catch_up_max = _catch_up_max(fields, row.misfire)
             row.retry = _retry(fields)
+            row.deadlines = self._deadlines(row, fields)
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
             session.add(row)
@@ -183,6 +185,7 @@ class RequestService:
             row.misfire = self._misfire(merged).value
             row.catch_up_max = _catch_up_max(merged, row.misfire, given=fields)
             row.retry = _retry(merged)
+            row.deadlines = self._deadlines(row, merged)
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
@@ -315,6 +318,22 @@ class RequestService:
             )
         return True
 
+    def _deadlines(self, row: ProcessRequest, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The request's own deadlines as stored (None: its process's defaults), refused
+        where they cannot work: a kill of a process that cannot be stopped, or a maximum
+        runtime of a group run (its steps are runs of their processes)."""
+        own = read_deadlines(fields)
+        if own is None:
+            return None
+        if row.process is None:
+            if own.max_runtime_s is not None or own.kill_overdue:
+                field = "max-runtime" if own.max_runtime_s is not None else "kill-overdue"
+                raise InvalidInput(field, "a group run has none (give its processes one)")
+            return own.as_dict()
+        spec = self.registry.get(row.process)
+        check_kill_overdue(own.over(spec.deadlines), spec.killable, f"process {spec.name}")
+        return own.as_dict()
+
     @staticmethod
     def _misfire(fields: Mapping[str, Any]) -> Misfire:
         value = parse_choice(fields.get("misfire") or Misfire.RUN_ONCE.value, "misfire", Misfire)
@@ -334,6 +353,10 @@ class RequestService:
             misfire=row.misfire,
             catch_up_max=row.catch_up_max,
         )
+        if row.deadlines is not None:
+            own = Deadlines.from_dict(row.deadlines)
+            fields.update(start_deadline=own.start_s, max_runtime=own.max_runtime_s,
+                          kill_overdue=own.kill_overdue)  # fmt: skip
         if row.retry is not None:
             policy = RetryPolicy.from_dict(row.retry)
             fields.update(zip(RETRY_KEYS, (policy.retries, policy.backoff_s, policy.max_s,

@@ -7,7 +7,7 @@ rules that keep a request's row and its RedBeat entry in step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from bgproc.errors import NotFound
 from bgproc.registry import Registry
 from bgproc.statuses import RequestStatus, group_label
 from bgproc.store.models import ProcessRequest
+from bgproc.timing.deadlines import Deadlines
 from bgproc.timing.plan import Misfire, Timing
 from bgproc.timing.retry import RetryPolicy
 
@@ -43,6 +44,22 @@ class RequestView:
     retry_is_own: bool = False  # set on the request (else the process's default, if any)
     catch_up_max: int | None = None  # with misfire catch-up: how many missed fires run at most
     replace_running: bool = False  # a fire kills the run still going instead of skipping
+    # in force: its own, each one it does not set its process's
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    own_deadlines: Deadlines | None = None  # set on the request (None: the process's)
+
+    @property
+    def deadlines_document(self) -> dict[str, Any]:
+        """``"deadlines"`` in JSON: those in force (seconds; null: none), in words, and
+        what the request itself sets (``"own"``; null: all its process's defaults)."""
+        force = self.deadlines
+        return {
+            "start_deadline_s": force.start_deadline_s,
+            "max_runtime_s": force.runtime_limit_s,
+            "kill_overdue": force.kills,
+            "description": force.describe(),
+            "own": self.own_deadlines.as_dict() if self.own_deadlines is not None else None,
+        }
 
     @property
     def retry_document(self) -> dict[str, Any] | None:
@@ -76,6 +93,7 @@ class RequestView:
             "misfire": self.misfire.value,
             "catch_up_max": self.catch_up_max,
             "retry": self.retry_document,
+            "deadlines": self.deadlines_document,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -92,13 +110,16 @@ def timing_of(row: ProcessRequest) -> Timing:
 def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) -> RequestView:
     """The row as callers see it: secret parameters masked unless ``reveal`` (the runner's)."""
     default: RetryPolicy | None = None
+    default_deadlines: Deadlines | None = None
     try:
         spec = registry.get(row.process or "")
         masked = dict(row.params) if reveal else spec.masked(row.params)
-        default = spec.retry
+        default, default_deadlines = spec.retry, spec.deadlines
     except NotFound:
         masked = dict(row.params)
     own = RetryPolicy.from_dict(row.retry) if row.retry is not None else None
+    own_deadlines = Deadlines.from_dict(row.deadlines) if row.deadlines is not None else None
+    deadlines = (own_deadlines or Deadlines()).over(default_deadlines)
     return RequestView(
         id=row.id,
         name=row.name,
@@ -116,4 +137,6 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         retry_is_own=own is not None,
         catch_up_max=row.catch_up_max,
         replace_running=row.replace_running,
+        deadlines=deadlines,
+        own_deadlines=own_deadlines,
     )

@@ -155,14 +155,18 @@ def recent_runs(engine: Engine, since: datetime, cap: int) -> list[RecentRuns]:
     return [tally.recent(process, status) for (process, status), tally in sorted(tallies.items())]
 
 
-def processing(engine: Engine) -> dict[str, int]:
-    """How many runs are processing now, by process (only the status index's range)."""
+def processing(engine: Engine, overdue: bool = False) -> dict[str, int]:
+    """How many runs are processing now (``overdue``: of those, past their maximum
+    runtime), by process (only the status index's range)."""
     run = ProcessRun.__table__
     # By process, but not through the (process, …) index: it would read every run in
     # process order to skip the sort of a handful
     process = run.c.process.concat("")
+    late = [run.c.overdue_at.is_not(None)] if overdue else []
     query = (
-        select(process, func.count()).where(run.c.status == RunStatus.processing).group_by(process)
+        select(process, func.count())
+        .where(run.c.status == RunStatus.processing, *late)
+        .group_by(process)
     )
     with reading(engine) as connection:
         return {name: int(count) for name, count in connection.execute(query)}

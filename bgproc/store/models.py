@@ -34,7 +34,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0010"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0011"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -175,6 +175,10 @@ class ProcessRequest(Base):
     catch_up_max: Mapped[int | None] = mapped_column(Integer)  # misfire catch-up's bound
     # ``RetryPolicy.as_dict()``; NULL: the process's default (``@process(retries=…)``)
     retry: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    # ``Deadlines.as_dict()``; NULL: the process's defaults (``@process(start_deadline=…)``)
+    deadlines: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     status: Mapped[RequestStatus] = mapped_column(
         _str_enum(RequestStatus),
         default=RequestStatus.unscheduled,
@@ -197,6 +201,7 @@ class ProcessRun(Base):
         Index(None, "status", "started_at"),
         Index(None, "request_id", "started_at"),
         Index(None, "request_id", "status", "ended_at"),  # each request's last success
+        Index(None, "status", "start_by"),  # queued runs past their start deadline (0009)
         {"sqlite_autoincrement": True},
     )
 
@@ -240,3 +245,7 @@ class ProcessRun(Base):
     max_tries: Mapped[int | None] = mapped_column(Integer)  # NULL: no retry policy applied
     retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # its retry is due then
     retry_run_id: Mapped[int | None] = mapped_column(_BIG_ID)  # the run that retries it
+    # Deadlines (migration 0009): a queued run not started by ``start_by`` ends expired; a
+    # run still going past its maximum runtime is marked overdue once, then.
+    start_by: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    overdue_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

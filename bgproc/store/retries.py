@@ -45,6 +45,7 @@ class Retry:
     try_number: int
     max_tries: int
     first_run_id: int
+    start_by: datetime | None = None  # its own start deadline, counted from its due time
 
 
 def retry_basis(engine: Engine, run_id: int) -> RetryBasis | None:
@@ -90,9 +91,11 @@ def fail_and_retry(engine: Engine, outcome: RunOutcome, retry: Retry, now: datet
             literal(retry.first_run_id),
             literal(retry.try_number),
             literal(retry.max_tries),
+            literal(retry.start_by, UtcDateTime()),
         ).where(_RUN.c.id == outcome.run_id)
         columns = ["request_id", "process", "params", "channel", "status", "scheduled_at",
-                   "queued_at", "task_id", "first_run_id", "try_number", "max_tries"]  # fmt: skip
+                   "queued_at", "task_id", "first_run_id", "try_number", "max_tries",
+                   "start_by"]  # fmt: skip
         retry_id = session.execute(
             insert(_RUN).from_select(columns, copied).returning(_RUN.c.id)
         ).scalar_one()

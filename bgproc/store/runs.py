@@ -10,10 +10,11 @@ modules of their own.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, defer
@@ -30,6 +31,12 @@ from bgproc.store.runview import TERMINAL, RunView, filters, view_of
 from bgproc.store.stats import ProcessStats, process_stats
 from bgproc.store.tickets import Ticket, installation_key, read_ticket
 from bgproc.store.transitions import NewRun, RunOutcome
+from bgproc.timing.deadlines import Deadlines
+
+EXPIRE_BATCH = 500  # late queued runs expired per sweep; the next sweep takes the rest
+EXPIRED = "expired: not started by its start deadline (start_by)"
+# What a run's deadlines are, from its request's process (or None) and own document
+DeadlinesOf = Callable[[str | None, Any], Deadlines]
 
 # A listing first filters the newest runs by primary key; only a filter that matches few of
 # them falls back to the filter's index (which sorts every older match by id).
@@ -67,12 +74,20 @@ class RunStore:
             session.execute(delete(ProcessRun).where(ProcessRun.id == run_id))
 
     def queue_fire(
-        self, request_id: int, task_id: str, scheduled_at: datetime | None, now: datetime
+        self,
+        request_id: int,
+        task_id: str,
+        scheduled_at: datetime | None,
+        now: datetime,
+        deadlines: DeadlinesOf | None = None,
     ) -> tuple[int, str] | None:
         """Beat, before it publishes a fire: the request's queued run and its process (or
         ``group:NAME``), in one INSERT … SELECT (None if the request is gone). On PostgreSQL
         the commit does not wait for the disk: a row lost in a crash is made again by the
-        worker (:meth:`open_for_request`)."""
+        worker (:meth:`open_for_request`). With ``deadlines`` (the registry's
+        :meth:`~bgproc.registry.Registry.deadlines_of`), the request's start deadline is read
+        first in the same transaction (one primary-key read) and the run gets its
+        ``start_by``: its due time plus that deadline."""
         run, request, group = ProcessRun.__table__, ProcessRequest.__table__, ProcessGroup.__table__
         label = func.coalesce(request.c.process, literal(GROUP_LABEL_PREFIX).concat(group.c.name))
         source = select(
@@ -90,6 +105,17 @@ class RunStore:
         with writing(self.engine) as connection:
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            if deadlines is not None:
+                own = connection.execute(
+                    select(request.c.process, request.c.deadlines).where(
+                        request.c.id == request_id
+                    )
+                ).one_or_none()
+                seconds = deadlines(own[0], own[1]).start_deadline_s if own else None
+                if seconds is not None:
+                    start_by = (scheduled_at or now) + timedelta(seconds=seconds)
+                    source = source.add_columns(literal(start_by, UtcDateTime()))
+                    columns = [*columns, "start_by"]
             found = connection.execute(
                 insert(run).from_select(columns, source).returning(run.c.id, run.c.process)
             ).one_or_none()
@@ -105,7 +131,12 @@ class RunStore:
         return read_ticket(self.engine, run_id)
 
     def open_for_request(
-        self, task_id: str, request_id: int, scheduled_at: datetime | None, now: datetime
+        self,
+        task_id: str,
+        request_id: int,
+        scheduled_at: datetime | None,
+        now: datetime,
+        deadlines: DeadlinesOf | None = None,
     ) -> int | None:
         """The run of a message that names only its request (queued now, or found again
         on redelivery); None if the request is gone."""
@@ -113,7 +144,7 @@ class RunStore:
             found = connection.scalar(select(ProcessRun.id).where(ProcessRun.task_id == task_id))
         if found is not None:
             return found
-        queued = self.queue_fire(request_id, task_id, scheduled_at, now)
+        queued = self.queue_fire(request_id, task_id, scheduled_at, now, deadlines)
         return queued[0] if queued is not None else None
 
     def close_open(
@@ -152,6 +183,51 @@ class RunStore:
         )
         with writing(self.engine) as connection:
             return connection.execute(claim).rowcount == 1
+
+    def claim_in_time(
+        self, run_id: int, attempt: int, new_attempt: int, worker: str, now: datetime
+    ) -> bool | None:
+        """Start a queued run that has a start deadline, if it is still queued and in time:
+        True. One that was too late is ended ``expired`` here: False. None: someone else
+        moved it first (a twin's start, the expiry sweep). Each is one conditional UPDATE,
+        so a start and an expiry racing have exactly one winner."""
+        queued = (ProcessRun.id == run_id, ProcessRun.status == RunStatus.queued)
+        claim = (
+            update(ProcessRun)
+            .where(*queued, ProcessRun.attempt == attempt, ProcessRun.start_by >= now)
+            .values(status=RunStatus.processing, attempt=new_attempt, worker=worker,
+                    started_at=now)
+        )  # fmt: skip
+        expire = (
+            update(ProcessRun)
+            .where(*queued, ProcessRun.start_by < now)
+            .values(status=RunStatus.expired, ended_at=now, worker=worker,
+                    error=f"{EXPIRED}; {worker} took it too late")
+        )  # fmt: skip
+        with writing(self.engine) as connection:
+            if connection.execute(claim).rowcount == 1:
+                return True
+            return False if connection.execute(expire).rowcount == 1 else None
+
+    def expire_late(self, now: datetime, limit: int = EXPIRE_BATCH) -> list[int]:
+        """End ``expired`` the queued runs whose start deadline has passed (the oldest
+        ``limit`` of them: one range of the (status, start_by) index); their ids. A worker
+        that takes one of their messages later finds it ended and drops it."""
+        late = (ProcessRun.status == RunStatus.queued, ProcessRun.start_by < now)
+        with writing(self.engine) as connection:
+            ids = list(connection.scalars(
+                select(ProcessRun.id).where(*late).order_by(ProcessRun.start_by).limit(limit)
+            ))  # fmt: skip
+            if not ids:
+                return []
+            error = f"{EXPIRED}; no worker took it in time"
+            expired = connection.scalars(
+                update(ProcessRun)
+                .where(ProcessRun.id.in_(ids), *late)
+                .values(status=RunStatus.expired, ended_at=now, error=error)
+                .returning(ProcessRun.id)
+            )
+            return sorted(expired)
 
     # -- retries (:mod:`bgproc.store.retries`) ---------------------------------------------
 

@@ -29,6 +29,7 @@ TERMINAL = frozenset(  # the statuses a run ends in: nothing moves it on from th
         RunStatus.killed,
         RunStatus.misfired,
         RunStatus.lost,
+        RunStatus.expired,
     }
 )
 
@@ -67,6 +68,13 @@ class RunView:
     max_tries: int | None = None  # None: no retry policy came into play
     retry_at: datetime | None = None  # its retry is due then (cleared if it was stopped)
     retry_run_id: int | None = None
+    start_by: datetime | None = None  # it must start by then, or it ends expired
+    overdue_at: datetime | None = None  # when it went past its maximum runtime
+
+    @property
+    def overdue(self) -> bool:
+        """Still going past its maximum runtime (what the monitor flags)."""
+        return self.overdue_at is not None and self.status is RunStatus.processing
 
     @property
     def retry(self) -> dict[str, Any] | None:
@@ -128,6 +136,8 @@ class RunView:
             "task_id": self.task_id,
             "progress": None if self.progress is None else self.progress.as_json(),
             "retry": self.retry,
+            "start_by": iso(self.start_by),
+            "overdue_at": iso(self.overdue_at),
         }
         if full:
             data.update(traceback=self.traceback, result=self.result, log=self.log)
@@ -162,6 +172,8 @@ def view_of(row: ProcessRun, full: bool = True) -> RunView:
         max_tries=row.max_tries,
         retry_at=row.retry_at,
         retry_run_id=row.retry_run_id,
+        start_by=row.start_by,
+        overdue_at=row.overdue_at,
     )
 
 

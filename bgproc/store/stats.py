@@ -18,9 +18,9 @@ from bgproc.store.db import read_session
 from bgproc.store.models import ProcessRun
 from bgproc.store.runview import TERMINAL, filters, iso
 
-# Finished without running (a fire missed, or refused while another ran): counted apart,
-# never a failure of the process.
-NEVER_RAN = frozenset({RunStatus.skipped, RunStatus.misfired})
+# Finished without running (a fire missed, refused while another ran, or not started by its
+# start deadline): counted apart, never a failure of the process.
+NEVER_RAN = frozenset({RunStatus.skipped, RunStatus.misfired, RunStatus.expired})
 PERCENTILES = (0.5, 0.95)
 
 

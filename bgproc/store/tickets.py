@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
@@ -36,6 +37,8 @@ class Ticket:
     request_group_id: int | None  # the request names a group
     group_run_id: int | None  # this run is a step of that group run
     request_replace_running: bool = False  # kill the request's run still going, then start
+    start_by: datetime | None = None  # queued: it must start by then, or it expires
+    request_deadlines: dict[str, Any] | None = None  # its request's own (as stored)
 
     @property
     def is_group_run(self) -> bool:
@@ -89,6 +92,8 @@ TICKET_QUERY = (
         _REQUEST.c.group_id,
         _RUN.c.group_run_id,
         _REQUEST.c.replace_running,
+        _RUN.c.start_by,
+        _REQUEST.c.deadlines,
     )
     .select_from(_RUN.outerjoin(_REQUEST))
     .where(_RUN.c.id == bindparam("run_id"))
@@ -120,4 +125,19 @@ def read_ticket(engine: Engine, run_id: int) -> Ticket | None:
         request_group_id=row[9],
         group_run_id=row[10],
         request_replace_running=bool(row[11]),
+        start_by=_utc(row[12]),
+        request_deadlines=_document(row[13]),
     )
+
+
+def _utc(value: Any) -> datetime | None:
+    """A timestamp of a raw row as aware UTC (SQLite's are naive text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _document(value: Any) -> dict[str, Any] | None:
+    return json.loads(value) if isinstance(value, str) else value

@@ -63,6 +63,7 @@ class NewRun:
     error: str | None = None
     traceback: str | None = None
     result: Any = None  # as stored (:func:`bounded_result`)
+    start_by: datetime | None = None  # queued with a start deadline: it expires after
 
     def row(self) -> ProcessRun:
         """The row to add to a session; a value not given takes the column's default."""

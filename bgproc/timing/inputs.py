@@ -21,7 +21,7 @@ YEAR_RANGE = (1970, 2199)  # beyond these, plans are typos, and date arithmetic 
 RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 INSTANT = "a date-time (use 2027-01-31T09:30, now or +10m)"
 MAX_DIGITS_SHOWN = 40  # a longer number is out of every range: said by its length
-DURATION = re.compile(r"^-?(\d{1,6})\s*([smhdw])$")
+DURATION = re.compile(r"^(-?\d{1,6})\s*([smhdw])$")
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION = timedelta(days=100 * 366)  # beyond this, a typo
 

@@ -30,6 +30,7 @@ from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, sinc
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID
 from bgproc.statuses import RunStatus
 from bgproc.store.runview import RunView
+from bgproc.timing.deadlines import DEADLINE_KEYS
 from bgproc.timing.fields import TIMING_KEYS
 from bgproc.timing.inputs import field_label, parse_int
 from bgproc.timing.retry import RETRY_KEYS
@@ -45,8 +46,8 @@ DEFAULT_KILL_WAIT_S = 10  # a kill waits this long for a running run to stop
 MAX_KILL_WAIT_S = 60
 MAX_BODY_BYTES = 1_000_000
 REQUEST_FIELDS = frozenset(
-    {*TIMING_KEYS, *RETRY_KEYS, "process", "group", "params", "name", "prevent_concurrent",
-     "replace_running", "misfire", "catch_up_max"}
+    {*TIMING_KEYS, *RETRY_KEYS, *DEADLINE_KEYS, "process", "group", "params", "name",
+     "prevent_concurrent", "replace_running", "misfire", "catch_up_max"}
 )  # fmt: skip
 RUN_FILTERS = ("process", "group", "status", "request", "since", "until", "limit", "before")
 
@@ -119,7 +120,9 @@ def request_fields(body: Mapping[str, Any]) -> dict[str, Any]:
             value = ",".join(str(day) for day in value)
         if key == "params" and not isinstance(value, dict):
             raise InvalidInput("param", "must be an object of KEY: VALUE")
-        if key in ("prevent_concurrent", "retry_jitter") and not isinstance(value, bool):
+        if key in ("prevent_concurrent", "retry_jitter", "kill_overdue") and not isinstance(
+            value, bool
+        ):
             raise InvalidInput(field_label(key), "must be true or false")
         fields[key] = value
     return fields
@@ -305,7 +308,9 @@ REQUEST_BODY = (
     "a request's fields as `request create` takes them (underscores for dashes): process "
     "or group, params (an object), name, prevent_concurrent, replace_running, misfire, "
     "catch_up_max, the retry fields (retries, retry_backoff and retry_max as 30s/5m/1h or "
-    "seconds, retry_jitter true or false) and the timing fields: " + ", ".join(TIMING_KEYS)
+    "seconds, retry_jitter true or false), the deadlines (start_deadline and max_runtime as "
+    "5m or seconds, or none; kill_overdue true or false) and the timing fields: "
+    + ", ".join(TIMING_KEYS)
 )
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/requests", get_requests, "request list --json",

@@ -33,6 +33,7 @@ STATUS_COLOURS = {
     RunStatus.lost: "#6e1510",
     RunStatus.skipped: "#9a6700",
     RunStatus.misfired: "#d9a62e",
+    RunStatus.expired: "#6b4a00",
     RunStatus.processing: "#1f5fbf",
     RunStatus.queued: "#8fb3e8",
 }

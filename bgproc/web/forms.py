@@ -18,7 +18,8 @@ from bgproc.timing.inputs import parse_params as parse_pairs
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TEXT_FIELDS = (*(key for key in TIMING_KEYS if key != "days"), "name", "misfire",
-               "catch_up_max", "retries", "retry_backoff", "retry_max")  # fmt: skip
+               "catch_up_max", "retries", "retry_backoff", "retry_max", "start_deadline",
+               "max_runtime")  # fmt: skip
 SECRET_SHOWN = "***"
 
 
@@ -55,6 +56,8 @@ def fields_of_form(form: Mapping[str, Any], days: list[str]) -> dict[str, Any]:
         fields["days"] = ",".join(days)
     fields["prevent_concurrent"] = form.get("prevent_concurrent") == "on"
     fields["replace_running"] = form.get("replace_running") == "on"
+    if "max_runtime" in fields or form.get("kill_overdue") == "on":  # as retry_jitter's box
+        fields["kill_overdue"] = form.get("kill_overdue") == "on"
     if "retries" in fields:  # the box says nothing without a policy to go with
         fields["retry_jitter"] = form.get("retry_jitter") == "on"
     params = parse_params(str(form.get("params", "")))
@@ -86,6 +89,12 @@ def form_of_request(document: Mapping[str, Any]) -> dict[str, Any]:
         values.update(retries=str(retry["retries"]), retry_backoff=f"{retry['backoff_s']}s",
                       retry_max=f"{retry['max_s']}s" if retry["max_s"] else "",
                       retry_jitter="on" if retry["jitter"] else "")  # fmt: skip
+    own = (document.get("deadlines") or {}).get("own") or {}  # the process's default is no edit
+    for key in ("start_deadline", "max_runtime"):
+        if own.get(f"{key}_s") is not None:
+            values[key] = f"{own[f'{key}_s']}s" if own[f"{key}_s"] else "none"
+    if own.get("kill_overdue"):
+        values["kill_overdue"] = "on"
     values.update(
         start=local(timing.get("start")),
         finish=local(timing.get("finish")),

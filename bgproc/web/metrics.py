@@ -37,6 +37,7 @@ HELP = {
     "bgproc_recent_start_lateness_seconds": f"From due to start, of the runs that started "
     f"{WINDOW}.",
     "bgproc_runs_processing": "Runs processing now, by process.",
+    "bgproc_runs_overdue": "Runs processing past their maximum runtime now, by process.",
     "bgproc_queue_messages": "Messages waiting in each queue.",
     "bgproc_unacked_messages": "Messages taken by workers, not yet acknowledged (running or "
     "prefetched).",
@@ -93,6 +94,10 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     for process, count in sorted(snapshot.processing.items()):
         running.add_metric([process], count)
     yield running
+    overdue = _gauge("bgproc_runs_overdue", "process")
+    for process, count in sorted(snapshot.overdue.items()):
+        overdue.add_metric([process], count)
+    yield overdue
     waiting = _gauge("bgproc_queue_messages", "queue")
     for queue in snapshot.queues:
         waiting.add_metric([queue.name], queue.waiting)

@@ -27,6 +27,7 @@ from bgproc.services.requests import TIMING_KEYS
 from bgproc.settings import Settings
 from bgproc.store.db import make_engine
 from bgproc.store.models import Base, InstallationKey
+from bgproc.timing.deadlines import DEADLINE_KEYS
 from bgproc.timing.inputs import field_label
 from bgproc.timing.retry import RETRY_KEYS
 from tests import bad_values as bad
@@ -174,10 +175,11 @@ def world(
 # -- commands ------------------------------------------------------------------------------
 
 # Fields a refusal may name although the command did not give them: what a plan requires.
-# (--retry-jitter is a flag: a refusal of it alone names it, "needs --retries N")
+# (--retry-jitter is a flag: a refusal of it alone names it, "needs --retries N"; so is
+# --kill-overdue: "needs --max-runtime D", or "process sample.echo is not killable")
 REQUIRABLE = frozenset(
     {"frequency", "at", "start", "cron", "days", "month", "day", "ordinal", "weekday",
-     "retry-jitter", "replace-running"}
+     "retry-jitter", "kill-overdue", "replace-running"}
 )  # fmt: skip
 REQUEST_OPTIONS = {
     "name": bad.names,
@@ -186,10 +188,12 @@ REQUEST_OPTIONS = {
     "retries": bad.ints,
     "retry-backoff": bad.durations,
     "retry-max": bad.durations,
+    "start-deadline": bad.durations,
+    "max-runtime": bad.durations,
 }
 REQUEST_FLAGS = ("--no-schedule", "--prevent-concurrent", "--allow-concurrent", "--json",
-                 "--retry-jitter", "--no-retry-jitter", "--replace-running",
-                 "--no-replace-running")  # fmt: skip
+                 "--retry-jitter", "--no-retry-jitter", "--kill-overdue",
+                 "--no-kill-overdue", "--replace-running", "--no-replace-running")  # fmt: skip
 request_ids = st.one_of(st.sampled_from(["1", "2"]), bad.ids)
 since = st.one_of(bad.datetimes, bad.durations)
 valid_processes = st.sampled_from(["sample.echo", "sample.sleep"])
@@ -359,6 +363,71 @@ def test_each_retry_option_is_refused_naming_it_and_nothing_is_written(
         assert world.snapshot() == before
 
 
+# -- the deadline options (issue 17), each refused naming it --------------------------------
+
+SLEEP = ["request", "create", "sample.sleep", "--timing", "scheduled", "--frequency",
+         "seconds", "--interval", "5"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--start-deadline", "soon"], "start-deadline: 'soon' is not a duration"),
+        (["--start-deadline", "0s"], "start-deadline: '0s' must be longer than 0"),
+        (["--start-deadline", "-5"], "start-deadline: '-5' is not a duration"),
+        (["--start-deadline", "-5m"], "start-deadline: '-5m' must be longer than 0"),
+        (["--start-deadline", "400d"], "start-deadline: '400d' must be longer than 0 and at"),
+        (["--start-deadline", ""], "start-deadline: '' is not a duration"),
+        (["--max-runtime", "1x"], "max-runtime: '1x' is not a duration"),
+        (["--max-runtime", "0m"], "max-runtime: '0m' must be longer than 0"),
+        (["--max-runtime", "99999999s"], "max-runtime: '99999999s' is not a duration"),
+        (["--kill-overdue"], "kill-overdue: needs --max-runtime D"),
+        (["--max-runtime", "none", "--kill-overdue"],
+         "kill-overdue: needs a --max-runtime (it is none)"),
+    ],
+)
+def test_each_deadline_option_is_refused_naming_it_and_nothing_is_written(
+    world: World, options: list[str], message: str
+) -> None:
+    world.seed()
+    for argv in (
+        [*SLEEP, *options],  # would write a RedBeat entry too
+        ["request", "update", "2", *options],  # sample.sleep, which is killable
+        ["request", "update", "1", *options],  # a scheduled one: rescheduled on success
+    ):
+        before = world.snapshot()
+        result = world.cli(*argv)
+        assert result.code == 2, _short(result)
+        [line] = result.err.splitlines()
+        assert line.startswith(f"Error: {message}"), _short((argv, result.err))
+        assert world.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*SCHEDULED, "--max-runtime", "10m", "--kill-overdue"],
+         "kill-overdue: process sample.echo is not killable (it cannot be stopped)"),
+        (["request", "update", "1", "--max-runtime", "10m", "--kill-overdue"],
+         "kill-overdue: process sample.echo is not killable (it cannot be stopped)"),
+        (["request", "create", "--group", "g", "--max-runtime", "1m"],
+         "max-runtime: a group run has none (give its processes one)"),
+        (["request", "create", "--group", "g", "--kill-overdue"],
+         "kill-overdue: a group run has none (give its processes one)"),
+    ],
+)  # fmt: skip
+def test_a_deadline_that_cannot_work_is_refused_naming_it(
+    world: World, argv: list[str], message: str
+) -> None:
+    world.seed()
+    world.cli.ok("group", "create", "g", "--step", "sample.echo")
+    before = world.snapshot()
+    result = world.cli(*argv)
+    assert result.code == 2, _short(result)
+    assert result.err.splitlines() == [f"Error: {message}"], _short((argv, result.err))
+    assert world.snapshot() == before
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -469,7 +538,7 @@ def test_a_plan_past_the_calendar_just_ends(world: World) -> None:
 
 # -- the request service, with loose Python values --------------------------------------------
 
-SERVICE_FIELDS = {field_label(k) for k in (*TIMING_KEYS, *RETRY_KEYS)} | {
+SERVICE_FIELDS = {field_label(k) for k in (*TIMING_KEYS, *RETRY_KEYS, *DEADLINE_KEYS)} | {
     "name", "misfire", "catch-up-max", "process", "status"
 }  # fmt: skip
 

@@ -443,3 +443,31 @@ def test_0010_adds_replace_running_false_for_every_request_and_takes_it_back(
         c["name"] for c in inspect(engine).get_columns("bgproc_request")
     }
     _migrate(engine, "head")
+
+
+def test_0011_adds_the_deadline_columns_to_existing_rows_and_takes_them_away(
+    old_database: Engine,
+) -> None:
+    # Given a database at 0010 with requests and runs
+    engine = old_database
+    _migrate(engine, "0010")
+
+    # When it is upgraded to 0011, then the old rows have no deadlines
+    _migrate(engine, "0011")
+    with engine.connect() as connection:  # by hand: the models may be past 0011 one day
+        assert {row[0] for row in connection.exec_driver_sql(
+            "SELECT deadlines FROM bgproc_request")} == {None}  # fmt: skip
+        assert connection.exec_driver_sql(
+            "SELECT start_by, overdue_at FROM bgproc_run"
+        ).all() == [(None, None)] * 3
+    assert "ix_bgproc_run_status_start_by" in {
+        index["name"] for index in inspect(engine).get_indexes("bgproc_run")
+    }
+
+    # And downgraded, the columns go and the rows stay
+    _migrate(engine, "0010", down=True)
+    found = inspect(engine)
+    assert "deadlines" not in {c["name"] for c in found.get_columns("bgproc_request")}
+    assert not {"start_by", "overdue_at"} & {c["name"] for c in found.get_columns("bgproc_run")}
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 3

@@ -52,6 +52,8 @@ SPEC_FIELDS = {  # design §4, every one of them
     "group_run_id",
     "progress",  # ctx.progress (issue 16)
     "retry",  # issue 17: the attempt's place among its fire's retries (null outside them)
+    "start_by",  # issue 17: by when a queued run must start, or it expires (null: no deadline)
+    "overdue_at",  # issue 17: when it went past its maximum runtime (null: it did not)
 }
 TIME_FIELDS = ("scheduled_at", "queued_at", "started_at", "ended_at")
 

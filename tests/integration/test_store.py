@@ -38,10 +38,11 @@ from bgproc.store.models import (
 from bgproc.store.runs import RunStore
 from bgproc.store.schema import MIGRATIONS_DIR, ensure_schema, upgrade
 from bgproc.store.stats import aggregate_query
+from bgproc.store.transitions import NewRun
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0010"
+HEAD = "0011"
 # PostgreSQL sessions on the test's database other than the asking one
 OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
@@ -701,3 +702,35 @@ def test_a_bad_url_is_invalid_input_without_the_password(url: str) -> None:
         make_engine(url)
     assert refused.value.field == "BGPROC_DATABASE_URL"
     assert "secret" not in str(refused.value)
+
+
+def _queued_with_deadline(runs: RunStore, start_by: datetime, task_id: str) -> int:
+    return runs.record(NewRun(process="sample.echo", params={}, status=RunStatus.queued,
+                              channel=Channel.direct, scheduled_at=start_by, queued_at=start_by,
+                              task_id=task_id, start_by=start_by))  # fmt: skip
+
+
+def test_a_start_and_the_expiry_of_a_run_with_a_deadline_have_one_winner(engine: Engine) -> None:
+    # Given a run whose deadline has passed, one still in time, and one with none
+    runs = RunStore(engine)
+    now = datetime.now(UTC)
+    late = _queued_with_deadline(runs, now - timedelta(seconds=1), "late")
+    in_time = _queued_with_deadline(runs, now + timedelta(minutes=1), "in-time")
+
+    # When the expiry sweep and a worker's claims race, then each run has one outcome
+    assert runs.expire_late(now) == [late]
+    assert runs.expire_late(now) == []  # exactly once
+    assert runs.claim_in_time(late, 1, 1, "w1", now) is None  # expired first: dropped
+    assert runs.claim_in_time(in_time, 1, 1, "w1", now) is True
+    assert runs.claim_in_time(in_time, 1, 1, "w2", now) is None  # its twin loses
+    assert runs.get(late).status is RunStatus.expired and runs.get(late).started_at is None
+    assert runs.get(in_time).status is RunStatus.processing
+    assert runs.get(in_time).worker == "w1"
+
+    # And a worker that takes a late run before the sweep ends it expired itself
+    later = _queued_with_deadline(runs, now - timedelta(seconds=1), "later")
+    assert runs.claim_in_time(later, 1, 1, "w1", now) is False
+    expired = runs.get(later)
+    assert expired.status is RunStatus.expired and expired.error is not None
+    assert expired.error.endswith("w1 took it too late")
+    assert runs.expire_late(now) == []
