@@ -18,14 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bgproc.errors import InvalidInput
-from bgproc.timing.inputs import parse_duration
+from bgproc.timing.inputs import parse_duration, parse_flag
 
 DEADLINE_KEYS = ("start_deadline", "max_runtime", "kill_overdue")
 NO_DEADLINE = 0  # stored for ``none``: no deadline, whatever the process's default
 NONE_WORDS = frozenset({"none", "0"})
 MAX_DEADLINE = timedelta(days=366)  # past a year, a deadline is a typo
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ def read_deadlines(fields: Mapping[str, object]) -> Deadlines | None:
     start_s = _seconds(start, "start-deadline") if start is not None else None
     runtime = given.get("max_runtime")
     runtime_s = _seconds(runtime, "max-runtime") if runtime is not None else None
-    kill = _flag(given["kill_overdue"], "kill-overdue") if "kill_overdue" in given else None
+    kill = parse_flag(given["kill_overdue"], "kill-overdue") if "kill_overdue" in given else None
     if kill and runtime_s == NO_DEADLINE:
         raise InvalidInput("kill-overdue", "needs a --max-runtime (it is none)")
     return Deadlines(start_s, runtime_s, kill)
@@ -166,12 +164,3 @@ def _seconds(value: object, field: str) -> int:
     else:
         raise InvalidInput(field, f"{value!r} is not a duration (use e.g. 30s, 5m or 1h, or none)")
     return int(parse_duration(value, field, MAX_DEADLINE).total_seconds())
-
-
-def _flag(value: object, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS | FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise InvalidInput(field, f"{value!r} must be true or false")

@@ -95,6 +95,20 @@ def _outside_years(field: str) -> InvalidInput:
     return InvalidInput(field, f"year must be between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}")
 
 
+TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def parse_flag(value: object, field: str) -> bool:
+    """A yes/no field from the CLI, the API or a form: a bool, or one of the usual words."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise InvalidInput(field, f"{value!r} must be true or false")
+
+
 def parse_int(value: object, field: str, low: int, high: int) -> int:
     """A whole number within bounds, or an error naming the field and, when the number is
     out of range, the bounds: a huge number is not "not a number"."""

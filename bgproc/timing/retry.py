@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from bgproc.errors import InvalidInput
-from bgproc.timing.inputs import field_label, parse_duration, parse_int
+from bgproc.timing.inputs import field_label, parse_duration, parse_flag, parse_int
 
 RETRY_KEYS = ("retries", "retry_backoff", "retry_max", "retry_jitter")
 MAX_RETRIES = 100  # a run that failed this often will not succeed by waiting
@@ -25,8 +25,6 @@ DEFAULT_BACKOFF_S = 30
 # Every delay is at most this: a retry waits in a worker's memory (its message's ETA),
 # and a week is past any outage worth riding out.
 MAX_DELAY = timedelta(days=7)
-TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 RandomBelow = Callable[[int], int]  # a whole number in [0, n): random.randrange's contract
 
@@ -120,7 +118,7 @@ def read_retry(fields: Mapping[str, object]) -> RetryPolicy | None:
     max_s = _seconds(given["retry_max"], "retry-max") if "retry_max" in given else None
     if max_s is not None and max_s < backoff_s:
         raise InvalidInput("retry-max", f"is shorter than --retry-backoff ({backoff_s} s)")
-    jitter = _flag(given.get("retry_jitter", False), "retry-jitter")
+    jitter = parse_flag(given.get("retry_jitter", False), "retry-jitter")
     return RetryPolicy(retries, backoff_s, max_s, jitter)
 
 
@@ -133,12 +131,3 @@ def _seconds(value: object, field: str) -> int:
     elif not isinstance(value, str):
         raise InvalidInput(field, f"{value!r} is not a duration (use e.g. 30s, 5m or 1h)")
     return int(parse_duration(value, field, MAX_DELAY).total_seconds())
-
-
-def _flag(value: object, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS | FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise InvalidInput(field, f"{value!r} must be true or false")

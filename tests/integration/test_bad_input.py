@@ -322,6 +322,16 @@ def test_monitor_and_run(world: World) -> None:
     attempt()
 
 
+def _refused_writing_nothing(world: World, argv: list[str], message: str) -> None:
+    """One ``Error:`` line that starts with ``message``, exit 2, SQL and Redis unchanged."""
+    before = world.snapshot()
+    result = world.cli(*argv)
+    assert result.code == 2, _short(result)
+    [line] = result.err.splitlines()
+    assert line.startswith(f"Error: {message}"), _short((argv, result.err))
+    assert world.snapshot() == before
+
+
 # -- the retry options (issue 17), each refused naming it ---------------------------------
 
 SCHEDULED = ["request", "create", "sample.echo", "--timing", "scheduled", "--frequency",
@@ -355,12 +365,7 @@ def test_each_retry_option_is_refused_naming_it_and_nothing_is_written(
         ["request", "update", "2", *options],
         ["request", "update", "1", *options],  # a scheduled one: rescheduled on success
     ):
-        before = world.snapshot()
-        result = world.cli(*argv)
-        assert result.code == 2, _short(result)
-        [line] = result.err.splitlines()
-        assert line.startswith(f"Error: {message}"), _short((argv, result.err))
-        assert world.snapshot() == before
+        _refused_writing_nothing(world, argv, message)
 
 
 # -- the deadline options (issue 17), each refused naming it --------------------------------
@@ -395,12 +400,7 @@ def test_each_deadline_option_is_refused_naming_it_and_nothing_is_written(
         ["request", "update", "2", *options],  # sample.sleep, which is killable
         ["request", "update", "1", *options],  # a scheduled one: rescheduled on success
     ):
-        before = world.snapshot()
-        result = world.cli(*argv)
-        assert result.code == 2, _short(result)
-        [line] = result.err.splitlines()
-        assert line.startswith(f"Error: {message}"), _short((argv, result.err))
-        assert world.snapshot() == before
+        _refused_writing_nothing(world, argv, message)
 
 
 @pytest.mark.parametrize(
@@ -449,12 +449,7 @@ def test_each_catch_up_option_is_refused_naming_it_and_nothing_is_written(
         ["request", "update", "2", *options],
         ["request", "update", "1", *options],
     ):
-        before = world.snapshot()
-        result = world.cli(*argv)
-        assert result.code == 2, _short(result)
-        [line] = result.err.splitlines()
-        assert line.startswith(f"Error: {message}"), _short((argv, result.err))
-        assert world.snapshot() == before
+        _refused_writing_nothing(world, argv, message)
 
 
 @pytest.mark.parametrize(
@@ -473,12 +468,7 @@ def test_replace_running_is_refused_where_no_run_can_be_replaced(
     world: World, argv: list[str], message: str
 ) -> None:
     world.seed()
-    before = world.snapshot()
-    result = world.cli(*argv)
-    assert result.code == 2, _short(result)
-    [line] = result.err.splitlines()
-    assert line.startswith(f"Error: {message}"), _short((argv, result.err))
-    assert world.snapshot() == before
+    _refused_writing_nothing(world, argv, message)
 
 
 # -- inputs that broke the contract once ---------------------------------------------------
