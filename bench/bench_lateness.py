@@ -133,6 +133,13 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
+def bgproc_env(database_url: str, prefix: str, imports: str = "") -> dict[str, str]:
+    """The environment of a bench's bgproc child: its database and key prefix, in UTC."""
+    extra = {"BGPROC_BROKER_URL": REDIS_URL, "BGPROC_DATABASE_URL": database_url,
+             "BGPROC_KEY_PREFIX": prefix, "BGPROC_TIMEZONE": "UTC"}  # fmt: skip
+    return child_env({**extra, "BGPROC_IMPORTS": imports} if imports else extra)
+
+
 @contextmanager
 def running(folder: Path, client: redis.Redis, prefix: str) -> Iterator[Processes]:
     """Processes that are stopped, and a prefix whose keys are deleted, whatever happens."""
@@ -156,12 +163,7 @@ def measure_bgproc(client: redis.Redis, folder: Path, fires: int, warmup: int) -
     )
     installation = Installation(settings)
     upgrade(installation.engine)  # before the processes start, so they never migrate at once
-    env = child_env({
-        "BGPROC_BROKER_URL": REDIS_URL,
-        "BGPROC_DATABASE_URL": settings.database_url,
-        "BGPROC_KEY_PREFIX": prefix,
-        "BGPROC_TIMEZONE": "UTC",
-    })
+    env = bgproc_env(settings.database_url, prefix)
     worker_log, beat_log = folder / "bgproc-worker.log", folder / "bgproc-beat.log"
     logs = [worker_log, beat_log]
     node = f"bench-{uuid.uuid4().hex[:6]}@%h"

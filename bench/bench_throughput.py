@@ -42,7 +42,7 @@ import redis
 from sqlalchemy import func, insert, select
 
 from bench import plain_redbeat_app as plain
-from bench.bench_lateness import Processes, child_env
+from bench.bench_lateness import Processes, bgproc_env, child_env
 from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
 from bgproc.installation import Installation
 from bgproc.services.adhoc import message_headers
@@ -143,13 +143,7 @@ def bgproc_round(
         try:
             upgrade(installation.engine)
             queue(installation, tasks, carried)
-            env = child_env({
-                "BGPROC_BROKER_URL": REDIS_URL,
-                "BGPROC_DATABASE_URL": url,
-                "BGPROC_KEY_PREFIX": prefix,
-                "BGPROC_TIMEZONE": "UTC",
-                "BGPROC_IMPORTS": "bench.noop_processes",
-            })  # fmt: skip
+            env = bgproc_env(url, prefix, "bench.noop_processes")
             node = f"bench-{backend}-{uuid.uuid4().hex[:6]}@%h"
             argv = [sys.executable, "-c", BGPROC_CLI, "worker", "-Q", QUEUE, "-n", node,
                     *WORKER_OPTIONS]  # fmt: skip

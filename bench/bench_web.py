@@ -48,7 +48,7 @@ import redis
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from bench.bench_lateness import BGPROC_CLI, Processes, child_env, log_has, wait_until
+from bench.bench_lateness import BGPROC_CLI, Processes, bgproc_env, log_has, wait_until
 from bench.bench_monitor import fill, report, timed
 from bench.bench_throughput import QUEUE, WORKER_OPTIONS, drain, queue, worker
 from bench.machine import REDIS_URL, database, delete_prefix, exit_on_sigterm, machine_line
@@ -205,13 +205,7 @@ def bench_followed(backend: str, tasks: int, rounds: int, count: int) -> None:
         settings = Settings(broker_url=REDIS_URL, database_url=url, key_prefix=prefix,
                             timezone="UTC", imports=("tasks", "bench.noop_processes"))  # fmt: skip
         installation = Installation(settings)
-        env = child_env({
-            "BGPROC_BROKER_URL": REDIS_URL,
-            "BGPROC_DATABASE_URL": url,
-            "BGPROC_KEY_PREFIX": prefix,
-            "BGPROC_TIMEZONE": "UTC",
-            "BGPROC_IMPORTS": "bench.noop_processes",
-        })  # fmt: skip
+        env = bgproc_env(url, prefix, "bench.noop_processes")
         try:
             upgrade(installation.engine)
             port = free_port()
