@@ -14,7 +14,8 @@ from typing import Any
 from bgproc.errors import NotFound
 from bgproc.registry import Registry
 from bgproc.statuses import RequestStatus, group_label
-from bgproc.store.models import ProcessRequest
+from bgproc.store.models import ProcessCalendar, ProcessRequest
+from bgproc.timing.calendars import Calendar, CalendarPlan, OnExcluded
 from bgproc.timing.plan import Misfire, Timing
 from bgproc.timing.retry import RetryPolicy
 
@@ -42,6 +43,13 @@ class RequestView:
     retry: RetryPolicy | None = None  # the policy its runs follow: its own, or its process's
     retry_is_own: bool = False  # set on the request (else the process's default, if any)
     catch_up_max: int | None = None  # with misfire catch-up: how many missed fires run at most
+    calendars: tuple[Calendar, ...] = ()  # whose exclusions its fires follow
+    on_excluded: OnExcluded = OnExcluded.SKIP
+
+    @property
+    def plan(self) -> CalendarPlan:
+        """Its timing with its calendars: the fires that happen."""
+        return CalendarPlan(self.timing, self.calendars, self.on_excluded)
 
     @property
     def retry_document(self) -> dict[str, Any] | None:
@@ -69,10 +77,12 @@ class RequestView:
             "params": self.params,
             "status": self.status.value,
             "timing": self.timing.as_dict(),
-            "description": self.timing.describe(),
+            "description": self.plan.describe(),
             "prevent_concurrent": self.prevent_concurrent,
             "misfire": self.misfire.value,
             "catch_up_max": self.catch_up_max,
+            "calendars": [calendar.name for calendar in self.calendars],
+            "on_excluded": self.on_excluded.value,
             "retry": self.retry_document,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -85,6 +95,16 @@ class RequestView:
 def timing_of(row: ProcessRequest) -> Timing:
     """The row's timing value, read from its stored document."""
     return Timing.from_dict(row.timing)
+
+
+def calendars_of(row: ProcessRequest) -> tuple[Calendar, ...]:
+    """The calendars the row follows, as values (what its entry carries)."""
+    return tuple(calendar_value(c) for c in row.calendars)
+
+
+def calendar_value(row: ProcessCalendar) -> Calendar:
+    """A calendar row's value."""
+    return Calendar.build(row.name, row.tz, row.dates, row.yearly, row.windows)
 
 
 def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) -> RequestView:
@@ -113,4 +133,6 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         retry=own or default,
         retry_is_own=own is not None,
         catch_up_max=row.catch_up_max,
+        calendars=calendars_of(row),
+        on_excluded=OnExcluded(row.on_excluded),
     )

@@ -29,7 +29,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bgproc.errors import InvalidInput
-from bgproc.timing.inputs import YEAR_RANGE, parse_zone
+from bgproc.timing.fields import INTERVAL_FREQUENCIES
+from bgproc.timing.inputs import YEAR_RANGE, parse_choice, parse_zone
 from bgproc.timing.plan import ONE_MICROSECOND, Timing
 from bgproc.timing.walltime import resolve_wall, to_wall
 
@@ -378,6 +379,26 @@ class CalendarPlan:
                 best = placed
             fire = self.timing.next_fire(fire)
         return best
+
+
+def read_policy(value: object, timing: Timing) -> OnExcluded:
+    """``--on-excluded`` for ``timing`` (default skip). Moving to another day keeps a wall
+    time, which an every-N-seconds/minutes/hours plan has none of: refused for those."""
+    policy = parse_choice(value or OnExcluded.SKIP.value, "on-excluded", OnExcluded)
+    if policy is OnExcluded.NEXT_BUSINESS_DAY and timing.frequency in INTERVAL_FREQUENCIES:
+        raise InvalidInput(
+            "on-excluded",
+            "next-business-day moves a fire to another day at its wall-clock time: it is "
+            "for daily, weekly, monthly, yearly and cron plans and one-shots (use skip)",
+        )
+    return OnExcluded(policy)
+
+
+def refuse_silenced(plan: CalendarPlan, now: datetime) -> None:
+    """A plan that fires, but whose every fire its calendars exclude, is refused."""
+    if plan.timing.upcoming(now, 1) and not plan.upcoming(now, 1):
+        names = ", ".join(c.name for c in plan.calendars) or "the weekend"
+        raise InvalidInput("calendar", f"{names}: every fire of this plan is excluded")
 
 
 def plan_of(

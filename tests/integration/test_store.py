@@ -41,7 +41,7 @@ from bgproc.store.stats import aggregate_query
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0009"
+HEAD = "0010"
 # PostgreSQL sessions on the test's database other than the asking one
 OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
