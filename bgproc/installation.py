@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bgproc.runtime.grouprun import GroupRuns
     from bgproc.runtime.recorder import RunRecorder
     from bgproc.runtime.redelivery import Redelivery
+    from bgproc.services.calendars import CalendarService
     from bgproc.services.control import Control
     from bgproc.services.groups import GroupService
     from bgproc.services.kills import Killer
@@ -110,6 +111,12 @@ class Installation:
         from bgproc.services.groups import GroupService
 
         return GroupService(self.engine, self.registry)
+
+    @cached_property
+    def calendars(self) -> CalendarService:
+        from bgproc.services.calendars import CalendarService
+
+        return CalendarService(self.engine, self.requests)
 
     @cached_property
     def runs(self) -> RunStore:

@@ -113,6 +113,35 @@ def deadline_options(command: F) -> F:
     return command
 
 
+def calendar_options(command: F) -> F:
+    """``--calendar NAME`` (repeatable) and ``--on-excluded skip|next-business-day``."""
+    for option in reversed(
+        [
+            click.option(
+                "--calendar",
+                "calendars",
+                multiple=True,
+                metavar="NAME",
+                help="Follow this calendar's exclusions (bgproc calendar create); repeat for "
+                "more. An excluded fire does not run (Quartz's calendars).",
+            ),
+            click.option(
+                "--on-excluded",
+                default=None,
+                metavar="skip|next-business-day",
+                help="What an excluded fire becomes: nothing (skip, the default: Quartz's "
+                "behaviour), or a run at the same time on the next business day, Monday to "
+                "Friday and not excluded (next-business-day: a fire on a weekend moves too; "
+                "one in an excluded window moves to its end). E.g. --frequency monthly --day 1 "
+                "--calendar es-holidays --on-excluded next-business-day closes on the 1st, or "
+                "the next working day.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(
         command

@@ -19,6 +19,7 @@ from bgproc.timing.retry import RETRY_KEYS
 from cli.lazy import LazyGroup
 from cli.options import (
     WholeNumber,
+    calendar_options,
     deadline_options,
     json_option,
     param_option,
@@ -71,6 +72,12 @@ def _request_options(command: Any) -> Any:
             ),
             retry_options,
             deadline_options,
+            calendar_options,
+            click.option(
+                "--no-calendar",
+                is_flag=True,
+                help="Follow no calendar any more (update; or give --calendar '').",
+            ),
             timing_options,
             json_option,
         ]
@@ -82,9 +89,11 @@ def _request_options(command: Any) -> Any:
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
     for key in ("name", "prevent_concurrent", "replace_running", "misfire", "catch_up_max",
-                "process", "group", *RETRY_KEYS, *DEADLINE_KEYS):  # fmt: skip
+                "process", "group", "on_excluded", *RETRY_KEYS, *DEADLINE_KEYS):  # fmt: skip
         if options.get(key) is not None:
             fields[key] = options[key]
+    if options.get("calendars") or options.get("no_calendar"):
+        fields["calendars"] = list(options.get("calendars") or ())
     if options.get("params"):
         fields["params"] = parse_params(options["params"])
     return fields
@@ -98,14 +107,16 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
     if as_json:
         print_json(request_document(view, next_runs))
         return
-    timing, zone = view.timing, view.timing.zone
+    zone = view.timing.zone
     print_fields(
         f"Request {view.id}",
         [
             ("process", view.process) if view.group is None else ("group", view.group),
             ("name", view.name),
             ("status", view.status.value),
-            ("timing", timing.describe()),
+            ("timing", view.plan.describe()),
+            ("calendars", ", ".join(c.name for c in view.calendars) or "-"),
+            ("on excluded", view.on_excluded.value),
             ("params", ", ".join(f"{k}={v}" for k, v in view.params.items()) or "-"),
             ("prevent concurrent", ("yes, replacing the running run" if view.replace_running
                                     else "yes") if view.prevent_concurrent else "no"),
@@ -200,7 +211,7 @@ def list_requests(
         print_table(
             "Process requests",
             ["id", "process", "name", "status", "timing"],
-            ([v.id, v.label, v.name, v.status.value, v.timing.describe()] for v in views),
+            ([v.id, v.label, v.name, v.status.value, v.plan.describe()] for v in views),
         )
     if views and len(views) == int(limit):
         tell(f"more: --after {views[-1].id}")
@@ -272,19 +283,26 @@ def delete(installation: Installation, request_id: int) -> None:
 
 @click.command()
 @timing_options
+@calendar_options
 @click.option("--count", default="10", metavar="N", help="How many fire times (default 10).")
 @json_option
 @click.pass_obj
 def preview(installation: Installation, count: str, as_json: bool, **options: Any) -> None:
-    """Show the next fire times of a timing; nothing is saved."""
+    """Show the next fire times of a timing (with --calendar, those its calendars leave or
+    move); nothing is saved."""
     number = parse_int(count, "count", 1, MAX_NEXT)
-    timing, fires = preview_fires(
-        timing_fields(options), number, datetime.now(UTC), installation.settings.timezone
-    )
+    names = [name for name in options.pop("calendars") if name.strip()]
+    on_excluded = options.pop("on_excluded")
+    plan, fires = preview_fires(
+        timing_fields(options), number, datetime.now(UTC), installation.settings.timezone,
+        calendars=installation.calendars.values(names) if names else (),
+        on_excluded=on_excluded,
+    )  # fmt: skip
     if as_json:
-        print_json(preview_document(timing, fires))
+        print_json(preview_document(plan, fires))
         return
-    say(timing.describe())
+    timing = plan.timing
+    say(plan.describe())
     print_table(
         None,
         ["#", f"fire time ({timing.timezone})"],

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bgproc.services.requestview import RequestView
     from bgproc.store.runs import LogChunk
     from bgproc.store.runview import RunView
-    from bgproc.timing.plan import Timing
+    from bgproc.timing.calendars import CalendarPlan
 
 
 def process_document(spec: ProcessSpec) -> dict[str, Any]:
@@ -56,12 +56,16 @@ def request_document(view: RequestView, next_runs: Sequence[datetime]) -> dict[s
     return {**view.as_json(), "next_runs": [f.astimezone(zone).isoformat() for f in next_runs]}
 
 
-def preview_document(timing: Timing, fires: Sequence[datetime]) -> dict[str, Any]:
-    """``preview --json``: the timing in words and as stored, and its next fires."""
+def preview_document(plan: CalendarPlan, fires: Sequence[datetime]) -> dict[str, Any]:
+    """``preview --json``: the timing in words and as stored, its calendars, and its next
+    fires (those the calendars leave or move)."""
+    timing = plan.timing
     return {
-        "description": timing.describe(),
+        "description": plan.describe(),
         "timezone": timing.timezone,
         "timing": timing.as_dict(),
+        "calendars": [calendar.name for calendar in plan.calendars],
+        "on_excluded": plan.on_excluded.value,
         "next_runs": [f.astimezone(timing.zone).isoformat() for f in fires],
     }
 

@@ -9,7 +9,7 @@ Removing an entry happens before the SQL change, for the same reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -22,8 +22,9 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from bgproc.errors import Conflict, InvalidInput, NotFound, Unavailable
 from bgproc.registry import MAX_PROCESS_NAME_CHARS, ProcessSpec, Registry
+from bgproc.services.calendars import calendars_named
 from bgproc.services.groups import GROUP_QUEUE, check_schedulable, find_group
-from bgproc.services.requestview import RequestView, timing_of, view_of
+from bgproc.services.requestview import RequestView, calendars_of, timing_of, view_of
 from bgproc.settings import (
     DEFAULT_REQUESTS_LISTED,
     MAX_NAME_CHARS,
@@ -34,6 +35,7 @@ from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.store.retries import stop_retries
+from bgproc.timing.calendars import CalendarPlan, OnExcluded, read_policy, refuse_silenced
 from bgproc.timing.deadlines import Deadlines, check_kill_overdue, read_deadlines
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
 from bgproc.timing.inputs import parse_choice, parse_int, parse_text
@@ -126,13 +128,13 @@ class RequestService:
         if view.status is RequestStatus.complete or count <= 0:
             return []
         now = self.clock()
-        timing = view.timing
-        if timing.kind is TimingKind.IMMEDIATE:
-            timing = replace(timing, start=now.replace(microsecond=0))
+        plan = view.plan
+        if plan.timing.kind is TimingKind.IMMEDIATE:
+            plan = replace(plan, timing=replace(plan.timing, start=now.replace(microsecond=0)))
         fire = self.entries.next_fire(view.id) if view.status is RequestStatus.scheduled else None
         if fire is None:
-            return timing.anchored(now).upcoming(now, count)
-        return timing.upcoming(max(fire, now), count)
+            return plan.anchored(now).upcoming(now, count)
+        return plan.upcoming(max(fire, now), count)
 
     # -- writing ---------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class RequestService:
             row.deadlines = self._deadlines(row, fields)
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
+            self._set_calendars(session, row, fields, fields, now)
             session.add(row)
             session.flush()
             if schedule:
@@ -189,6 +192,7 @@ class RequestService:
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
+            self._set_calendars(session, row, merged, fields, now)
             if row.status is RequestStatus.scheduled:
                 self._plan(session, row, now)
             return self._view(row)
@@ -239,7 +243,46 @@ class RequestService:
             self._redis(lambda: self.entries.remove(row.id))
             session.delete(row)
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A transaction for another service that re-plans requests (calendars): Redis
+        writes made in it are undone if it does not commit."""
+        with self._session() as session:
+            yield session
+
+    def replan(self, session: Session, request_ids: Sequence[int], now: datetime) -> None:
+        """Put afresh the entries of those of ``request_ids`` that are scheduled, from ``now``
+        (their calendars changed), in the caller's transaction."""
+        if not request_ids:
+            return
+        query = select(ProcessRequest).where(
+            ProcessRequest.id.in_(request_ids), ProcessRequest.status == RequestStatus.scheduled
+        )
+        for row in session.scalars(query):
+            session.refresh(row, ["calendars"])
+            self._plan(session, row, now)
+
     # -- inner workings ----------------------------------------------------------
+
+    def _set_calendars(
+        self,
+        session: Session,
+        row: ProcessRequest,
+        fields: Mapping[str, Any],
+        given: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """The calendars (``calendars``: names; an empty list clears them) and what an
+        excluded fire becomes; a plan whose every fire they exclude is refused."""
+        timing = timing_of(row)
+        policy = read_policy(fields.get("on_excluded"), timing)
+        if given.get("calendars") is not None:
+            row.calendars = calendars_named(session, given["calendars"])
+        row.on_excluded = policy.value
+        anchored = timing.anchored(now)
+        if anchored.kind is TimingKind.IMMEDIATE:
+            anchored = replace(anchored, start=now.replace(microsecond=0))
+        refuse_silenced(CalendarPlan(anchored, calendars_of(row), policy), now)
 
     def _plan(self, session: Session, row: ProcessRequest, now: datetime) -> None:
         """Put the entry for ``row`` (or mark it complete when nothing is left to fire)."""
@@ -249,7 +292,10 @@ class RequestService:
         timing = timing_of(row)
         if timing.kind is TimingKind.IMMEDIATE:
             timing = replace(timing, start=now.replace(microsecond=0))
-        if not timing.anchored(now).upcoming(now, 1):
+        calendars = calendars_of(row)
+        if not CalendarPlan(timing.anchored(now), calendars, OnExcluded(row.on_excluded)).upcoming(
+            now, 1
+        ):
             self._redis(lambda: self.entries.remove(row.id))
             row.status = RequestStatus.complete
             return
@@ -266,6 +312,8 @@ class RequestService:
                 queue=queue,
                 time_limit_s=time_limit_s,
                 catch_up_max=row.catch_up_max,
+                calendars=calendars,
+                on_excluded=row.on_excluded,
             )
         )
         session.info.setdefault("on_rollback", []).append(lambda: self.entries.remove(row.id))
@@ -352,6 +400,7 @@ class RequestService:
             replace_running=row.replace_running,
             misfire=row.misfire,
             catch_up_max=row.catch_up_max,
+            on_excluded=row.on_excluded,
         )
         if row.deadlines is not None:
             own = Deadlines.from_dict(row.deadlines)

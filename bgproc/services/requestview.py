@@ -14,7 +14,8 @@ from typing import Any
 from bgproc.errors import NotFound
 from bgproc.registry import Registry
 from bgproc.statuses import RequestStatus, group_label
-from bgproc.store.models import ProcessRequest
+from bgproc.store.models import ProcessCalendar, ProcessRequest
+from bgproc.timing.calendars import Calendar, CalendarPlan, OnExcluded
 from bgproc.timing.deadlines import Deadlines
 from bgproc.timing.plan import Misfire, Timing
 from bgproc.timing.retry import RetryPolicy
@@ -60,6 +61,13 @@ class RequestView:
             "description": force.describe(),
             "own": self.own_deadlines.as_dict() if self.own_deadlines is not None else None,
         }
+    calendars: tuple[Calendar, ...] = ()  # whose exclusions its fires follow
+    on_excluded: OnExcluded = OnExcluded.SKIP
+
+    @property
+    def plan(self) -> CalendarPlan:
+        """Its timing with its calendars: the fires that happen."""
+        return CalendarPlan(self.timing, self.calendars, self.on_excluded)
 
     @property
     def retry_document(self) -> dict[str, Any] | None:
@@ -87,11 +95,13 @@ class RequestView:
             "params": self.params,
             "status": self.status.value,
             "timing": self.timing.as_dict(),
-            "description": self.timing.describe(),
+            "description": self.plan.describe(),
             "prevent_concurrent": self.prevent_concurrent,
             "replace_running": self.replace_running,
             "misfire": self.misfire.value,
             "catch_up_max": self.catch_up_max,
+            "calendars": [calendar.name for calendar in self.calendars],
+            "on_excluded": self.on_excluded.value,
             "retry": self.retry_document,
             "deadlines": self.deadlines_document,
             "created_at": self.created_at.isoformat(),
@@ -105,6 +115,16 @@ class RequestView:
 def timing_of(row: ProcessRequest) -> Timing:
     """The row's timing value, read from its stored document."""
     return Timing.from_dict(row.timing)
+
+
+def calendars_of(row: ProcessRequest) -> tuple[Calendar, ...]:
+    """The calendars the row follows, as values (what its entry carries)."""
+    return tuple(calendar_value(c) for c in row.calendars)
+
+
+def calendar_value(row: ProcessCalendar) -> Calendar:
+    """A calendar row's value."""
+    return Calendar.build(row.name, row.tz, row.dates, row.yearly, row.windows)
 
 
 def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) -> RequestView:
@@ -139,4 +159,6 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         replace_running=row.replace_running,
         deadlines=deadlines,
         own_deadlines=own_deadlines,
+        calendars=calendars_of(row),
+        on_excluded=OnExcluded(row.on_excluded),
     )

@@ -42,11 +42,12 @@ from sqlalchemy.orm import Session
 from bgproc.errors import BgprocError, NotFound, Unavailable
 from bgproc.registry import Registry
 from bgproc.services.requests import placement
-from bgproc.services.requestview import timing_of
+from bgproc.services.requestview import calendars_of, timing_of
 from bgproc.statuses import Channel, RequestStatus
 from bgproc.store.db import session_scope
 from bgproc.store.entries import PUT_IF_UNCHANGED_LUA, EntryStore, TimingEntry
 from bgproc.store.models import ProcessRequest, ProcessRun
+from bgproc.timing.calendars import CalendarPlan, OnExcluded
 from bgproc.timing.fields import TimingKind
 from bgproc.timing.plan import ONE_MICROSECOND, Timing
 
@@ -195,7 +196,8 @@ def _rebuild(
         point = max(point, last_due.replace(microsecond=0) + ONE_SECOND)
     try:
         timing = _due_timing(row)
-        first = timing.next_fire(point - ONE_MICROSECOND)
+        fires = CalendarPlan(timing, calendars_of(row), OnExcluded(row.on_excluded))
+        first = fires.next_fire(point - ONE_MICROSECOND)
     except (BgprocError, ValueError, KeyError) as error:  # a row no plan can be read from
         plan.skipped[row.id] = f"timing cannot be read: {error}"
         return
@@ -206,6 +208,7 @@ def _rebuild(
         entry = entries.build(
             row.id, timing, scheduled_from=point, misfire=row.misfire, queue=queue,
             time_limit_s=time_limit_s, catch_up_max=row.catch_up_max,
+            calendars=calendars_of(row), on_excluded=row.on_excluded,
         )
         plan.puts.append((entry, meta))
         plan.rebuilt.append(row.id)

@@ -9,6 +9,7 @@ advanced from stale data, or deleted by mistake.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -19,6 +20,7 @@ from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
 from bgproc.settings import RUN_TASK
 from bgproc.store.schedules import Occurrence, ScheduleDecoder, ScheduleEncoder, TimingSchedule
+from bgproc.timing.calendars import Calendar, OnExcluded
 from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, Misfire, Timing
 
 logger = get_logger(__name__)
@@ -254,10 +256,7 @@ class TimingEntry(RedBeatSchedulerEntry):
     def start_plan_at(self, at: datetime) -> bool:
         """Plan from ``at`` as if scheduled then, unless the entry changed since it was read:
         for a request no beat watched until ``at``, what fell due before was missed by none."""
-        schedule = self.schedule
-        planned = self._but(schedule=TimingSchedule(
-            schedule.timing, at, schedule.misfire, catch_up_max=schedule.catch_up_max
-        ))  # fmt: skip
+        planned = self._but(schedule=self.schedule.but_from(at))
         script = get_redis(self.app).register_script(PUT_IF_UNCHANGED_LUA)
         keys = [self.key, self.app.redbeat_conf.schedule_key]
         meta = self.meta_raw or ""
@@ -296,11 +295,14 @@ class EntryStore:
         queue: str,
         time_limit_s: int | None = None,
         catch_up_max: int | None = None,
+        calendars: Sequence[Calendar] = (),
+        on_excluded: OnExcluded | str = OnExcluded.SKIP,
     ) -> TimingEntry:
         """The entry of a request, not yet written (sync writes it conditionally)."""
         schedule = TimingSchedule(
             timing, scheduled_from, Misfire(misfire), app=self.app,
-            catch_up_max=catch_up_max or DEFAULT_CATCH_UP_MAX,
+            catch_up_max=catch_up_max or DEFAULT_CATCH_UP_MAX, calendars=calendars,
+            on_excluded=on_excluded,
         )  # fmt: skip
         limits = {"time_limit": time_limit_s} if time_limit_s else {}
         return TimingEntry(

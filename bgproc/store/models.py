@@ -34,7 +34,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0011"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0012"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -143,6 +143,36 @@ class ProcessGroupStep(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class ProcessCalendar(Base):
+    """Named exclusions that requests follow (``bgproc.timing.calendars.Calendar``)."""
+
+    __tablename__ = "bgproc_calendar"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    tz: Mapped[str] = mapped_column(String(64))
+    dates: Mapped[list[str]] = mapped_column(JSON, default=list)  # YYYY-MM-DD
+    yearly: Mapped[list[str]] = mapped_column(JSON, default=list)  # MM-DD
+    windows: Mapped[list[str]] = mapped_column(JSON, default=list)  # HH:MM-HH:MM
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
+
+
+class RequestCalendar(Base):
+    """A request follows a calendar. CASCADE with the request; RESTRICT: a calendar in use
+    cannot be deleted (the service says by which requests)."""
+
+    __tablename__ = "bgproc_request_calendar"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("bgproc_request.id", ondelete="CASCADE"), primary_key=True
+    )
+    calendar_id: Mapped[int] = mapped_column(
+        ForeignKey("bgproc_calendar.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+
+
 class ProcessRequest(Base):
     """What runs and when: the SQL row is the source of truth, Redis entries derive from it.
 
@@ -173,6 +203,10 @@ class ProcessRequest(Base):
     replace_running: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     misfire: Mapped[str] = mapped_column(String(16), default="run-once", server_default="run-once")
     catch_up_max: Mapped[int | None] = mapped_column(Integer)  # misfire catch-up's bound
+    on_excluded: Mapped[str] = mapped_column(String(24), default="skip", server_default="skip")
+    calendars: Mapped[list[ProcessCalendar]] = relationship(
+        secondary="bgproc_request_calendar", order_by="ProcessCalendar.name", lazy="selectin"
+    )
     # ``RetryPolicy.as_dict()``; NULL: the process's default (``@process(retries=…)``)
     retry: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     # ``Deadlines.as_dict()``; NULL: the process's defaults (``@process(start_deadline=…)``)

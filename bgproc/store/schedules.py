@@ -7,7 +7,7 @@ encoder and decoder with one tag, ``bgproc_timing``. The beat decisions
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from celery.schedules import BaseSchedule, schedstate
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
+from bgproc.timing.calendars import Calendar, CalendarPlan, OnExcluded
 from bgproc.timing.fields import TimingKind
 from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, ONE_MICROSECOND, Misfire, Timing
 
@@ -37,7 +38,11 @@ class Occurrence:
 
 
 class TimingSchedule(BaseSchedule):
-    """A request's timing as Celery sees it; ``last_run_at`` is the due time of the last fire."""
+    """A request's timing as Celery sees it; ``last_run_at`` is the due time of the last fire.
+
+    Its fires are those of the timing with its calendars (:class:`CalendarPlan`): the
+    entry carries the calendars, so beat decides a fire without SQL.
+    """
 
     def __init__(
         self,
@@ -47,6 +52,8 @@ class TimingSchedule(BaseSchedule):
         nowfun: Callable[[], datetime] | None = None,
         app: Any = None,
         catch_up_max: int = DEFAULT_CATCH_UP_MAX,
+        calendars: Sequence[Calendar] = (),
+        on_excluded: OnExcluded | str = OnExcluded.SKIP,
     ) -> None:
         if timing.start is None:
             raise ValueError("a TimingSchedule needs an anchored timing (with a start)")
@@ -57,6 +64,7 @@ class TimingSchedule(BaseSchedule):
         self.scheduled_from = scheduled_from.astimezone(UTC)
         self.misfire = Misfire(misfire)
         self.catch_up_max = catch_up_max
+        self.plan = CalendarPlan(timing, tuple(calendars), OnExcluded(on_excluded))
 
     @property
     def one_shot(self) -> bool:
@@ -77,7 +85,7 @@ class TimingSchedule(BaseSchedule):
 
     def next_due(self, last_due: datetime | None) -> datetime | None:
         """The fire after ``last_due`` (None: never fired), or None when the plan is over."""
-        return self.timing.next_fire(self.first_after if last_due is None else last_due)
+        return self.plan.next_fire(self.first_after if last_due is None else last_due)
 
     def occurrence(self, last_due: datetime | None, now: datetime) -> Occurrence | None:
         """What is due at ``now``, with the misfire policy applied; None when nothing is.
@@ -96,35 +104,35 @@ class TimingSchedule(BaseSchedule):
         if first is None or first > now:
             return None
         if now - first <= MISFIRE_THRESHOLD or first < self.scheduled_from.replace(microsecond=0):
-            return Occurrence(first, True, 0, None, self.timing.next_fire(first))
+            return Occurrence(first, True, 0, None, self.plan.next_fire(first))
         latest, pending = first, 1
-        while (after := self.timing.next_fire(latest)) is not None and after <= now:
+        while (after := self.plan.next_fire(latest)) is not None and after <= now:
             if pending == MISFIRE_SCAN_LIMIT:
                 latest = now
                 break
             latest, pending = after, pending + 1
         if self.misfire is Misfire.SKIP:
-            return Occurrence(latest, False, pending, first, self.timing.next_fire(latest))
+            return Occurrence(latest, False, pending, first, self.plan.next_fire(latest))
         if self.misfire is Misfire.CATCH_UP:
             return self._caught_up(first, pending, now)
         missed = pending - 1
         return Occurrence(
-            latest, True, missed, first if missed else None, self.timing.next_fire(latest)
+            latest, True, missed, first if missed else None, self.plan.next_fire(latest)
         )
 
     def _caught_up(self, first: datetime, pending: int, now: datetime) -> Occurrence:
         """The oldest pending fire that catch-up still runs; the older ones beyond the bound
         are missed. Counted again at each look, so each fire runs once, in order."""
         if pending <= self.catch_up_max:
-            return Occurrence(first, True, 0, None, self.timing.next_fire(first))
+            return Occurrence(first, True, 0, None, self.plan.next_fire(first))
         dropped = pending - self.catch_up_max
         due = first
         for _ in range(dropped):
-            following = self.timing.next_fire(due)
+            following = self.plan.next_fire(due)
             if following is None or following > now:  # the scan stood in for more: run now
                 break
             due = following
-        return Occurrence(due, True, dropped, first, self.timing.next_fire(due))
+        return Occurrence(due, True, dropped, first, self.plan.next_fire(due))
 
     def remaining_estimate(self, last_run_at: datetime | None) -> timedelta | None:
         """Time to the next fire; None when nothing is left (RedBeat relies on that)."""
@@ -147,6 +155,8 @@ class TimingSchedule(BaseSchedule):
             "scheduled_from": self.scheduled_from.isoformat(),
             "misfire": self.misfire.value,
             "catch_up_max": self.catch_up_max,
+            "calendars": [calendar.as_dict() for calendar in self.plan.calendars],
+            "on_excluded": self.plan.on_excluded.value,
         }
 
     @classmethod
@@ -157,20 +167,29 @@ class TimingSchedule(BaseSchedule):
             scheduled_from=datetime.fromisoformat(data["scheduled_from"]),
             misfire=Misfire(data["misfire"]),
             catch_up_max=data.get("catch_up_max", DEFAULT_CATCH_UP_MAX),  # older entries: none
+            calendars=[Calendar.from_dict(c) for c in data.get("calendars", ())],
+            on_excluded=data.get("on_excluded", OnExcluded.SKIP),
         )
+
+    def but_from(self, scheduled_from: datetime) -> TimingSchedule:
+        """This schedule planned from another instant."""
+        return type(self)(
+            self.timing, scheduled_from, self.misfire, catch_up_max=self.catch_up_max,
+            calendars=self.plan.calendars, on_excluded=self.plan.on_excluded,
+        )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TimingSchedule):
             return NotImplemented
-        return (self.timing, self.scheduled_from, self.misfire, self.catch_up_max) == (
-            other.timing,
+        return (self.plan, self.scheduled_from, self.misfire, self.catch_up_max) == (
+            other.plan,
             other.scheduled_from,
             other.misfire,
             other.catch_up_max,
         )
 
     def __repr__(self) -> str:
-        return f"<TimingSchedule {self.timing.describe()} from {self.scheduled_from.isoformat()}>"
+        return f"<TimingSchedule {self.plan.describe()} from {self.scheduled_from.isoformat()}>"
 
 
 class ScheduleEncoder(RedBeatJSONEncoder):

@@ -229,6 +229,7 @@ FIELDS_OF = {
     Frequency.YEARLY: {"month", "day", "ordinal", "weekday", "interval", "at"},
     Frequency.CRON: {"cron"},
 }
+INTERVAL_FREQUENCIES = frozenset({Frequency.SECONDS, Frequency.MINUTES, Frequency.HOURLY})
 PLAN_FIELDS = frozenset().union(*FIELDS_OF.values())
 PLAN_KEYS = frozenset({"frequency", *PLAN_FIELDS})  # what a new --timing or --frequency replaces
 

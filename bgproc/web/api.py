@@ -47,7 +47,8 @@ MAX_KILL_WAIT_S = 60
 MAX_BODY_BYTES = 1_000_000
 REQUEST_FIELDS = frozenset(
     {*TIMING_KEYS, *RETRY_KEYS, *DEADLINE_KEYS, "process", "group", "params", "name",
-     "prevent_concurrent", "replace_running", "misfire", "catch_up_max"}
+     "prevent_concurrent", "replace_running", "misfire", "catch_up_max", "calendars",
+     "on_excluded"}
 )  # fmt: skip
 RUN_FILTERS = ("process", "group", "status", "request", "since", "until", "limit", "before")
 
@@ -114,6 +115,9 @@ def request_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in body.items():
         if key not in REQUEST_FIELDS:
             raise InvalidInput(key, "is not a field of a request")
+        if key == "calendars":  # an empty list is kept: it clears them
+            fields[key] = _names(value, "calendar")
+            continue
         if value is None or value == "":
             continue
         if key == "days" and isinstance(value, list):
@@ -206,13 +210,20 @@ def delete_request(installation: Installation, call: Call) -> Any:
 
 
 def get_preview(installation: Installation, call: Call) -> Any:
-    words = {k.replace("-", "_"): v for k, v in call.request.query_params.items() if v != ""}
+    query = call.request.query_params
+    words = {k.replace("-", "_"): v for k, v in query.items() if v != ""}
     count = parse_int(words.pop("count", "10"), "count", 1, MAX_FIRES)
+    names = [name for name in query.getlist("calendar") if name]
+    words.pop("calendar", None)
+    on_excluded = words.pop("on_excluded", None)
     unknown = sorted(set(words) - set(TIMING_KEYS))
     if unknown:
         raise InvalidInput(unknown[0], "is not a timing field")
-    timing, fires = preview(words, count, datetime.now(UTC), installation.settings.timezone)
-    return documents.preview_document(timing, fires)
+    plan, fires = preview(
+        words, count, datetime.now(UTC), installation.settings.timezone,
+        calendars=installation.calendars.values(names) if names else (), on_excluded=on_excluded,
+    )  # fmt: skip
+    return documents.preview_document(plan, fires)
 
 
 def get_runs(installation: Installation, call: Call) -> Any:
@@ -270,6 +281,49 @@ def get_group(installation: Installation, call: Call) -> Any:
     return installation.groups.get(call.path("ident")).as_json()
 
 
+def get_calendars(installation: Installation, call: Call) -> Any:
+    return [view.as_json() for view in installation.calendars.list()]
+
+
+def get_calendar(installation: Installation, call: Call) -> Any:
+    return installation.calendars.get(call.path("ident")).as_json()
+
+
+CALENDAR_FIELDS = {"name", "tz", "dates", "yearly", "windows"}
+
+
+def calendar_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A calendar's fields from a JSON body: lists of text, as ``calendar create`` takes."""
+    fields: dict[str, Any] = {}
+    for key, value in body.items():
+        if key not in CALENDAR_FIELDS:
+            raise InvalidInput(key, "is not a field of a calendar")
+        if key in ("dates", "yearly", "windows"):
+            value = _names(value, {"dates": "date", "windows": "window"}.get(key, key))
+        fields[key] = value
+    return fields
+
+
+def _names(value: Any, label: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(label, "must be a list of text")
+    return value
+
+
+def create_calendar(installation: Installation, call: Call) -> Any:
+    return installation.calendars.create(calendar_fields(call.body)).as_json()
+
+
+def update_calendar(installation: Installation, call: Call) -> Any:
+    fields = calendar_fields(call.body)
+    return installation.calendars.update(call.path("ident"), fields).as_json()
+
+
+def delete_calendar(installation: Installation, call: Call) -> Any:
+    view = installation.calendars.delete(call.path("ident"))
+    return {"id": view.id, "name": view.name, "deleted": True}
+
+
 def get_workers(installation: Installation, call: Call) -> Any:
     running = installation.runs.list(status=RunStatus.processing, limit=RUNNING_SHOWN)
     return documents.workers_document(installation.control.workers(), running)
@@ -307,10 +361,15 @@ def get_stats_hourly(installation: Installation, call: Call) -> Any:
 REQUEST_BODY = (
     "a request's fields as `request create` takes them (underscores for dashes): process "
     "or group, params (an object), name, prevent_concurrent, replace_running, misfire, "
-    "catch_up_max, the retry fields (retries, retry_backoff and retry_max as 30s/5m/1h or "
-    "seconds, retry_jitter true or false), the deadlines (start_deadline and max_runtime as "
-    "5m or seconds, or none; kill_overdue true or false) and the timing fields: "
+    "catch_up_max, calendars (a list of names; [] clears them), on_excluded (skip or "
+    "next-business-day), the retry fields (retries, retry_backoff and retry_max as 30s/5m/1h "
+    "or seconds, retry_jitter true or false), the deadlines (start_deadline and max_runtime "
+    "as 5m or seconds, or none; kill_overdue true or false) and the timing fields: "
     + ", ".join(TIMING_KEYS)
+)
+CALENDAR_BODY = (
+    "a calendar's fields: name, tz, and lists dates (YYYY-MM-DD), yearly (MM-DD) and windows "
+    "(HH:MM-HH:MM); on update a list given replaces the old one"
 )
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/requests", get_requests, "request list --json",
@@ -330,7 +389,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST", "/requests/{id}/run", run_request, "request run ID --json: the request "
              "once now, its plan unchanged", acts=True, status=201),
     Endpoint("GET", "/preview", get_preview, "preview --json (the timing fields as query "
-             "words)", (*TIMING_KEYS, "count")),
+             "words; calendar repeatable, on_excluded)", (*TIMING_KEYS, "calendar", "on_excluded",
+             "count")),
     Endpoint("GET", "/runs", get_runs, "monitor list --json (a Link header names the next "
              "page)", RUN_FILTERS),
     Endpoint("GET", "/runs/{id}", get_run, "monitor show RUN_ID --json"),
@@ -343,6 +403,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/processes", get_processes, "processes --json"),
     Endpoint("GET", "/groups", get_groups, "group list --json"),
     Endpoint("GET", "/groups/{ident}", get_group, "group show NAME|ID --json"),
+    Endpoint("GET", "/calendars", get_calendars, "calendar list --json"),
+    Endpoint("GET", "/calendars/{ident}", get_calendar, "calendar show NAME|ID --json"),
+    Endpoint("POST", "/calendars", create_calendar, "calendar create --json", acts=True,
+             body=CALENDAR_BODY, status=201),
+    Endpoint("PATCH", "/calendars/{ident}", update_calendar, "calendar update NAME|ID --json "
+             "(re-plans the requests that follow it)", acts=True, body=CALENDAR_BODY),
+    Endpoint("DELETE", "/calendars/{ident}", delete_calendar, "calendar delete NAME|ID",
+             acts=True),
     Endpoint("GET", "/workers", get_workers, "monitor workers --json"),
     Endpoint("GET", "/queues", get_queues, "monitor queues --json"),
     Endpoint("GET", "/beats", get_beats, "monitor beats --json"),

@@ -613,3 +613,57 @@ def test_the_request_service_refuses_only_with_a_known_field(world: World) -> No
         attempt()
     finally:
         service.engine.dispose()
+
+
+# -- calendars -----------------------------------------------------------------------------
+
+DAILY = ["request", "create", "sample.echo", "--timing", "scheduled", "--frequency", "daily",
+         "--at", "09:00"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["calendar", "create", "x", "--date", "2027-13-01"], 2, "date: '2027-13-01'"),
+        (["calendar", "create", "x", "--date", "1066-10-14"], 2, "date: year"),
+        (["calendar", "create", "x", "--yearly", "02-30"], 2, "yearly: '02-30'"),
+        (["calendar", "create", "x", "--window", "15:00-13:00"], 2, "window: '15:00-13:00'"),
+        (["calendar", "create", "x", "--window", "25:00-26:00"], 2, "window:"),
+        (["calendar", "create", "x", "--date", "2027-01-06", "--tz", "Mars/Olympus"], 2, "tz:"),
+        (["calendar", "create", "x"], 2, "date: a calendar needs"),
+        (["calendar", "create", "42", "--date", "2027-01-06"], 2, "name:"),
+        (["calendar", "create", "es", "--date", "2027-01-06"], 4, "name: a calendar named"),
+        (["calendar", "update", "es", "--window", "13-15"], 2, "window:"),
+        (["calendar", "update", "es", "--tz", "Nowhere"], 2, "tz:"),
+        (["calendar", "update", "nope", "--date", "2027-01-06"], 3, "calendar nope not found"),
+        (["calendar", "delete", "es"], 4, "calendar es is followed by request(s) 3"),
+        ([*DAILY, "--calendar", "nope"], 2, "calendar: 'nope' is not a calendar"),
+        ([*DAILY, "--on-excluded", "sometimes"], 2, "on-excluded: 'sometimes'"),
+        (["request", "create", "sample.echo", "--timing", "scheduled", "--frequency", "minutes",
+          "--on-excluded", "next-business-day"], 2, "on-excluded: next-business-day"),
+        ([*DAILY, "--calendar", "all"], 2, "calendar: all: every fire"),
+        (["request", "update", "1", "--calendar", "nope"], 2, "calendar: 'nope'"),
+        (["request", "update", "3", "--on-excluded", "never"], 2, "on-excluded:"),
+        (["request", "update", "3", "--calendar", "all"], 2, "calendar: all: every fire"),
+        (["preview", "--timing", "scheduled", "--frequency", "daily", "--at", "09:00",
+          "--calendar", "nope"], 2, "calendar: 'nope'"),
+        (["preview", "--timing", "scheduled", "--frequency", "daily", "--at", "09:00",
+          "--on-excluded", "later"], 2, "on-excluded:"),
+    ],
+)  # fmt: skip
+def test_each_calendar_option_is_refused_naming_it_and_nothing_is_written(
+    world: World, argv: list[str], code: int, message: str
+) -> None:
+    # Given the seed, a calendar es followed by a scheduled request 3, and one excluding all
+    world.seed()
+    world.cli.ok("calendar", "create", "es", "--date", "2027-01-06", "--tz", "Europe/Madrid")
+    world.cli.ok("calendar", "create", "all", "--window", "00:00-24:00")
+    world.cli.ok(*DAILY, "--calendar", "es")
+    before = world.snapshot()
+    # When the bad command runs, it is refused in one line naming the option
+    result = world.cli(*argv)
+    assert result.code == code, _short(result)
+    [line] = result.err.splitlines()
+    assert line.startswith(f"Error: {message}"), _short((argv, result.err))
+    # And nothing was written, in SQL or Redis
+    assert world.snapshot() == before

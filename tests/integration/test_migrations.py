@@ -471,3 +471,35 @@ def test_0011_adds_the_deadline_columns_to_existing_rows_and_takes_them_away(
     assert not {"start_by", "overdue_at"} & {c["name"] for c in found.get_columns("bgproc_run")}
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 3
+
+
+def test_0012_adds_calendars_and_back_drops_them_keeping_the_requests(
+    old_database: Engine,
+) -> None:
+    engine = old_database
+    _migrate(engine, "0012")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO bgproc_calendar (name, tz, dates, yearly, windows, created_at, updated_at)"
+            " VALUES ('es', 'Europe/Madrid', '[\"2027-01-06\"]', '[]', '[]',"
+            " '2027-01-01 00:00:00', '2027-01-01 00:00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO bgproc_request_calendar (request_id, calendar_id) VALUES (1, 1)"
+        )
+        connection.exec_driver_sql(
+            "UPDATE bgproc_request SET on_excluded = 'next-business-day' WHERE id = 1"
+        )
+    with session_scope(engine) as session:
+        row = session.get(ProcessRequest, 1)
+        assert row is not None
+        assert ([c.name for c in row.calendars], row.on_excluded) == (["es"], "next-business-day")
+
+    _migrate(engine, "0011", down=True)
+
+    found = inspect(engine)
+    assert not {"bgproc_calendar", "bgproc_request_calendar"} & set(found.get_table_names())
+    assert "on_excluded" not in {c["name"] for c in found.get_columns("bgproc_request")}
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_request").scalar() >= 1
+    _migrate(engine, "head")

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -33,6 +34,7 @@ from bgproc.runtime.entryscheduler import EntryScheduler as Scheduler
 from bgproc.settings import RUN_TASK, Settings
 from bgproc.store.entries import EntryStore
 from bgproc.store.schedules import SCHEDULE_TYPE, Occurrence, TimingSchedule
+from bgproc.timing.calendars import Calendar, plan_of
 from bgproc.timing.plan import Misfire, Timing
 from tests.waiting import wait_until
 
@@ -821,3 +823,89 @@ def test_a_stop_signal_during_a_tick_stops_beat_after_the_tick_and_a_second_at_o
     # Then one signal stops beat once the tick is over (both fires sent); a second, at once
     assert len(published(client, settings)) == sent
     assert scheduler.lock is None
+
+
+# -- calendars -----------------------------------------------------------------------------
+
+
+def test_calendars_and_their_policy_round_trip_and_an_older_entry_reads_without_them(
+    store: EntryStore, client: redis.Redis
+) -> None:
+    # Given an entry carrying two calendars and next-business-day
+    timing = build("daily-weekdays")
+    calendars = [
+        Calendar.build("es", ZONE, dates=["2030-04-01"], yearly=["12-25"]),
+        Calendar.build("lunch", "Asia/Kolkata", windows=["13:00-15:00"]),
+    ]
+    put(store, 5, timing, calendars=calendars, on_excluded="next-business-day")
+    # Then beat reads the same plan back from Redis
+    entry = store.get(5)
+    assert entry is not None
+    assert entry.schedule.plan == plan_of(timing, calendars, "next-business-day")
+    assert store.next_fire(5) == plan_of(timing, calendars, "next-business-day").next_fire(T0)
+    # And an entry written before calendars existed reads as one without any
+    definition = json.loads(client.hget(store.key(5), "definition"))
+    del definition["schedule"]["calendars"], definition["schedule"]["on_excluded"]
+    client.hset(store.key(5), "definition", json.dumps(definition))
+    older = store.get(5)
+    assert older is not None and older.schedule.plan == plan_of(timing)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("skip", ["2030-04-02T09:00:00+02:00"]),  # Monday 1 April excluded: Tuesday's fire
+     ("next-business-day", ["2030-04-02T09:00:00+02:00"])],  # moved onto Tuesday's own
+)  # fmt: skip
+def test_beat_publishes_no_excluded_fire(
+    policy: str,
+    expected: list[str],
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given weekdays at 09:00 from Saturday 30 March, with Monday 1 April excluded
+    timing = build("daily-weekdays")
+    holiday = Calendar.build("es", ZONE, dates=["2030-04-01"])
+    put(store, 2, timing, calendars=[holiday], on_excluded=policy)
+    scheduler = beat()
+    # When beat looks at every minute until Tuesday 09:00
+    while clock.now < datetime(2030, 4, 2, 7, 0, 30, tzinfo=UTC):
+        scheduler.tick()
+        clock.now += timedelta(minutes=1)
+    scheduler.tick()
+    # Then Monday's fire did not run, and Tuesday's ran once
+    runs = [h["bgproc_scheduled_at"] for h in published(client, settings)]
+    zone = ZoneInfo(ZONE)
+    assert [datetime.fromisoformat(r).astimezone(zone).isoformat() for r in runs] == expected
+    assert scheduler.misfires == []
+
+
+def test_next_business_day_moves_a_saturday_fire_to_monday_in_beat(
+    store: EntryStore,
+    beat: Callable[[], RecordingScheduler],
+    clock: Clock,
+    client: redis.Redis,
+    settings: Settings,
+) -> None:
+    # Given a weekly plan on Saturdays at 10:00 that moves what falls on a weekend
+    timing = Timing.build(
+        {"timing": "scheduled", "frequency": "weekly", "days": "sat", "at": "10:00", "tz": ZONE},
+        T0, "UTC",
+    ).anchored(T0)  # fmt: skip
+    put(store, 4, timing, on_excluded="next-business-day")
+    scheduler = beat()
+    # When beat looks at the Saturday's fire time, then at Monday's
+    for now in (T0, datetime(2030, 4, 6, 8, 0, tzinfo=UTC), datetime(2030, 4, 8, 7, 59, 59,
+                                                                      tzinfo=UTC)):
+        clock.now = now
+        scheduler.tick()
+        assert published(client, settings) == []
+    clock.now = datetime(2030, 4, 8, 8, 0, 1, tzinfo=UTC)
+    scheduler.tick()
+    # Then the fire ran once, on Monday at 10:00 Madrid, and the next is the next Monday
+    runs = [h["bgproc_scheduled_at"] for h in published(client, settings)]
+    assert runs == [datetime(2030, 4, 8, 8, 0, tzinfo=UTC).isoformat()]
+    assert store.next_fire(4) == datetime(2030, 4, 15, 8, 0, tzinfo=UTC)
+    assert scheduler.misfires == []

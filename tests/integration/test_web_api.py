@@ -386,3 +386,35 @@ def test_a_stream_of_a_missing_run_is_refused_and_a_deleted_one_says_so(web: Web
     web.installation.runs.forget(number)
     with pytest.raises(NotFound):
         asyncio.run(LogPoller(web.installation.runs, poll_s=0.01).next_chunk(number, 0))
+
+
+def test_calendar_documents_equal_the_clis_and_requests_take_calendars(web: Web) -> None:
+    created = web.post("/api/v1/calendars", {"name": "es", "tz": "Europe/Madrid",
+                                             "dates": ["2030-01-08"], "yearly": ["12-25"]})
+    assert created.status_code == 201, created.text
+    assert created.json() == web.cli.ok("calendar", "show", "es", "--json").json()
+    web.same("/api/v1/calendars", "calendar", "list")
+    web.same("/api/v1/calendars/es", "calendar", "show", "es")
+    bad = web.post("/api/v1/calendars", {"name": "x", "windows": ["15:00-13:00"]})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "window"
+
+    request = web.post("/api/v1/requests", {
+        "process": "sample.echo", "timing": "scheduled", "frequency": "daily", "at": "09:30",
+        "start": "2030-01-07T00:00", "calendars": ["es"], "on_excluded": "next-business-day",
+        "schedule": False})  # fmt: skip
+    assert request.status_code == 201, request.text
+    document = request.json()
+    assert (document["calendars"], document["on_excluded"]) == (["es"], "next-business-day")
+    assert "2030-01-08T09:30:00+01:00" not in document["next_runs"]
+    number = document["id"]
+    preview = web.client.get("/api/v1/preview?timing=scheduled&frequency=daily&at=09:30"
+                             "&start=2030-01-07T00:00&calendar=es&count=3").json()
+    assert preview["next_runs"][:2] == ["2030-01-07T09:30:00+01:00", "2030-01-09T09:30:00+01:00"]
+
+    cleared = web.client.patch(f"/api/v1/requests/{number}", json={"calendars": []},
+                               headers=BEARER)  # fmt: skip
+    assert cleared.status_code == 200 and cleared.json()["calendars"] == []
+    changed = web.client.patch("/api/v1/calendars/es", json={"dates": []}, headers=BEARER)
+    assert changed.status_code == 200 and changed.json()["dates"] == []
+    gone = web.client.delete("/api/v1/calendars/es", headers=BEARER)
+    assert gone.status_code == 200 and gone.json()["deleted"] is True
