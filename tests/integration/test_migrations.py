@@ -471,3 +471,33 @@ def test_0011_adds_the_deadline_columns_to_existing_rows_and_takes_them_away(
     assert not {"start_by", "overdue_at"} & {c["name"] for c in found.get_columns("bgproc_run")}
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 3
+
+
+def test_0012_adds_the_alert_outbox_and_request_destinations_and_takes_them_away(
+    old_database: Engine,
+) -> None:
+    # Given a database at 0011 with requests and runs
+    engine = old_database
+    _migrate(engine, "0011")
+
+    # When it is upgraded to 0012, the old requests have no destinations and no event waits
+    _migrate(engine, "0012")
+    with engine.connect() as connection:  # by hand: the models may be past 0012 one day
+        assert {row[0] for row in connection.exec_driver_sql(
+            "SELECT alerts FROM bgproc_request")} == {None}  # fmt: skip
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_alert").scalar() == 0
+    with pytest.raises(IntegrityError), engine.begin() as connection:  # one per (run, event)
+        for _ in range(2):
+            connection.exec_driver_sql(
+                "INSERT INTO bgproc_alert (run_id, event, created_at, due_at) "
+                "VALUES (1, 'error', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+
+    # And downgraded, the table and column go and the rows stay
+    _migrate(engine, "0011", down=True)
+    found = inspect(engine)
+    assert "bgproc_alert" not in found.get_table_names()
+    assert "alerts" not in {c["name"] for c in found.get_columns("bgproc_request")}
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 3
+    _migrate(engine, "head")
