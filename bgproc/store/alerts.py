@@ -14,20 +14,22 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bgproc.errors import NotFound
 from bgproc.statuses import RunStatus
 from bgproc.store.db import reading, writing
-from bgproc.store.models import AlertEvent, ProcessRun, UtcDateTime
+from bgproc.store.models import AlertEvent, ProcessRequest, ProcessRun, UtcDateTime
 from bgproc.timing.walltime import utc_now
 
 # The statuses that alert: the run's end is its event
 ALERTING = (RunStatus.error, RunStatus.lost, RunStatus.misfired, RunStatus.expired)
 CLAIM_BATCH = 20  # rows a notifier takes per round; the next round takes more
-_ALERT, _RUN = AlertEvent.__table__, ProcessRun.__table__
+_ALERT, _RUN, _REQUEST = AlertEvent.__table__, ProcessRun.__table__, ProcessRequest.__table__
 
 
 def record_events(connection: Connection, run_ids: Collection[int]) -> None:
@@ -118,3 +120,36 @@ def mark_failed(
             .values(due_at=due_at, claimed_until=None, tries=claimed.tries + 1,
                     delivered=",".join(sorted(delivered)) or None, last_error=error[:2000])
         )  # fmt: skip
+
+
+def alert_subject(engine: Engine, run_id: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """What an alert about ``run_id`` tells (its run's columns, JSON-able) and its request's
+    own targets document (None: none set, or no request); a pruned run tells its id only."""
+    query = (
+        select(_RUN.c.id, _RUN.c.request_id, _RUN.c.process, _RUN.c.status, _RUN.c.error,
+               _RUN.c.scheduled_at, _RUN.c.ended_at, _RUN.c.worker, _RUN.c.attempt,
+               _REQUEST.c.alerts)
+        .select_from(_RUN.outerjoin(_REQUEST))
+        .where(_RUN.c.id == run_id)
+    )  # fmt: skip
+    with reading(engine) as connection:
+        row = connection.execute(query).one_or_none()
+    if row is None:
+        return {"id": run_id}, None
+    run = dict(row._mapping)
+    targets = run.pop("alerts")
+    for key in ("scheduled_at", "ended_at"):
+        run[key] = run[key].isoformat() if run[key] is not None else None
+    run["status"] = str(run["status"])
+    return run, targets
+
+
+def request_targets(engine: Engine, request_id: int) -> tuple[str | None, dict[str, Any] | None]:
+    """A request's process (None for a group) and own targets document, for an alert test."""
+    with reading(engine) as connection:
+        row = connection.execute(
+            select(_REQUEST.c.process, _REQUEST.c.alerts).where(_REQUEST.c.id == request_id)
+        ).one_or_none()
+    if row is None:
+        raise NotFound("request", request_id)
+    return row[0], row[1]
