@@ -21,6 +21,7 @@ from typing import Any, get_args, get_type_hints
 
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.progress import Progress, checked, first_report
+from bgproc.timing.alerts import AlertTargets, read_targets
 from bgproc.timing.deadlines import Deadlines, check_kill_overdue, read_deadlines
 from bgproc.timing.inputs import parse_text
 from bgproc.timing.retry import DEFAULT_BACKOFF_S, RetryPolicy, read_retry
@@ -172,6 +173,7 @@ class ProcessSpec:
     time_limit_s: int | None = None
     retry: RetryPolicy | None = None  # its requests' default; ad-hoc runs follow it too
     deadlines: Deadlines | None = None  # its requests' defaults, field by field; ad-hoc too
+    alerts: AlertTargets | None = None  # where its runs' alerts go, under a request's own
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -349,6 +351,11 @@ class Registry:
         spec = self._specs.get(process or "")
         return mine.over(spec.deadlines if spec is not None else None)
 
+    def alert_targets_of(self, process: str) -> AlertTargets | None:
+        """The alert targets ``process`` declares (None: none, or not registered)."""
+        spec = self._specs.get(process)
+        return spec.alerts if spec is not None else None
+
     def all(self) -> list[ProcessSpec]:
         return sorted(self._specs.values(), key=lambda s: s.name)
 
@@ -379,6 +386,8 @@ def process(
     start_deadline: int | str | None = None,
     max_runtime: int | str | None = None,
     kill_overdue: bool = False,
+    alert_webhook: str | None = None,
+    alert_email: str | None = None,
     registry: Registry = REGISTRY,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(ctx, ...)`` as the process ``name``; the function itself is unchanged.
@@ -386,7 +395,8 @@ def process(
     ``retries`` (with ``retry_backoff``, in seconds or as ``30s``/``5m``, ``retry_max``
     and ``retry_jitter``) is the default retry policy of its runs; a request's own wins.
     ``start_deadline`` and ``max_runtime`` (seconds, or ``5m``) with ``kill_overdue`` are
-    its runs' default deadlines; a request's own win, field by field.
+    its runs' default deadlines; a request's own win, field by field. ``alert_webhook``
+    (an http(s) URL) and ``alert_email`` are where its runs' alerts go by default.
     """
     if not name or not set(name) <= PROCESS_NAME_CHARS or len(name) > MAX_PROCESS_NAME_CHARS:
         raise ValueError(f"process name {name!r}: use lowercase letters, digits, '.', '_', '-'")
@@ -401,6 +411,7 @@ def process(
         )  # fmt: skip
         if deadlines is not None:
             check_kill_overdue(deadlines, killable, f"process {name}")
+        alerts = read_targets({"alert_webhook": alert_webhook, "alert_email": alert_email})
     except InvalidInput as refusal:
         raise ValueError(f"process {name}: {refusal}") from None
 
@@ -420,6 +431,7 @@ def process(
                 time_limit_s=time_limit_s,
                 retry=retry,
                 deadlines=deadlines,
+                alerts=alerts,
             )
         )
         return func

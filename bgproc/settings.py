@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bgproc.errors import InvalidInput
+from bgproc.timing.alerts import AlertTargets, check_email, check_webhook
+from bgproc.timing.inputs import parse_flag
 
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  # the local Redis of design §6
 DEFAULT_DATABASE_URL = "sqlite:///bgproc.db"  # embedded: works with nothing installed
@@ -24,6 +26,8 @@ ALWAYS_IMPORTED = ("tasks",)  # the sample processes are always registered
 # A running run whose worker stopped renewing its lease for this long is marked lost:
 # long enough to ride out a busy machine, short enough that a dead worker shows soon.
 DEFAULT_RUN_LEASE_S = 30.0
+DEFAULT_ALERT_LEASE_S = 60.0  # a notifier's hold on an alert: longer than a send's timeouts
+DEFAULT_ALERT_TIMEOUT_S = 10.0  # one webhook call or SMTP conversation gives up then
 # The CLI is interactive: with Redis or the database down it says so at once (one line,
 # exit 5), where worker, beat and ``up`` keep their clients' patience to ride outages out.
 CLI_CONNECT_TIMEOUT_S = 0.5  # a server that is up accepts a connection within milliseconds
@@ -121,6 +125,34 @@ def _redeliver_after_s(environ: Mapping[str, str]) -> float:
 
 
 @dataclass(frozen=True)
+class Smtp:
+    """The SMTP server alerts are mailed through (``BGPROC_SMTP_*``); no host: no email."""
+
+    host: str = ""
+    port: int = 25
+    user: str = ""
+    password: str = field(default="", repr=False)
+    sender: str = "bgproc@localhost"
+    starttls: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Smtp:
+        port_text = environ.get("BGPROC_SMTP_PORT", "").strip() or "25"
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise InvalidInput("BGPROC_SMTP_PORT", f"{port_text!r} is not a port (1 to 65535)")
+        sender = environ.get("BGPROC_SMTP_FROM", "").strip() or cls.sender
+        return cls(
+            host=environ.get("BGPROC_SMTP_HOST", "").strip(),
+            port=int(port_text),
+            user=environ.get("BGPROC_SMTP_USER", ""),
+            password=environ.get("BGPROC_SMTP_PASSWORD", ""),
+            sender=check_email(sender, "BGPROC_SMTP_FROM") if sender != cls.sender else sender,
+            starttls=parse_flag(environ.get("BGPROC_SMTP_STARTTLS", "no") or "no",
+                                "BGPROC_SMTP_STARTTLS"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Settings:
     """One installation's configuration (design §6)."""
 
@@ -135,6 +167,12 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict)
     web_token: str = field(default="", repr=False)  # `bgproc web`'s operator token; never shown
     web_users_file: str = ""  # `bgproc web`'s users (name:role:hash lines), if any
+    # Alerts: the installation's default targets, the webhook's signing secret, SMTP
+    alert_targets: AlertTargets = field(default_factory=AlertTargets)
+    alert_secret: str = field(default="", repr=False)
+    alert_lease_s: float = DEFAULT_ALERT_LEASE_S
+    alert_timeout_s: float = DEFAULT_ALERT_TIMEOUT_S
+    smtp: Smtp = field(default_factory=lambda: Smtp())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -154,6 +192,14 @@ class Settings:
             redeliver_after_s=_redeliver_after_s(environ),
             web_token=environ.get("BGPROC_WEB_TOKEN", "").strip(),
             web_users_file=environ.get("BGPROC_WEB_USERS_FILE", "").strip(),
+            alert_targets=AlertTargets(
+                check_webhook(environ.get("BGPROC_ALERT_WEBHOOK", ""), "BGPROC_ALERT_WEBHOOK"),
+                check_email(environ.get("BGPROC_ALERT_EMAIL", ""), "BGPROC_ALERT_EMAIL"),
+            ),
+            alert_secret=environ.get("BGPROC_ALERT_SECRET", ""),
+            alert_lease_s=_seconds(environ, "BGPROC_ALERT_LEASE_S", DEFAULT_ALERT_LEASE_S),
+            alert_timeout_s=_seconds(environ, "BGPROC_ALERT_TIMEOUT_S", DEFAULT_ALERT_TIMEOUT_S),
+            smtp=Smtp.from_env(environ),
         )
 
     @property

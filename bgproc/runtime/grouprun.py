@@ -21,12 +21,13 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from bgproc.errors import NotFound
 from bgproc.registry import Registry
 from bgproc.settings import RUN_ID_HEADER, RUN_TASK
 from bgproc.statuses import GROUP_LABEL_PREFIX, RunStatus
+from bgproc.store.alerts import ALERTING, record_events
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.store.transitions import NewRun
@@ -218,9 +219,13 @@ def _concurrent(session: Session, group: ProcessGroup, parent: ProcessRun) -> bo
 
 
 def _close(run: ProcessRun, status: RunStatus, now: datetime, why: str | None) -> None:
+    """End ``run`` in its session, with its alert event in the same transaction."""
     run.status, run.ended_at, run.error = status, now, why
     if run.started_at is not None:
         run.duration_ms = int((now - run.started_at).total_seconds() * 1000)
+    if status in ALERTING and (session := object_session(run)) is not None:
+        session.flush()
+        record_events(session.connection(), [run.id])
 
 
 def _finish(parent: ProcessRun, now: datetime, failed: list[ProcessRun], total: int,

@@ -40,6 +40,7 @@ from sqlalchemy import Engine, Update, bindparam, func, or_, update
 from bgproc.outages import Outages, outage_of
 from bgproc.progress import Progress
 from bgproc.statuses import RunStatus
+from bgproc.store.alerts import record_events
 from bgproc.store.db import execute_many, writing
 from bgproc.store.models import ProcessRun
 from bgproc.store.transitions import RunEnd, RunStart
@@ -286,7 +287,8 @@ class RunRecorder:
             self._ended.add(run_id)
 
     def _store(self, batch: dict[int, _Change]) -> None:
-        """One transaction: log text first, so an ended run's log is complete when it shows."""
+        """One transaction: log text first, so an ended run's log is complete when it shows;
+        the alert events of the runs that ended go in with their ends."""
         logs = [{"b_id": i, "b_text": "".join(c.log)} for i, c in batch.items() if c.log]
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for run_id, change in batch.items():
@@ -299,6 +301,7 @@ class RunRecorder:
                 execute_many(connection, _APPEND_LOG, logs)
             for keys, rows in groups.items():
                 execute_many(connection, _set_fields(keys), rows)
+            record_events(connection, [run_id for run_id, c in batch.items() if c.ended])
 
     def _sync_redis(self, stored: bool = True) -> None:
         """Give new leases, renew due ones, drop ended ones; look for kill requests.

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from bgproc.installation import Installation, built, installation_of
 from bgproc.outages import REDIS, Outages, outage_of
 from bgproc.runtime.logcapture import storable
+from bgproc.runtime.notifier import Notifier
 from bgproc.runtime.runrequest import held_for_later
 from bgproc.runtime.sweeper import expire_late, sweep, sweep_unsent
 from bgproc.services.control import WorkerInfo
@@ -155,6 +156,7 @@ class Housekeeping:
 
 
 _housekeeping: list[Housekeeping] = []
+_notifiers: list[Notifier] = []  # every worker sends alerts: one alive is enough
 RECONNECT_EVERY_S = 1.0  # a broker that is back is consumed from again within a second
 
 
@@ -226,6 +228,8 @@ def _child_exit(**_: Any) -> None:
 def _worker_exit(**_: Any) -> None:
     for job in _housekeeping:
         job.stop()
+    for notifier in _notifiers:
+        notifier.stop()
     _store_what_is_left()
 
 
@@ -263,9 +267,13 @@ def _start_housekeeping(sender: Any = None, **_: Any) -> None:
         started_at=now,
         seen_at=now,
     )
-    job = Housekeeping(installation_of(app), info)
+    installation = installation_of(app)
+    job = Housekeeping(installation, info)
     _housekeeping.append(job)
     job.start()
+    notifier = Notifier(installation)
+    _notifiers.append(notifier)
+    notifier.start()
     _freeze_heap()
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -34,7 +35,7 @@ from bgproc.statuses import Channel, RequestStatus, RunStatus
 from bgproc.timing.walltime import utc_now
 
 ALEMBIC_VERSION_TABLE = "bgproc_alembic_version"  # ours alone, beside any host application's
-SCHEMA_REVISION = "0012"  # the migration these tables match (a test holds it to Alembic's head)
+SCHEMA_REVISION = "0013"  # the migration these tables match (a test holds it to Alembic's head)
 
 # Deterministic constraint names: Alembic (and SQLite batch mode) need names to alter them.
 NAMING_CONVENTION = {
@@ -213,6 +214,8 @@ class ProcessRequest(Base):
     deadlines: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True
     )
+    # ``AlertTargets.as_dict()``; NULL: the process's and the installation's defaults
+    alerts: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     status: Mapped[RequestStatus] = mapped_column(
         _str_enum(RequestStatus),
         default=RequestStatus.unscheduled,
@@ -283,3 +286,29 @@ class ProcessRun(Base):
     # run still going past its maximum runtime is marked overdue once, then.
     start_by: Mapped[datetime | None] = mapped_column(UtcDateTime)
     overdue_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AlertEvent(Base):
+    """The outbox of alerts: one row per (run, event), written in the transaction of the
+    status change, sent off the run's path by a notifier holding its lease (migration 0012).
+    Plain run and request ids, no foreign keys: pruning a run must not lose its alert."""
+
+    __tablename__ = "bgproc_alert"
+    __table_args__ = (
+        UniqueConstraint("run_id", "event"),
+        Index(None, "sent_at", "due_at"),  # the rows still to send, by when they are due
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_BIG_ID, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(_BIG_ID)
+    event: Mapped[str] = mapped_column(String(16))  # the run's status that alerts
+    request_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)  # its next try
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)  # a notifier's lease
+    claim: Mapped[str | None] = mapped_column(String(64))  # whose lease
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    delivered: Mapped[str | None] = mapped_column(String(200))  # channels done, comma-separated
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, defer
 from bgproc.errors import InvalidInput, NotFound
 from bgproc.progress import Progress
 from bgproc.statuses import GROUP_LABEL_PREFIX, Channel, RunStatus
+from bgproc.store.alerts import ALERTING, record_events
 from bgproc.store.db import read_session, reading, session_scope, writing
 from bgproc.store.hourly import HourCounts, HourDurations, hourly_counts, hourly_durations
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun, UtcDateTime
@@ -66,6 +67,8 @@ class RunStore:
             row = run.row()
             session.add(row)
             session.flush()
+            if run.status in ALERTING:  # a misfire, a message refused unread: alerts too
+                record_events(session.connection(), [row.id])
             return row.id
 
     def forget(self, run_id: int) -> None:
@@ -166,6 +169,8 @@ class RunStore:
             row.status, row.ended_at, row.error = status, now, why
             if row.started_at is not None:
                 row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
+            session.flush()
+            record_events(session.connection(), [row.id])
 
     def claim_start(
         self, run_id: int, status: RunStatus, attempt: int, new_attempt: int, worker: str
@@ -207,7 +212,10 @@ class RunStore:
         with writing(self.engine) as connection:
             if connection.execute(claim).rowcount == 1:
                 return True
-            return False if connection.execute(expire).rowcount == 1 else None
+            if connection.execute(expire).rowcount != 1:
+                return None
+            record_events(connection, [run_id])
+            return False
 
     def expire_late(self, now: datetime, limit: int = EXPIRE_BATCH) -> list[int]:
         """End ``expired`` the queued runs whose start deadline has passed (the oldest
@@ -227,7 +235,9 @@ class RunStore:
                 .values(status=RunStatus.expired, ended_at=now, error=error)
                 .returning(ProcessRun.id)
             )
-            return sorted(expired)
+            expired_ids = sorted(expired)
+            record_events(connection, expired_ids)
+            return expired_ids
 
     # -- retries (:mod:`bgproc.store.retries`) ---------------------------------------------
 

@@ -502,4 +502,33 @@ def test_0012_adds_calendars_and_back_drops_them_keeping_the_requests(
     assert "on_excluded" not in {c["name"] for c in found.get_columns("bgproc_request")}
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_request").scalar() >= 1
+
+
+def test_0013_adds_the_alert_outbox_and_request_destinations_and_takes_them_away(
+    old_database: Engine,
+) -> None:
+    # Given a database at 0012 with requests and runs
+    engine = old_database
+    _migrate(engine, "0012")
+
+    # When it is upgraded to 0013, the old requests have no destinations and no event waits
+    _migrate(engine, "0013")
+    with engine.connect() as connection:  # by hand: the models may be past 0013 one day
+        assert {row[0] for row in connection.exec_driver_sql(
+            "SELECT alerts FROM bgproc_request")} == {None}  # fmt: skip
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_alert").scalar() == 0
+    with pytest.raises(IntegrityError), engine.begin() as connection:  # one per (run, event)
+        for _ in range(2):
+            connection.exec_driver_sql(
+                "INSERT INTO bgproc_alert (run_id, event, created_at, due_at) "
+                "VALUES (1, 'error', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+
+    # And downgraded, the table and column go and the rows stay
+    _migrate(engine, "0012", down=True)
+    found = inspect(engine)
+    assert "bgproc_alert" not in found.get_table_names()
+    assert "alerts" not in {c["name"] for c in found.get_columns("bgproc_request")}
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM bgproc_run").scalar() == 3
     _migrate(engine, "head")

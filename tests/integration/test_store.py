@@ -42,7 +42,7 @@ from bgproc.store.transitions import NewRun
 from tests.waiting import wait_until
 
 WRITES_PER_PROCESS = 200
-HEAD = "0012"
+HEAD = "0013"
 # PostgreSQL sessions on the test's database other than the asking one
 OTHER_SESSIONS = "datname = current_database() AND pid <> pg_backend_pid()"
 
