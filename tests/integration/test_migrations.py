@@ -490,10 +490,12 @@ def test_0012_adds_calendars_and_back_drops_them_keeping_the_requests(
         connection.exec_driver_sql(
             "UPDATE bgproc_request SET on_excluded = 'next-business-day' WHERE id = 1"
         )
-    with session_scope(engine) as session:
-        row = session.get(ProcessRequest, 1)
-        assert row is not None
-        assert ([c.name for c in row.calendars], row.on_excluded) == (["es"], "next-business-day")
+    with engine.connect() as connection:  # by hand: the models may be past 0012
+        followed = connection.exec_driver_sql(
+            "SELECT c.name, r.on_excluded FROM bgproc_request r JOIN bgproc_request_calendar l"
+            " ON l.request_id = r.id JOIN bgproc_calendar c ON c.id = l.calendar_id"
+        ).all()
+    assert followed == [("es", "next-business-day")]
 
     _migrate(engine, "0011", down=True)
 
