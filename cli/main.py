@@ -55,6 +55,7 @@ COMMANDS = {  # each command's module is imported when it is run (cli.lazy)
     "request": "cli.requests:request",
     "preview": "cli.requests:preview",
     "group": "cli.groups:group",
+    "alert": "cli.alerts:alert",
     "calendar": "cli.calendars:calendar",
     "db": "cli.db:db",
     "run": "cli.run:run",

@@ -12,6 +12,7 @@ from bgproc.services.documents import preview_document, request_document
 from bgproc.services.preview import MAX_FIRES
 from bgproc.services.preview import preview as preview_fires
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID, MAX_REQUESTS_LISTED
+from bgproc.timing.alerts import ALERT_KEYS
 from bgproc.timing.deadlines import DEADLINE_KEYS
 from bgproc.timing.inputs import parse_int, parse_params
 from bgproc.timing.plan import DEFAULT_CATCH_UP_MAX, MAX_CATCH_UP
@@ -72,6 +73,22 @@ def _request_options(command: Any) -> Any:
             ),
             retry_options,
             deadline_options,
+            click.option(
+                "--alert-webhook",
+                default=None,
+                metavar="URL|none",
+                help="POST a signed JSON alert here when a run of this request ends error, "
+                "lost, misfired or expired (the ERP's alert rules; Airflow's "
+                "on_failure_callback). E.g. --alert-webhook https://hooks.example.com/bgproc; "
+                "none: no webhook (default: the process's, else BGPROC_ALERT_WEBHOOK).",
+            ),
+            click.option(
+                "--alert-email",
+                default=None,
+                metavar="ADDRESS|none",
+                help="Mail those alerts to this address (SMTP: BGPROC_SMTP_HOST …). "
+                "E.g. --alert-email ops@example.com; none: no email.",
+            ),
             calendar_options,
             click.option(
                 "--no-calendar",
@@ -89,7 +106,8 @@ def _request_options(command: Any) -> Any:
 def _fields(options: dict[str, Any]) -> dict[str, Any]:
     fields = timing_fields(options)
     for key in ("name", "prevent_concurrent", "replace_running", "misfire", "catch_up_max",
-                "process", "group", "on_excluded", *RETRY_KEYS, *DEADLINE_KEYS):  # fmt: skip
+                "process", "group", "on_excluded", *RETRY_KEYS, *DEADLINE_KEYS,
+                *ALERT_KEYS):  # fmt: skip
         if options.get(key) is not None:
             fields[key] = options[key]
     if options.get("calendars") or options.get("no_calendar"):
@@ -124,6 +142,7 @@ def _show(view: RequestView, next_runs: list[datetime], as_json: bool) -> None:
              + (f" (at most {view.catch_up_max})" if view.catch_up_max else "")),
             ("retries", _retries(view)),
             ("deadlines", _deadlines(view)),
+            ("alerts", view.alerts.describe() if view.alerts else "the process's default"),
             ("created", local_time(view.created_at, zone)),
             ("updated", local_time(view.updated_at, zone)),
             ("next runs", "\n".join(local_time(f, zone) for f in next_runs) or "-"),

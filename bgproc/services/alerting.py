@@ -14,9 +14,20 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
+from sqlalchemy import Engine
+
+from bgproc.errors import InvalidInput
 from bgproc.registry import Registry
 from bgproc.settings import Settings, Smtp
-from bgproc.timing.alerts import SIGNATURE_HEADER, AlertTargets, body_of, signature
+from bgproc.store.alerts import request_targets
+from bgproc.timing.alerts import (
+    SIGNATURE_HEADER,
+    AlertTargets,
+    body_of,
+    payload,
+    read_targets,
+    signature,
+)
 
 EVENT_HEADER = "X-Bgproc-Event"
 DELIVERY_HEADER = "X-Bgproc-Delivery"  # the outbox row's id: a redelivery repeats it
@@ -91,3 +102,20 @@ def send(settings: Settings, targets: AlertTargets, document: Mapping[str, Any],
         else:
             done.add(channel)
     return done, failed
+
+
+def send_test(settings: Settings, registry: Registry, engine: Engine, *,
+              request_id: int | None = None, webhook: str | None = None,
+              email: str | None = None) -> tuple[AlertTargets, set[str], list[str]]:  # fmt: skip
+    """``bgproc alert test``: one alert now, to ``webhook``/``email`` if given, else to where a
+    request's alerts go (its own targets, its process's, the installation's), else to the
+    installation's; the targets, the channels that took it and what failed."""
+    process, own = request_targets(engine, request_id) if request_id else (None, None)
+    given = read_targets({"alert_webhook": webhook, "alert_email": email})
+    targets = given if given is not None else targets_for(settings, registry, process, own)
+    if not targets.channels:
+        raise InvalidInput("alert", "no target: give --webhook or --email, or set "
+                           "BGPROC_ALERT_WEBHOOK / BGPROC_ALERT_EMAIL")  # fmt: skip
+    document = payload("test", {"request_id": request_id, "process": process, "test": True})
+    done, failed = send(settings, targets, document, delivery="test")
+    return targets, done, failed

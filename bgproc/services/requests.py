@@ -35,6 +35,7 @@ from bgproc.statuses import GROUP_LABEL_PREFIX, RequestStatus, RunStatus
 from bgproc.store.db import read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessRequest, ProcessRun
 from bgproc.store.retries import stop_retries
+from bgproc.timing.alerts import AlertTargets, read_targets
 from bgproc.timing.calendars import CalendarPlan, OnExcluded, read_policy, refuse_silenced
 from bgproc.timing.deadlines import Deadlines, check_kill_overdue, read_deadlines
 from bgproc.timing.fields import PLAN_KEYS, TIMING_KEYS, TimingKind
@@ -152,6 +153,7 @@ class RequestService:
             row.catch_up_max = _catch_up_max(fields, row.misfire)
             row.retry = _retry(fields)
             row.deadlines = self._deadlines(row, fields)
+            row.alerts = _alerts(fields)
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
             self._set_calendars(session, row, fields, fields, now)
@@ -189,6 +191,7 @@ class RequestService:
             row.catch_up_max = _catch_up_max(merged, row.misfire, given=fields)
             row.retry = _retry(merged)
             row.deadlines = self._deadlines(row, merged)
+            row.alerts = _alerts(merged)
             row.updated_at = now
             anchored = timing.anchored(now) if timing.kind is TimingKind.SCHEDULED else timing
             row.timing = anchored.as_dict()
@@ -402,6 +405,9 @@ class RequestService:
             catch_up_max=row.catch_up_max,
             on_excluded=row.on_excluded,
         )
+        if row.alerts is not None:
+            own_targets = AlertTargets.from_dict(row.alerts)
+            fields.update(alert_webhook=own_targets.webhook, alert_email=own_targets.email)
         if row.deadlines is not None:
             own = Deadlines.from_dict(row.deadlines)
             fields.update(start_deadline=own.start_s, max_runtime=own.max_runtime_s,
@@ -468,6 +474,12 @@ def _catch_up_max(
     if value in (None, ""):
         return DEFAULT_CATCH_UP_MAX
     return parse_int(value, "catch-up-max", 1, MAX_CATCH_UP)
+
+
+def _alerts(fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The request's own alert targets as stored (None: its process's or the installation's)."""
+    targets = read_targets(fields)
+    return targets.as_dict() if targets is not None else None
 
 
 def _retry(fields: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from bgproc.errors import NotFound
 from bgproc.registry import Registry
 from bgproc.statuses import RequestStatus, group_label
 from bgproc.store.models import ProcessCalendar, ProcessRequest
+from bgproc.timing.alerts import AlertTargets
 from bgproc.timing.calendars import Calendar, CalendarPlan, OnExcluded
 from bgproc.timing.deadlines import Deadlines
 from bgproc.timing.plan import Misfire, Timing
@@ -61,6 +62,7 @@ class RequestView:
             "description": force.describe(),
             "own": self.own_deadlines.as_dict() if self.own_deadlines is not None else None,
         }
+    alerts: AlertTargets | None = None  # its own alert targets (None: the defaults)
     calendars: tuple[Calendar, ...] = ()  # whose exclusions its fires follow
     on_excluded: OnExcluded = OnExcluded.SKIP
 
@@ -104,6 +106,7 @@ class RequestView:
             "on_excluded": self.on_excluded.value,
             "retry": self.retry_document,
             "deadlines": self.deadlines_document,
+            "alerts": self.alerts.as_dict() if self.alerts is not None else None,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -159,6 +162,7 @@ def view_of(row: ProcessRequest, registry: Registry, *, reveal: bool = False) ->
         replace_running=row.replace_running,
         deadlines=deadlines,
         own_deadlines=own_deadlines,
+        alerts=None if row.alerts is None else AlertTargets.from_dict(row.alerts),
         calendars=calendars_of(row),
         on_excluded=OnExcluded(row.on_excluded),
     )

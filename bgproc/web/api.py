@@ -30,6 +30,7 @@ from bgproc.services.runfilters import MAX_ID, process_filter, run_filters, sinc
 from bgproc.settings import DEFAULT_REQUESTS_LISTED, MAX_REQUEST_ID
 from bgproc.statuses import RunStatus
 from bgproc.store.runview import RunView
+from bgproc.timing.alerts import ALERT_KEYS
 from bgproc.timing.deadlines import DEADLINE_KEYS
 from bgproc.timing.fields import TIMING_KEYS
 from bgproc.timing.inputs import field_label, parse_int
@@ -48,7 +49,7 @@ MAX_BODY_BYTES = 1_000_000
 REQUEST_FIELDS = frozenset(
     {*TIMING_KEYS, *RETRY_KEYS, *DEADLINE_KEYS, "process", "group", "params", "name",
      "prevent_concurrent", "replace_running", "misfire", "catch_up_max", "calendars",
-     "on_excluded"}
+     "on_excluded", *ALERT_KEYS}
 )  # fmt: skip
 RUN_FILTERS = ("process", "group", "status", "request", "since", "until", "limit", "before")
 
@@ -364,7 +365,8 @@ REQUEST_BODY = (
     "catch_up_max, calendars (a list of names; [] clears them), on_excluded (skip or "
     "next-business-day), the retry fields (retries, retry_backoff and retry_max as 30s/5m/1h "
     "or seconds, retry_jitter true or false), the deadlines (start_deadline and max_runtime "
-    "as 5m or seconds, or none; kill_overdue true or false) and the timing fields: "
+    "as 5m or seconds, or none; kill_overdue true or false), alert_webhook and alert_email "
+    "(or none) and the timing fields: "
     + ", ".join(TIMING_KEYS)
 )
 CALENDAR_BODY = (
