@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bgproc.errors import NotFound
 from bgproc.statuses import RunStatus
@@ -45,7 +43,12 @@ def record_events(connection: Connection, run_ids: Collection[int]) -> None:
         _RUN.c.retry_run_id.is_(None),
         _RUN.c.group_run_id.is_(None),
     )
-    dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    # the backend's own INSERT … ON CONFLICT, imported when used: a SQLite installation never
+    # loads PostgreSQL's dialect (it costs every command ~20 ms)
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
     connection.execute(
         dialect_insert(_ALERT)
         .from_select(["run_id", "event", "request_id", "created_at", "due_at"], source)
