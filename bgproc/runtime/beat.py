@@ -80,7 +80,14 @@ class Scheduler(EntryScheduler):
         if now < self._expiry_due:
             return
         self._expiry_due = now + EXPIRE_EVERY_S
-        expire_late(self.installation.runs, self.clock())
+        try:
+            expire_late(self.installation.runs, self.clock())
+        except Exception as error:  # after this tick's fires: they are out, on time
+            service = outage_of(error)
+            if service is None:
+                logger.exception("beat: expiring late runs failed; retried in a second")
+            else:
+                self.outages.lost(service, error)  # the next tick waits for it, as any
 
     def on_series_end(self, request_id: int) -> None:
         self.installation.requests.complete(request_id)
