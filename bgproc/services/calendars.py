@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from bgproc.errors import Conflict, InvalidInput, NotFound
 from bgproc.services.requestview import calendar_value
-from bgproc.settings import MAX_GROUP_ID, MAX_NAME_CHARS
-from bgproc.store.db import read_session
+from bgproc.settings import MAX_NAME_CHARS
+from bgproc.store.db import named_row, read_session
 from bgproc.store.models import ProcessCalendar, RequestCalendar
 from bgproc.timing.calendars import Calendar
 from bgproc.timing.walltime import utc_now
@@ -63,15 +63,7 @@ class CalendarView:
 
 def find_calendar(session: Session, ident: object) -> ProcessCalendar:
     """The calendar named ``ident``, or with that id when it is all digits; else NotFound."""
-    text = str(ident).strip()
-    if text.isascii() and text.isdigit():
-        number = int(text) if len(text) <= len(str(MAX_GROUP_ID)) else 0
-        row = session.get(ProcessCalendar, number) if 0 < number <= MAX_GROUP_ID else None
-    else:
-        row = session.scalar(select(ProcessCalendar).where(ProcessCalendar.name == text))
-    if row is None:
-        raise NotFound("calendar", text)
-    return row
+    return named_row(session, ProcessCalendar, ident, "calendar")
 
 
 def calendars_named(session: Session, names: Iterable[object]) -> list[ProcessCalendar]:

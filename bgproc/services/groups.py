@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from bgproc.errors import Conflict, InvalidInput, NotFound
 from bgproc.registry import ProcessSpec, Registry
-from bgproc.settings import DEFAULT_QUEUE, MAX_GROUP_ID, MAX_NAME_CHARS
+from bgproc.settings import DEFAULT_QUEUE, MAX_NAME_CHARS
 from bgproc.statuses import RequestStatus
-from bgproc.store.db import read_session, session_scope
+from bgproc.store.db import named_row, read_session, session_scope
 from bgproc.store.models import ProcessGroup, ProcessGroupStep, ProcessRequest
 from bgproc.timing.walltime import utc_now
 
@@ -79,16 +79,7 @@ class GroupView:
 
 def find_group(session: Session, ident: object) -> ProcessGroup:
     """The group named ``ident``, or with that id when it is all digits; else NotFound."""
-    text = str(ident).strip()
-    if text.isascii() and text.isdigit():
-        fits = len(text) <= len(str(MAX_GROUP_ID))  # int() of 5000 digits fails
-        number = int(text) if fits else 0
-        row = session.get(ProcessGroup, number) if 0 < number <= MAX_GROUP_ID else None
-    else:
-        row = session.scalar(select(ProcessGroup).where(ProcessGroup.name == text))
-    if row is None:
-        raise NotFound("group", text)
-    return row
+    return named_row(session, ProcessGroup, ident, "group")
 
 
 def check_schedulable(group: ProcessGroup) -> None:

@@ -18,22 +18,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event
+from sqlalchemy import Connection, Engine, Executable, Select, create_engine, event, select
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from bgproc.errors import InvalidInput
-from bgproc.settings import SQLITE_BUSY_TIMEOUT_MS
+from bgproc.errors import InvalidInput, NotFound
+from bgproc.settings import MAX_GROUP_ID, SQLITE_BUSY_TIMEOUT_MS
 from bgproc.store.forkgate import FORK_GATE, READ_ONLY, guard_against_fork, in_use
 from bgproc.store.schema import ensure_schema
 
 URL_FIELD = "BGPROC_DATABASE_URL"  # how the user names the URL in messages
 URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 PG_CONNECT_TIMEOUT_S = 5  # a service's connection to a silent server gives up, and is retried
+
+R = TypeVar("R")  # a row model (ProcessGroup, ProcessCalendar)
 
 
 def normalise_url(url: str) -> str:
@@ -220,6 +222,21 @@ def _close_quietly(pooled: Any) -> None:
 
 
 _READERS = _HeldReaders()
+
+
+def named_row(session: Session, model: type[R], ident: object, kind: str) -> R:
+    """The row of ``model`` (a group, a calendar) named ``ident``, or with that id when it is
+    all digits; else NotFound naming the ``kind``."""
+    text = str(ident).strip()
+    if text.isascii() and text.isdigit():
+        fits = len(text) <= len(str(MAX_GROUP_ID))  # int() of 5000 digits fails
+        number = int(text) if fits else 0
+        row = session.get(model, number) if 0 < number <= MAX_GROUP_ID else None
+    else:
+        row = session.scalar(select(model).where(model.name == text))  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound(kind, text)
+    return row
 
 
 def execute_many(connection: Connection, statement: Executable, rows: list[dict[str, Any]]) -> None:
