@@ -40,7 +40,7 @@ from sqlalchemy import Engine, Update, bindparam, func, or_, update
 from bgproc.outages import Outages, outage_of
 from bgproc.progress import Progress
 from bgproc.statuses import RunStatus
-from bgproc.store.alerts import record_events
+from bgproc.store.alerts import ALERTING, record_events
 from bgproc.store.db import execute_many, writing
 from bgproc.store.models import ProcessRun
 from bgproc.store.transitions import RunEnd, RunStart
@@ -301,7 +301,10 @@ class RunRecorder:
                 execute_many(connection, _APPEND_LOG, logs)
             for keys, rows in groups.items():
                 execute_many(connection, _set_fields(keys), rows)
-            record_events(connection, [run_id for run_id, c in batch.items() if c.ended])
+            # only ends that may alert: a batch of successes costs no statement more
+            alerting = [i for i, c in batch.items()
+                        if c.ended and c.fields.get("status") in ALERTING]  # fmt: skip
+            record_events(connection, alerting)
 
     def _sync_redis(self, stored: bool = True) -> None:
         """Give new leases, renew due ones, drop ended ones; look for kill requests.
